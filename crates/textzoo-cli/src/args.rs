@@ -1,0 +1,56 @@
+//! Command-line arguments, in the Hydra style the STM32 model zoo uses.
+
+use clap::Parser;
+use std::path::PathBuf;
+
+const MODES_HELP: &str = "\
+Operation modes (operation_mode=…):
+  preprocessing   build the tokenizer and token cache, print corpus statistics
+  training        train a float model on the corpus
+  evaluation      loss, perplexity and accuracy of general.model_path
+  quantization    int8 post-training quantization of general.model_path
+  prediction      generate text from prediction.prompt
+  benchmarking    static analysis, host timing and emulated MCU run
+  deployment      generate the C project for deployment.hardware_setup.board
+  chain_tqe       training → quantization → evaluation (the default)
+  chain_tqeb      chain_tqe → benchmarking
+  chain_eqe       evaluation → quantization → evaluation
+  chain_eqeb      chain_eqe → benchmarking
+  chain_qb        quantization → benchmarking
+  chain_qd        quantization → deployment
+
+Configuration sections: general, operation_mode, dataset, preprocessing, model, training,
+quantization, evaluation, prediction, benchmarking, deployment, tools, mlflow, hydra.
+Every key has a default; see user_config.yaml and config_file_examples/ for all of them.
+
+Overrides are key.path=value; values are YAML: numbers, true/false, null, [a,b] lists, and
+anything else a string (quote it in the shell when it has spaces). Strings may use
+${section.key} and ${now:%Y_%m_%d_%H_%M_%S} interpolation.
+
+Examples:
+  textzoo operation_mode=chain_tqe
+  textzoo operation_mode=prediction general.model_path=RUN/saved_models/model.safetensors \\
+          prediction.prompt=\"to be or not\" prediction.max_tokens=50
+  textzoo --config-path config_file_examples --config-name training.yaml training.max_steps=100
+  textzoo --cfg model.name=tiny_gpt        (print the resolved configuration and exit)
+
+Exit codes: 0 success, 2 invalid configuration or input, 1 failure while working.";
+
+/// Train, quantize to int8, evaluate, generate with, benchmark and deploy tiny language
+/// models for STM32 microcontrollers.
+#[derive(Debug, Parser)]
+#[command(name = "textzoo", version, after_long_help = MODES_HELP, after_help = "Run `textzoo --help` for the operation modes, sections and examples.")]
+pub struct Args {
+    /// Directory holding the configuration file.
+    #[arg(long = "config-path", short = 'p', value_name = "DIR")]
+    pub config_path: Option<PathBuf>,
+    /// Configuration file name (default: user_config.yaml; built-in defaults if it is absent).
+    #[arg(long = "config-name", short = 'n', value_name = "FILE")]
+    pub config_name: Option<String>,
+    /// Print the resolved configuration as YAML and exit without running anything.
+    #[arg(long = "cfg", alias = "print-config")]
+    pub cfg: bool,
+    /// Overrides of the form section.key=value.
+    #[arg(value_name = "KEY=VALUE")]
+    pub overrides: Vec<String>,
+}

@@ -1,0 +1,79 @@
+//! The `textzoo` binary: parse arguments, resolve the configuration, create the run directory,
+//! run the operation mode, map errors to exit codes (0 ok, 2 invalid configuration or input,
+//! 1 failure while working).
+
+mod args;
+mod logging;
+
+use anyhow::Context;
+use clap::Parser;
+use std::path::Path;
+use std::process::ExitCode;
+use textzoo::config::{self, ConfigSource};
+use textzoo::run::{create_run_dir, write_atomic, Run};
+
+fn main() -> ExitCode {
+    let args = args::Args::parse();
+    match run(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            let code = err
+                .chain()
+                .find_map(|e| e.downcast_ref::<textzoo::Error>())
+                .map_or(1, textzoo::Error::exit_code);
+            ExitCode::from(code as u8)
+        }
+    }
+}
+
+fn run(args: args::Args) -> anyhow::Result<()> {
+    let source = ConfigSource {
+        config_path: args.config_path,
+        config_name: args.config_name,
+        overrides: args.overrides,
+    };
+    let now = chrono::Local::now();
+    let resolved = config::load(&source, now).map_err(textzoo::Error::from)?;
+    if args.cfg {
+        print!("{}", to_yaml(&resolved.config)?);
+        return Ok(());
+    }
+    textzoo::interrupt::install();
+    let dir = create_run_dir(&resolved.config.hydra.run.dir)?;
+    let result = execute(&resolved, &dir);
+    if let Err(err) = &result {
+        tracing::error!("{err:#}");
+    }
+    println!("run directory: {}", dir.display());
+    result
+}
+
+fn execute(resolved: &config::Resolved, dir: &Path) -> anyhow::Result<()> {
+    let hydra = dir.join(".hydra");
+    write_atomic(
+        &hydra.join("config.yaml"),
+        to_yaml(&resolved.config)?.as_bytes(),
+    )?;
+    write_atomic(
+        &hydra.join("overrides.yaml"),
+        to_yaml(&resolved.overrides)?.as_bytes(),
+    )?;
+    logging::init(&dir.join("textzoo.log")).context("setting up the run log")?;
+    let origin = resolved
+        .file
+        .as_ref()
+        .map_or("built-in defaults".to_string(), |p| p.display().to_string());
+    tracing::info!(
+        "textzoo {} — configuration from {origin}, run directory {}",
+        env!("CARGO_PKG_VERSION"),
+        dir.display()
+    );
+    let mut run = Run::new(resolved.config.clone(), dir.to_path_buf());
+    run.execute()?;
+    Ok(())
+}
+
+fn to_yaml<T: serde::Serialize>(value: &T) -> anyhow::Result<String> {
+    serde_saphyr::to_string(value).context("serializing the configuration")
+}

@@ -1,0 +1,528 @@
+//! The typed configuration: one struct per YAML section.
+//!
+//! Every field has a default so that a section a mode does not use can be left out, the way the
+//! model zoo's mode groups work. `deny_unknown_fields` is a second line of defence behind the
+//! key check in [`super::keys`], which gives the friendlier "did you mean" message.
+
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+/// The whole resolved configuration.
+#[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub general: General,
+    pub operation_mode: OperationMode,
+    pub dataset: Dataset,
+    pub preprocessing: Preprocessing,
+    pub model: Model,
+    pub training: Training,
+    pub quantization: Quantization,
+    pub evaluation: Evaluation,
+    pub prediction: Prediction,
+    pub benchmarking: Benchmarking,
+    pub deployment: Deployment,
+    pub tools: Tools,
+    pub mlflow: Mlflow,
+    pub hydra: Hydra,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct General {
+    /// Name of the MLflow experiment and of the project in reports.
+    pub project_name: String,
+    /// A model file to start from (float or int8 `.safetensors`); required by modes that do not
+    /// train first.
+    pub model_path: Option<PathBuf>,
+    pub global_seed: u64,
+    /// Worker threads for training and evaluation; 0 means one per available core.
+    pub num_threads: usize,
+}
+
+impl Default for General {
+    fn default() -> Self {
+        Self {
+            project_name: "textzoo".into(),
+            model_path: None,
+            global_seed: 42,
+            num_threads: 0,
+        }
+    }
+}
+
+/// The operation modes of the model zoo, plus `preprocessing`.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum OperationMode {
+    Preprocessing,
+    Training,
+    Evaluation,
+    Quantization,
+    Prediction,
+    Benchmarking,
+    Deployment,
+    #[default]
+    ChainTqe,
+    ChainTqeb,
+    ChainEqe,
+    ChainEqeb,
+    ChainQb,
+    ChainQd,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Dataset {
+    pub name: String,
+    /// The training corpus: a UTF-8 text file.
+    pub training_path: PathBuf,
+    /// A separate validation corpus; when absent, the tail of the training corpus is used.
+    pub validation_path: Option<PathBuf>,
+    /// Fraction of the training corpus (by position, from the end) kept for validation.
+    pub validation_split: f64,
+    /// A separate test corpus; when absent, `test_split` of the corpus (before validation).
+    pub test_path: Option<PathBuf>,
+    pub test_split: f64,
+    /// Representative data for quantization; the training split when absent.
+    pub quantization_path: Option<PathBuf>,
+    /// How much representative data: a fraction (≤ 1) or a number of windows (> 1).
+    pub quantization_split: f64,
+}
+
+impl Default for Dataset {
+    fn default() -> Self {
+        Self {
+            name: "tinyshakespeare".into(),
+            training_path: PathBuf::from("datasets/tinyshakespeare.txt"),
+            validation_path: None,
+            validation_split: 0.1,
+            test_path: None,
+            test_split: 0.0,
+            quantization_path: None,
+            quantization_split: 200.0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenizerKind {
+    #[default]
+    Word,
+    Char,
+    Bpe,
+}
+
+/// How the word tokenizer cuts text into words.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum WordPattern {
+    /// Unicode words (`\w+`) and every other non-space character on its own.
+    #[default]
+    Unicode,
+    /// The Keras anchor's tokenization: runs of `[a-z0-9]` or any single other non-space
+    /// character (use with `lowercase: true`), for a like-for-like comparison.
+    Keras,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Normalization {
+    #[default]
+    None,
+    Nfc,
+    Nfkc,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Preprocessing {
+    pub tokenizer: TokenizerKind,
+    /// Total vocabulary including special tokens.
+    pub vocab_size: usize,
+    pub min_frequency: u64,
+    pub lowercase: bool,
+    pub word_pattern: WordPattern,
+    pub normalization: Normalization,
+    /// Reuse an existing `tokenizer.json` instead of training one.
+    pub tokenizer_path: Option<PathBuf>,
+}
+
+impl Default for Preprocessing {
+    fn default() -> Self {
+        Self {
+            tokenizer: TokenizerKind::Word,
+            vocab_size: 4096,
+            min_frequency: 1,
+            lowercase: true,
+            word_pattern: WordPattern::Unicode,
+            normalization: Normalization::None,
+            tokenizer_path: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum ModelName {
+    #[default]
+    TinyBertGenerator,
+    TinyGpt,
+    Gru,
+    Lstm,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Model {
+    pub name: ModelName,
+    pub seq_len: usize,
+    pub embed_dim: usize,
+    pub num_heads: usize,
+    pub num_layers: usize,
+    pub ffn_dim: usize,
+    /// Recurrent state size for `gru` / `lstm`.
+    pub hidden_dim: usize,
+    pub dropout: f64,
+    pub tie_embeddings: bool,
+}
+
+impl Default for Model {
+    fn default() -> Self {
+        Self {
+            name: ModelName::TinyBertGenerator,
+            seq_len: 32,
+            embed_dim: 128,
+            num_heads: 4,
+            num_layers: 2,
+            ffn_dim: 512,
+            hidden_dim: 256,
+            dropout: 0.1,
+            tie_embeddings: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum LrScheduleKind {
+    Constant,
+    #[default]
+    Cosine,
+    Step,
+    ReduceOnPlateau,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LrSchedule {
+    pub name: LrScheduleKind,
+    pub warmup_steps: u64,
+    /// Floor of the learning rate, as a fraction of `training.learning_rate`.
+    pub min_lr_ratio: f64,
+    /// `step`: multiply by `gamma` every `step_size` steps.
+    pub step_size: u64,
+    pub gamma: f64,
+    /// `reduce_on_plateau`: multiply by `factor` after `patience` validations without progress.
+    pub factor: f64,
+    pub patience: u64,
+}
+
+impl Default for LrSchedule {
+    fn default() -> Self {
+        Self {
+            name: LrScheduleKind::Cosine,
+            warmup_steps: 100,
+            min_lr_ratio: 0.1,
+            step_size: 1000,
+            gamma: 0.5,
+            factor: 0.5,
+            patience: 2,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct EarlyStopping {
+    pub enabled: bool,
+    /// Validations without an improvement of at least `min_delta` before stopping.
+    pub patience: u64,
+    pub min_delta: f64,
+    pub restore_best: bool,
+}
+
+impl Default for EarlyStopping {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            patience: 5,
+            min_delta: 0.0,
+            restore_best: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Training {
+    pub batch_size: usize,
+    /// Passes over the training windows; training stops at whichever of `epochs`, `max_steps`
+    /// and `max_minutes` comes first.
+    pub epochs: Option<u64>,
+    pub max_steps: Option<u64>,
+    pub max_minutes: Option<f64>,
+    pub learning_rate: f64,
+    pub beta1: f64,
+    pub beta2: f64,
+    pub eps: f64,
+    pub weight_decay: f64,
+    /// Clip the global gradient norm to this value; 0 disables clipping.
+    pub grad_clip: f64,
+    pub lr_schedule: LrSchedule,
+    pub early_stopping: EarlyStopping,
+    /// Validate every this many steps.
+    pub eval_interval: u64,
+    /// Windows of the validation split used by periodic validation (0 = all).
+    pub eval_windows: usize,
+    /// Write a checkpoint every this many steps (0 = only at the end and on interrupt).
+    pub checkpoint_interval: u64,
+    /// A checkpoint file to resume from.
+    pub resume_training_from: Option<PathBuf>,
+}
+
+impl Default for Training {
+    fn default() -> Self {
+        Self {
+            batch_size: 32,
+            epochs: Some(1),
+            max_steps: None,
+            max_minutes: None,
+            learning_rate: 1e-3,
+            beta1: 0.9,
+            beta2: 0.99,
+            eps: 1e-8,
+            weight_decay: 0.01,
+            grad_clip: 1.0,
+            lr_schedule: LrSchedule::default(),
+            early_stopping: EarlyStopping::default(),
+            eval_interval: 200,
+            eval_windows: 2048,
+            checkpoint_interval: 500,
+            resume_training_from: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Calibration {
+    Minmax,
+    #[default]
+    Percentile,
+    Mse,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Granularity {
+    #[default]
+    PerChannel,
+    PerTensor,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Quantization {
+    pub calibration: Calibration,
+    /// Percentile of |activation| kept by `percentile` calibration, in (50, 100].
+    pub percentile: f64,
+    pub granularity: Granularity,
+    /// Representative windows used for calibration.
+    pub num_samples: usize,
+}
+
+impl Default for Quantization {
+    fn default() -> Self {
+        Self {
+            calibration: Calibration::Percentile,
+            percentile: 99.99,
+            granularity: Granularity::PerChannel,
+            num_samples: 200,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Evaluation {
+    pub batch_size: usize,
+    /// Evaluate at most this many windows per split (0 = all).
+    pub max_windows: usize,
+}
+
+impl Default for Evaluation {
+    fn default() -> Self {
+        Self {
+            batch_size: 64,
+            max_windows: 0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Strategy {
+    #[default]
+    Greedy,
+    Sample,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Prediction {
+    pub prompt: String,
+    pub max_tokens: usize,
+    pub strategy: Strategy,
+    pub temperature: f64,
+    /// Keep only the k most likely tokens when sampling (0 = all).
+    pub top_k: usize,
+    /// Keep the smallest set of tokens whose probability reaches p (1 = all).
+    pub top_p: f64,
+    /// Sampling seed; `general.global_seed` when absent.
+    pub seed: Option<u64>,
+    /// Let generation emit `<unk>` and `<pad>`.
+    pub allow_special_tokens: bool,
+}
+
+impl Default for Prediction {
+    fn default() -> Self {
+        Self {
+            prompt: "to be or not".into(),
+            max_tokens: 50,
+            strategy: Strategy::Greedy,
+            temperature: 1.0,
+            top_k: 0,
+            top_p: 1.0,
+            seed: None,
+            allow_special_tokens: false,
+        }
+    }
+}
+
+/// Boards textzoo can deploy to and benchmark on (DESIGN §7).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+pub enum Board {
+    #[default]
+    #[serde(rename = "STM32H7")]
+    Stm32H7,
+    #[serde(rename = "STM32N6570-DK")]
+    Stm32N6,
+    #[serde(rename = "STM32MP157F-DK2")]
+    Stm32Mp157,
+    #[serde(rename = "STM32MP257F-EV1")]
+    Stm32Mp257,
+    #[serde(rename = "host")]
+    Host,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Benchmarking {
+    /// The board to analyse against; `deployment.hardware_setup.board` when absent.
+    pub board: Option<Board>,
+    /// Generated tokens timed per run.
+    pub num_tokens: usize,
+    /// Repeated runs; medians are reported.
+    pub repeats: usize,
+    /// Also build the firmware and count instructions under QEMU.
+    pub emulate: bool,
+}
+
+impl Default for Benchmarking {
+    fn default() -> Self {
+        Self {
+            board: None,
+            num_tokens: 32,
+            repeats: 5,
+            emulate: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct HardwareSetup {
+    pub board: Board,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Deployment {
+    pub hardware_setup: HardwareSetup,
+    /// Where the C project is written; `<run_dir>/c_project` when absent.
+    pub c_project_path: Option<PathBuf>,
+}
+
+/// Accepted for compatibility with model-zoo configuration files; textzoo does not call
+/// STM32Cube.AI, so these values are recorded but not used.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Stm32Ai {
+    pub version: Option<String>,
+    pub optimization: String,
+    pub on_cloud: bool,
+    pub path_to_stm32ai: Option<PathBuf>,
+}
+
+impl Default for Stm32Ai {
+    fn default() -> Self {
+        Self {
+            version: None,
+            optimization: "balanced".into(),
+            on_cloud: false,
+            path_to_stm32ai: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Tools {
+    pub stm32ai: Stm32Ai,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Mlflow {
+    pub uri: String,
+}
+
+impl Default for Mlflow {
+    fn default() -> Self {
+        Self {
+            uri: "./experiments_outputs/mlruns".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct HydraRun {
+    pub dir: PathBuf,
+}
+
+impl Default for HydraRun {
+    fn default() -> Self {
+        Self {
+            dir: PathBuf::from("experiments_outputs/${now:%Y_%m_%d_%H_%M_%S}"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Hydra {
+    pub run: HydraRun,
+}

@@ -1,0 +1,56 @@
+//! The library's error type and the exit code each kind of failure maps to.
+
+use crate::config::ConfigError;
+use std::path::PathBuf;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The configuration is invalid; nothing has been written.
+    #[error("invalid configuration: {0}")]
+    Config(#[from] ConfigError),
+    /// A file the user gave (corpus, tokenizer, model, prompt) is unusable.
+    #[error("invalid input {}: {message}", .path.display())]
+    Input { path: PathBuf, message: String },
+    /// A value the user gave is unusable for this model or data (e.g. a prompt).
+    #[error("invalid input: {0}")]
+    Usage(String),
+    /// The service exists in the design but a later issue implements it.
+    #[error("{service}: not implemented yet in this version of textzoo")]
+    NotImplemented { service: &'static str },
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        source: std::io::Error,
+    },
+    #[error("interrupted")]
+    Interrupted,
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl Error {
+    /// DESIGN §9: 2 for invalid configuration or input, 1 for a failure while working.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Config(_) | Error::Input { .. } | Error::Usage(_) => 2,
+            Error::Interrupted => 130,
+            _ => 1,
+        }
+    }
+
+    pub fn input(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
+        Error::Input {
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+
+    pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        Error::Io {
+            context: context.into(),
+            source,
+        }
+    }
+}

@@ -1,0 +1,14 @@
+//! textzoo: train, quantize to int8, evaluate, generate with, benchmark and deploy tiny
+//! language models for STM32 microcontrollers and STM32MP boards.
+//!
+//! One module per stage of the workflow (DESIGN §3); the data flows one way:
+//! config → data → model → quantized model → deploy/bench.
+
+pub mod config;
+pub mod error;
+pub mod interrupt;
+pub mod models;
+pub mod nn;
+pub mod run;
+
+pub use error::{Error, Result};

@@ -1,0 +1,81 @@
+//! The float models, registered by `model.name`; each lives in one readable file.
+
+use crate::config::ModelName;
+use crate::nn::ParamStore;
+use serde::{Deserialize, Serialize};
+use textzoo_rt::Rng;
+
+/// A model's hyper-parameters: the plain struct stored in every model file's metadata.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    pub kind: ModelName,
+    pub vocab_size: usize,
+    pub seq_len: usize,
+    pub embed_dim: usize,
+    pub num_heads: usize,
+    pub num_layers: usize,
+    pub ffn_dim: usize,
+    pub hidden_dim: usize,
+    pub dropout: f32,
+    pub tie_embeddings: bool,
+}
+
+impl ModelConfig {
+    /// The model section of the configuration, for a tokenizer of `vocab_size` tokens.
+    pub fn from_section(m: &crate::config::Model, vocab_size: usize) -> Self {
+        Self {
+            kind: m.name,
+            vocab_size,
+            seq_len: m.seq_len,
+            embed_dim: m.embed_dim,
+            num_heads: m.num_heads,
+            num_layers: m.num_layers,
+            ffn_dim: m.ffn_dim,
+            hidden_dim: m.hidden_dim,
+            dropout: m.dropout as f32,
+            tie_embeddings: m.tie_embeddings,
+        }
+    }
+
+    /// Causal models predict at every position of a window; `tiny_bert_generator` predicts
+    /// only the token after the window.
+    pub fn predicts_every_position(&self) -> bool {
+        !matches!(self.kind, ModelName::TinyBertGenerator)
+    }
+}
+
+/// What every float model offers to training, evaluation and prediction.
+///
+/// Token windows are row-major `[batch, seq]` with `seq <= config().seq_len`. Logits are
+/// `[batch, positions, vocab]` where `positions` is `seq` for causal models and 1 for
+/// `tiny_bert_generator`.
+pub trait FloatModel: Send {
+    fn config(&self) -> &ModelConfig;
+
+    /// Runs the model and returns the logits. `train` enables dropout (drawn from `rng`) and
+    /// keeps the activations `backward` needs.
+    fn forward(
+        &mut self,
+        tokens: &[u32],
+        batch: usize,
+        seq: usize,
+        train: bool,
+        rng: &mut Rng,
+    ) -> &[f32];
+
+    /// Back-propagates `dlogits` (shape of the last training forward's logits) and
+    /// accumulates the parameter gradients into `params().grad`.
+    fn backward(&mut self, dlogits: &[f32]);
+
+    fn params(&self) -> &ParamStore;
+    fn params_mut(&mut self) -> &mut ParamStore;
+
+    /// Multiply-accumulates to generate one token (from a full window for
+    /// `tiny_bert_generator`, one incremental step for the others).
+    fn macc_per_token(&self) -> u64;
+
+    fn num_params(&self) -> usize {
+        self.params().len()
+    }
+}

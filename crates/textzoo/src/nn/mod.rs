@@ -1,0 +1,16 @@
+//! textzoo's float training engine: layers with explicit forward and backward passes over flat
+//! `f32` buffers (llm.c style), matrix products through `matrixmultiply`, no allocation inside
+//! a training step once the buffers for a batch size exist.
+//!
+//! Conventions: activations are row-major `[rows, features]`; `backward` functions accumulate
+//! (`+=`) into gradient buffers, so shared inputs (residuals, tied weights) just add up.
+
+pub mod embedding;
+#[cfg(test)]
+pub mod gradcheck;
+pub mod linear;
+pub mod loss;
+pub mod matmul;
+pub mod params;
+
+pub use params::{ParamEntry, ParamId, ParamStore};

@@ -1,0 +1,11 @@
+//! A run: its directory, its metrics, and the chain of services that fills them.
+
+mod dir;
+mod files;
+mod metrics;
+mod pipeline;
+
+pub use dir::create_run_dir;
+pub use files::write_atomic;
+pub use metrics::Metrics;
+pub use pipeline::{Artifacts, Run};

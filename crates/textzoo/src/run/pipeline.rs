@@ -1,0 +1,89 @@
+//! Runs the services of an operation mode in order, handing artifacts from one to the next.
+
+use super::metrics::Metrics;
+use crate::config::{mode_name, services, Config, Service};
+use crate::error::{Error, Result};
+use std::path::PathBuf;
+
+/// Files produced by earlier services of the chain, for the later ones.
+#[derive(Debug, Default, Clone)]
+pub struct Artifacts {
+    pub float_model: Option<PathBuf>,
+    pub int8_model: Option<PathBuf>,
+}
+
+/// Everything a service may read or add to.
+pub struct Run {
+    pub config: Config,
+    pub dir: PathBuf,
+    pub metrics: Metrics,
+    pub artifacts: Artifacts,
+}
+
+impl Run {
+    pub fn new(config: Config, dir: PathBuf) -> Self {
+        let artifacts = Artifacts::default();
+        Self {
+            config,
+            dir,
+            metrics: Metrics::default(),
+            artifacts,
+        }
+    }
+
+    /// Runs every service of the configured mode.
+    ///
+    /// In a chain, a service that a later version will provide is skipped with a warning (and
+    /// listed under `skipped` in `metrics.json`) so the rest of the chain still runs; a mode in
+    /// which nothing could run fails with exit code 1.
+    pub fn execute(&mut self) -> Result<()> {
+        let mode = self.config.operation_mode;
+        let list = services(mode);
+        let names: Vec<&str> = list.iter().map(|s| s.name()).collect();
+        tracing::info!(
+            "operation_mode={} runs: {}",
+            mode_name(mode),
+            names.join(" → ")
+        );
+        self.metrics.set("run", "operation_mode", mode_name(mode));
+        self.metrics.set("run", "services", names.clone());
+        let mut ran = 0;
+        let mut skipped = Vec::new();
+        for (i, &service) in list.iter().enumerate() {
+            tracing::info!("[{}/{}] {}", i + 1, list.len(), service.name());
+            match self.service(service) {
+                Ok(()) => ran += 1,
+                Err(err @ Error::NotImplemented { .. }) if list.len() > 1 => {
+                    tracing::warn!("{err}; skipped");
+                    skipped.push(service.name());
+                    self.metrics.set("run", "skipped", skipped.clone());
+                }
+                Err(err) => {
+                    self.metrics.save(&self.dir)?;
+                    return Err(err);
+                }
+            }
+            self.metrics.save(&self.dir)?;
+        }
+        if ran == 0 {
+            return Err(Error::NotImplemented {
+                service: mode_name(mode),
+            });
+        }
+        Ok(())
+    }
+
+    fn service(&mut self, service: Service) -> Result<()> {
+        match service {
+            Service::Preprocessing
+            | Service::Training
+            | Service::Quantization
+            | Service::Evaluation
+            | Service::Prediction
+            | Service::Benchmarking
+            | Service::Deployment => Err(Error::NotImplemented {
+                service: service.name(),
+            }),
+        }
+    }
+}
