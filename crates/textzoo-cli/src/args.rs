@@ -39,7 +39,7 @@ Exit codes: 0 success, 2 invalid configuration or input, 1 failure while working
 /// Train, quantize to int8, evaluate, generate with, benchmark and deploy tiny language
 /// models for STM32 microcontrollers.
 #[derive(Debug, Parser)]
-#[command(name = "textzoo", version, after_long_help = MODES_HELP, after_help = "Run `textzoo --help` for the operation modes, sections and examples.")]
+#[command(name = "textzoo", version, args_conflicts_with_subcommands = true, after_long_help = MODES_HELP, after_help = "Run `textzoo --help` for the operation modes, sections and examples.")]
 pub struct Args {
     /// Directory holding the configuration file.
     #[arg(long = "config-path", short = 'p', value_name = "DIR")]
@@ -53,4 +53,38 @@ pub struct Args {
     /// Overrides of the form section.key=value.
     #[arg(value_name = "KEY=VALUE")]
     pub overrides: Vec<String>,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Merge text files (globs allowed) into one training corpus, like the model zoo's
+    /// combine_corpus.py.
+    CombineCorpus(CombineArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CombineArgs {
+    /// Files or glob patterns, merged in the order given (each pattern's matches sorted).
+    #[arg(required = true, value_name = "INPUT")]
+    pub inputs: Vec<String>,
+    /// The combined corpus to write.
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: PathBuf,
+    /// Unicode normalisation.
+    #[arg(long, value_enum)]
+    pub normalize: Option<UnicodeArg>,
+    /// Lowercase everything.
+    #[arg(long)]
+    pub lowercase: bool,
+    /// Replace runs of blank lines by a single blank line.
+    #[arg(long)]
+    pub collapse_blank_lines: bool,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum UnicodeArg {
+    Nfc,
+    Nfkc,
 }

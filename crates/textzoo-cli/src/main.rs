@@ -10,7 +10,7 @@ use clap::Parser;
 use std::path::Path;
 use std::process::ExitCode;
 use textzoo::config::{self, ConfigSource};
-use textzoo::run::{create_run_dir, write_atomic, Run};
+use textzoo::run::{create_run_dir, write_atomic, Preflight, Run};
 
 fn main() -> ExitCode {
     let args = args::Args::parse();
@@ -28,6 +28,9 @@ fn main() -> ExitCode {
 }
 
 fn run(args: args::Args) -> anyhow::Result<()> {
+    if let Some(args::Command::CombineCorpus(c)) = args.command {
+        return combine_corpus(c);
+    }
     let source = ConfigSource {
         config_path: args.config_path,
         config_name: args.config_name,
@@ -39,9 +42,11 @@ fn run(args: args::Args) -> anyhow::Result<()> {
         print!("{}", to_yaml(&resolved.config)?);
         return Ok(());
     }
+    config::check_paths(&resolved.config).map_err(textzoo::Error::from)?;
     textzoo::interrupt::install();
+    let preflight = Preflight::check(&resolved.config)?;
     let dir = create_run_dir(&resolved.config.hydra.run.dir)?;
-    let result = execute(&resolved, &dir);
+    let result = execute(&resolved, &dir, preflight);
     if let Err(err) = &result {
         tracing::error!("{err:#}");
     }
@@ -49,7 +54,7 @@ fn run(args: args::Args) -> anyhow::Result<()> {
     result
 }
 
-fn execute(resolved: &config::Resolved, dir: &Path) -> anyhow::Result<()> {
+fn execute(resolved: &config::Resolved, dir: &Path, preflight: Preflight) -> anyhow::Result<()> {
     let hydra = dir.join(".hydra");
     write_atomic(
         &hydra.join("config.yaml"),
@@ -69,11 +74,38 @@ fn execute(resolved: &config::Resolved, dir: &Path) -> anyhow::Result<()> {
         env!("CARGO_PKG_VERSION"),
         dir.display()
     );
-    let mut run = Run::new(resolved.config.clone(), dir.to_path_buf());
+    let mut run = Run::new(resolved.config.clone(), dir.to_path_buf(), preflight);
     run.execute()?;
     Ok(())
 }
 
 fn to_yaml<T: serde::Serialize>(value: &T) -> anyhow::Result<String> {
-    serde_saphyr::to_string(value).context("serializing the configuration")
+    let mut text = serde_saphyr::to_string(value).context("serializing the configuration")?;
+    if !text.ends_with('\n') {
+        text.push('\n');
+    }
+    Ok(text)
+}
+
+fn combine_corpus(args: args::CombineArgs) -> anyhow::Result<()> {
+    use textzoo::data::combine::{combine, Normalize, UnicodeForm};
+    let normalize = Normalize {
+        unicode: args.normalize.map(|n| match n {
+            args::UnicodeArg::Nfc => UnicodeForm::Nfc,
+            args::UnicodeArg::Nfkc => UnicodeForm::Nfkc,
+        }),
+        lowercase: args.lowercase,
+        collapse_blank_lines: args.collapse_blank_lines,
+    };
+    let report = combine(&args.inputs, &args.output, &normalize)?;
+    for (file, bytes) in &report.files {
+        println!("{:>12} bytes  {}", bytes, file.display());
+    }
+    println!(
+        "combined {} files into {} ({} bytes)",
+        report.files.len(),
+        args.output.display(),
+        report.output_bytes
+    );
+    Ok(())
 }

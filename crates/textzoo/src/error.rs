@@ -9,7 +9,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub enum Error {
     /// The configuration is invalid; nothing has been written.
     #[error("invalid configuration: {0}")]
-    Config(#[from] ConfigError),
+    Config(ConfigError),
     /// A file the user gave (corpus, tokenizer, model, prompt) is unusable.
     #[error("invalid input {}: {message}", .path.display())]
     Input { path: PathBuf, message: String },
@@ -19,15 +19,23 @@ pub enum Error {
     /// The service exists in the design but a later issue implements it.
     #[error("{service}: not implemented yet in this version of textzoo")]
     NotImplemented { service: &'static str },
-    #[error("{context}: {source}")]
+    #[error("{context}: {err}")]
     Io {
         context: String,
-        source: std::io::Error,
+        err: std::io::Error,
     },
     #[error("interrupted")]
     Interrupted,
     #[error("{0}")]
     Internal(String),
+}
+
+// Not `#[from]`: that would also make the ConfigError a `source`, and `{:#}` would print the
+// message twice.
+impl From<ConfigError> for Error {
+    fn from(e: ConfigError) -> Self {
+        Error::Config(e)
+    }
 }
 
 impl Error {
@@ -50,7 +58,7 @@ impl Error {
     pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
         Error::Io {
             context: context.into(),
-            source,
+            err: source,
         }
     }
 }

@@ -5,6 +5,7 @@
 //! config → data → model → quantized model → deploy/bench.
 
 pub mod config;
+pub mod data;
 pub mod error;
 pub mod interrupt;
 pub mod models;

@@ -4,11 +4,8 @@ use std::path::PathBuf;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read configuration file {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    #[error("cannot read configuration file {}: {err}", .path.display())]
+    Read { path: PathBuf, err: std::io::Error },
     #[error("configuration file {path} is not valid YAML: {message}")]
     Yaml { path: String, message: String },
     #[error("configuration file {path} must be a mapping of sections at the top level")]

@@ -14,7 +14,7 @@ pub use error::{did_you_mean, ConfigError};
 pub use modes::{mode_name, services, Service, MODES};
 pub use overrides::Override;
 pub use schema::*;
-pub use validate::MAX_VOCAB;
+pub use validate::{ranges as validate_values, required_paths as check_paths, MAX_VOCAB};
 
 use chrono::{DateTime, Local};
 use serde_json::{Map, Value};
@@ -41,7 +41,8 @@ pub struct Resolved {
     pub file: Option<PathBuf>,
 }
 
-/// Reads, overrides, interpolates, types and validates the configuration.
+/// Reads, overrides, interpolates, types and validates the configuration's values; the
+/// files it names are checked by [`check_paths`].
 pub fn load(source: &ConfigSource, now: DateTime<Local>) -> Result<Resolved, ConfigError> {
     let file = config_file(source)?;
     let mut user = match &file {
@@ -57,7 +58,7 @@ pub fn load(source: &ConfigSource, now: DateTime<Local>) -> Result<Resolved, Con
         o.apply(&mut user)?;
     }
     let config = from_tree(user, now)?;
-    validate::validate(&config)?;
+    validate::ranges(&config)?;
     Ok(Resolved {
         config,
         overrides: source.overrides.clone(),
@@ -103,7 +104,7 @@ fn config_file(source: &ConfigSource) -> Result<Option<PathBuf>, ConfigError> {
     }
     if !path.is_file() {
         return Err(ConfigError::Read {
-            source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
+            err: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
             path,
         });
     }
@@ -111,9 +112,9 @@ fn config_file(source: &ConfigSource) -> Result<Option<PathBuf>, ConfigError> {
 }
 
 fn read_yaml(path: &Path) -> Result<Map<String, Value>, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+    let text = std::fs::read_to_string(path).map_err(|err| ConfigError::Read {
         path: path.to_path_buf(),
-        source,
+        err,
     })?;
     parse_yaml(&text, &path.display().to_string())
 }

@@ -8,12 +8,6 @@ use std::path::{Path, PathBuf};
 /// Largest vocabulary: token ids are stored as `u16` in the deployed model.
 pub const MAX_VOCAB: usize = 65_536;
 
-/// Runs every check; the first failure is returned.
-pub fn validate(cfg: &Config) -> Result<(), ConfigError> {
-    ranges(cfg)?;
-    required_paths(cfg)
-}
-
 fn out_of_range(key: &str, value: impl ToString, allowed: &str) -> ConfigError {
     ConfigError::OutOfRange {
         key: key.into(),
@@ -50,7 +44,8 @@ fn positive(key: &str, value: f64) -> Result<(), ConfigError> {
     Ok(())
 }
 
-fn ranges(cfg: &Config) -> Result<(), ConfigError> {
+/// Value checks that need no file system.
+pub fn ranges(cfg: &Config) -> Result<(), ConfigError> {
     let d = &cfg.dataset;
     within(
         "dataset.validation_split",
@@ -223,7 +218,8 @@ fn must_exist(key: &str, path: &Option<PathBuf>) -> Result<(), ConfigError> {
     }
 }
 
-fn required_paths(cfg: &Config) -> Result<(), ConfigError> {
+/// The files the mode needs exist (not run by `--cfg`, which only prints).
+pub fn required_paths(cfg: &Config) -> Result<(), ConfigError> {
     let services = super::modes::services(cfg.operation_mode);
     let mode = super::modes::mode_name(cfg.operation_mode);
     let trains = services.first() == Some(&Service::Training);

@@ -5,6 +5,12 @@ use crate::nn::ParamStore;
 use serde::{Deserialize, Serialize};
 use textzoo_rt::Rng;
 
+pub mod gru;
+pub mod lstm;
+pub mod tiny_bert_generator;
+pub mod tiny_gpt;
+mod transformer;
+
 /// A model's hyper-parameters: the plain struct stored in every model file's metadata.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -77,5 +83,17 @@ pub trait FloatModel: Send {
 
     fn num_params(&self) -> usize {
         self.params().len()
+    }
+}
+
+/// The model `config.kind` names, freshly initialised from `seed` (same seed, same weights).
+pub fn build(config: &ModelConfig, seed: u64) -> Box<dyn FloatModel> {
+    match config.kind {
+        ModelName::TinyBertGenerator => {
+            Box::new(tiny_bert_generator::TinyBertGenerator::new(config, seed))
+        }
+        ModelName::TinyGpt => Box::new(tiny_gpt::TinyGpt::new(config, seed)),
+        ModelName::Gru => Box::new(gru::Gru::new(config, seed)),
+        ModelName::Lstm => Box::new(lstm::Lstm::new(config, seed)),
     }
 }

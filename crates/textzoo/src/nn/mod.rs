@@ -5,12 +5,19 @@
 //! Conventions: activations are row-major `[rows, features]`; `backward` functions accumulate
 //! (`+=`) into gradient buffers, so shared inputs (residuals, tied weights) just add up.
 
+pub mod attention;
+pub mod dropout;
 pub mod embedding;
+pub mod gelu;
 #[cfg(test)]
 pub mod gradcheck;
+pub mod gru;
+pub mod layernorm;
 pub mod linear;
 pub mod loss;
+pub mod lstm;
 pub mod matmul;
+pub mod optim;
 pub mod params;
 
 pub use params::{ParamEntry, ParamId, ParamStore};

@@ -8,4 +8,4 @@ mod pipeline;
 pub use dir::create_run_dir;
 pub use files::write_atomic;
 pub use metrics::Metrics;
-pub use pipeline::{Artifacts, Run};
+pub use pipeline::{Artifacts, Preflight, Run};

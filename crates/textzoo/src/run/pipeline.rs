@@ -2,6 +2,7 @@
 
 use super::metrics::Metrics;
 use crate::config::{mode_name, services, Config, Service};
+use crate::data::{self, PreparedData, TokenizerSource};
 use crate::error::{Error, Result};
 use std::path::PathBuf;
 
@@ -18,17 +19,52 @@ pub struct Run {
     pub dir: PathBuf,
     pub metrics: Metrics,
     pub artifacts: Artifacts,
+    data: Option<PreparedData>,
+}
+
+/// Work done before the run directory exists: reading and checking every input, so that bad
+/// input fails with exit code 2 and leaves nothing on disk.
+pub struct Preflight {
+    data: Option<PreparedData>,
+}
+
+impl Preflight {
+    pub fn check(config: &Config) -> Result<Self> {
+        let first = services(config.operation_mode).first().copied();
+        let data = match first {
+            Some(Service::Preprocessing | Service::Training) => {
+                Some(data::prepare(config, TokenizerSource::FromConfig)?)
+            }
+            _ => None,
+        };
+        Ok(Self { data })
+    }
 }
 
 impl Run {
-    pub fn new(config: Config, dir: PathBuf) -> Self {
-        let artifacts = Artifacts::default();
+    pub fn new(config: Config, dir: PathBuf, preflight: Preflight) -> Self {
         Self {
             config,
             dir,
             metrics: Metrics::default(),
-            artifacts,
+            artifacts: Artifacts::default(),
+            data: preflight.data,
         }
+    }
+
+    /// The prepared corpus, reading it now if no earlier step did.
+    pub fn data(&mut self) -> Result<&PreparedData> {
+        if self.data.is_none() {
+            self.data = Some(data::prepare(&self.config, TokenizerSource::FromConfig)?);
+        }
+        self.data
+            .as_ref()
+            .ok_or_else(|| Error::Internal("data not prepared".into()))
+    }
+
+    /// Replaces the prepared data (e.g. re-encoded with a model file's own tokenizer).
+    pub fn set_data(&mut self, data: PreparedData) {
+        self.data = Some(data);
     }
 
     /// Runs every service of the configured mode.
@@ -75,8 +111,8 @@ impl Run {
 
     fn service(&mut self, service: Service) -> Result<()> {
         match service {
-            Service::Preprocessing
-            | Service::Training
+            Service::Preprocessing => data::service::run(self),
+            Service::Training
             | Service::Quantization
             | Service::Evaluation
             | Service::Prediction

@@ -1,0 +1,56 @@
+//! `lstm`: the recurrent stack of models/gru.rs with LSTM layers (4 gate blocks, forget-gate
+//! bias 1.0): embedding → `num_layers` LSTM layers → linear head, logits at every position.
+//! Tensor names and shapes are the GRU's with `G = 4`.
+
+use super::gru::RecurrentLm;
+use crate::nn::lstm::LstmLayer;
+
+pub type Lstm = RecurrentLm<LstmLayer>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ModelName;
+    use crate::models::gru::tests::*;
+    use crate::models::FloatModel;
+
+    #[test]
+    fn lstm_model_gradients_match_finite_differences() {
+        gradients_match::<LstmLayer>(&tiny(ModelName::Lstm), 4);
+    }
+
+    #[test]
+    fn lstm_overfits_a_repeated_sequence() {
+        overfits_a_repeated_sequence::<LstmLayer>(ModelName::Lstm);
+    }
+
+    #[test]
+    fn lstm_same_seed_same_logits() {
+        same_seed_same_logits::<LstmLayer>(ModelName::Lstm);
+    }
+
+    #[test]
+    fn lstm_is_causal_and_takes_any_length() {
+        causal_and_variable_length::<LstmLayer>(ModelName::Lstm);
+    }
+
+    #[test]
+    fn lstm_reuses_buffers() {
+        reuses_buffers::<LstmLayer>(ModelName::Lstm);
+    }
+
+    #[test]
+    fn lstm_names_sizes_and_macc() {
+        names_and_sizes::<LstmLayer>(ModelName::Lstm, 4);
+        let m = Lstm::new(&tiny(ModelName::Lstm), 1);
+        let b = m.params().entry("rnn.1.bias_ih").unwrap().id;
+        assert!(m.params().get(b)[5..10].iter().all(|&f| f == 1.0));
+    }
+
+    /// `cargo test --release -p textzoo lstm_throughput -- --ignored --nocapture`
+    #[test]
+    #[ignore]
+    fn lstm_throughput() {
+        throughput::<LstmLayer>(ModelName::Lstm);
+    }
+}
