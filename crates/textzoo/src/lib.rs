@@ -7,9 +7,12 @@
 pub mod config;
 pub mod data;
 pub mod error;
+pub mod evaluation;
 pub mod interrupt;
 pub mod models;
 pub mod nn;
+pub mod prediction;
 pub mod run;
+pub mod training;
 
 pub use error::{Error, Result};

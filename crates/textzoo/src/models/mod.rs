@@ -5,7 +5,9 @@ use crate::nn::ParamStore;
 use serde::{Deserialize, Serialize};
 use textzoo_rt::Rng;
 
+pub mod file;
 pub mod gru;
+pub mod lm;
 pub mod lstm;
 pub mod tiny_bert_generator;
 pub mod tiny_gpt;

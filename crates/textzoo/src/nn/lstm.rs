@@ -9,8 +9,7 @@
 //! Same tensor layout and time-major scheme as [`super::gru`]: one GEMM for all input
 //! projections, one `[B, H] × [H, 4H]` GEMM per step for the recurrence.
 
-use super::gru::{fit, sigmoid, Recurrent, RnnWeights};
-use super::matmul::{gemm, Op};
+use super::gru::{fit, recur_backward, recur_forward, sigmoid, Recurrent, RnnWeights};
 use super::ParamStore;
 use textzoo_rt::Rng;
 
@@ -79,7 +78,7 @@ impl Recurrent for LstmLayer {
             let gates = &mut a.gates[t * batch * g..(t + 1) * batch * g];
             let (h_past, h_next) = a.h.split_at_mut((t + 1) * bh);
             let h_prev = &h_past[t * bh..];
-            gemm(batch, hd, g, h_prev, Op::N, w_hh, Op::T, gates, true);
+            recur_forward(gates, h_prev, w_hh, batch, hd, true);
             let (c_past, c_next) = a.c.split_at_mut((t + 1) * bh);
             let c_prev = &c_past[t * bh..];
             let tc = &mut a.tc[t * bh..(t + 1) * bh];
@@ -147,7 +146,7 @@ impl Recurrent for LstmLayer {
                 }
             }
             if t > 0 {
-                gemm(batch, g, hd, dgates, Op::N, w_hh, Op::N, &mut a.dh, false);
+                recur_backward(&mut a.dh, dgates, w_hh, batch, hd, false);
             }
         }
         // The recurrent and input pre-activations are the same sum, so one gradient serves both.

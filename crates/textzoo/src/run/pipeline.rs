@@ -35,10 +35,33 @@ impl Preflight {
             Some(Service::Preprocessing | Service::Training) => {
                 Some(data::prepare(config, TokenizerSource::FromConfig)?)
             }
-            _ => None,
+            Some(service) => match &config.general.model_path {
+                Some(path) => model_preflight(config, service, path)?,
+                None => None,
+            },
+            None => None,
         };
         Ok(Self { data })
     }
+}
+
+/// Loads the model file once to refuse a bad one early; prepares the corpus with its tokenizer
+/// when the first service reads the corpus.
+fn model_preflight(config: &Config, service: Service, path: &std::path::Path) -> Result<Option<PreparedData>> {
+    let float = crate::models::file::load(path)?;
+    if service == Service::Prediction {
+        crate::prediction::check_prompt(&config.prediction, &float.meta)?;
+    }
+    if !service.reads_corpus() {
+        return Ok(None);
+    }
+    prepare_for_model(config, &float.meta.tokenizer, float.meta.config.seq_len).map(Some)
+}
+
+fn prepare_for_model(config: &Config, tokenizer: &data::TextTokenizer, seq_len: usize) -> Result<PreparedData> {
+    let mut cfg = config.clone();
+    cfg.model.seq_len = seq_len;
+    data::prepare(&cfg, TokenizerSource::Given(tokenizer))
 }
 
 impl Run {
@@ -62,9 +85,13 @@ impl Run {
             .ok_or_else(|| Error::Internal("data not prepared".into()))
     }
 
-    /// Replaces the prepared data (e.g. re-encoded with a model file's own tokenizer).
-    pub fn set_data(&mut self, data: PreparedData) {
-        self.data = Some(data);
+    /// Prepares the corpus with a model file's own tokenizer (a model is always evaluated
+    /// with its vocabulary), unless an earlier step already did.
+    pub fn ensure_data(&mut self, tokenizer: &data::TextTokenizer, seq_len: usize) -> Result<&PreparedData> {
+        if self.data.is_none() {
+            self.data = Some(prepare_for_model(&self.config, tokenizer, seq_len)?);
+        }
+        self.data()
     }
 
     /// Runs every service of the configured mode.
@@ -112,10 +139,10 @@ impl Run {
     fn service(&mut self, service: Service) -> Result<()> {
         match service {
             Service::Preprocessing => data::service::run(self),
-            Service::Training
-            | Service::Quantization
-            | Service::Evaluation
-            | Service::Prediction
+            Service::Training => crate::training::run(self),
+            Service::Evaluation => crate::evaluation::run(self),
+            Service::Prediction => crate::prediction::run(self),
+            Service::Quantization
             | Service::Benchmarking
             | Service::Deployment => Err(Error::NotImplemented {
                 service: service.name(),

@@ -1,0 +1,229 @@
+//! The float model file: one `.safetensors` holding the weights, and in its metadata the model
+//! config, the tokenizer and a training summary — so `general.model_path=<file>` alone is
+//! enough for evaluation, prediction and quantization. Checkpoints are the same file plus the
+//! optimizer moments and the training state, so resume continues the same trajectory.
+
+use super::{build, FloatModel, ModelConfig};
+use crate::data::TextTokenizer;
+use crate::error::{Error, Result};
+use crate::run::write_atomic;
+use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+use std::collections::HashMap;
+use std::path::Path;
+
+pub const FLOAT_FORMAT: &str = "textzoo.float.v1";
+/// The int8 format name, recognised here so a float-only stage can refuse it clearly.
+pub const INT8_FORMAT: &str = "textzoo.int8.v1";
+const OPTIM_M: &str = "optimizer.m";
+const OPTIM_V: &str = "optimizer.v";
+
+/// What a model file holds besides the weights.
+#[derive(Debug, Clone)]
+pub struct ModelMeta {
+    pub config: ModelConfig,
+    pub tokenizer: TextTokenizer,
+    /// Free-form JSON summary of how the model was trained.
+    pub training: serde_json::Value,
+}
+
+/// The optimizer moments and training-loop state of a checkpoint.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckpointState {
+    pub m: Vec<f32>,
+    pub v: Vec<f32>,
+    /// The training loop's own state (step, epoch position, schedule, best loss…) as JSON.
+    pub state: serde_json::Value,
+}
+
+/// A loaded float model with its metadata (and, for a checkpoint, the optimizer state).
+pub struct LoadedModel {
+    pub model: Box<dyn FloatModel>,
+    pub meta: ModelMeta,
+    pub checkpoint: Option<CheckpointState>,
+}
+
+fn f32_bytes(values: &[f32]) -> Vec<u8> {
+    values.iter().flat_map(|v| v.to_le_bytes()).collect()
+}
+
+/// Writes the model (and optionally a checkpoint state) to `path`, atomically.
+pub fn save(path: &Path, model: &dyn FloatModel, meta: &ModelMeta, checkpoint: Option<&CheckpointState>) -> Result<()> {
+    let params = model.params();
+    let mut owned: Vec<(String, Vec<usize>, Vec<u8>)> = params
+        .entries
+        .iter()
+        .map(|e| (e.name.clone(), e.shape.clone(), f32_bytes(params.get(e.id))))
+        .collect();
+    let mut info = HashMap::from([
+        ("format".to_string(), FLOAT_FORMAT.to_string()),
+        ("textzoo_version".to_string(), env!("CARGO_PKG_VERSION").to_string()),
+        ("model_config".to_string(), to_json(&meta.config)?),
+        ("tokenizer".to_string(), meta.tokenizer.to_json()),
+        ("training".to_string(), meta.training.to_string()),
+    ]);
+    if let Some(c) = checkpoint {
+        owned.push((OPTIM_M.into(), vec![c.m.len()], f32_bytes(&c.m)));
+        owned.push((OPTIM_V.into(), vec![c.v.len()], f32_bytes(&c.v)));
+        info.insert("checkpoint".into(), c.state.to_string());
+    }
+    let views = owned
+        .iter()
+        .map(|(name, shape, bytes)| {
+            TensorView::new(Dtype::F32, shape.clone(), bytes)
+                .map(|v| (name.clone(), v))
+                .map_err(|e| Error::Internal(format!("tensor {name}: {e}")))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let bytes = safetensors::serialize(views, Some(info))
+        .map_err(|e| Error::Internal(format!("serializing {}: {e}", path.display())))?;
+    write_atomic(path, &bytes)
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> Result<String> {
+    serde_json::to_string(value).map_err(|e| Error::Internal(e.to_string()))
+}
+
+/// Reads the metadata of any textzoo model file and says which format it is.
+pub fn read_format(path: &Path, bytes: &[u8]) -> Result<(String, HashMap<String, String>)> {
+    let damaged = |why: String| Error::input(path, why);
+    let (_, metadata) = SafeTensors::read_metadata(bytes)
+        .map_err(|e| damaged(format!("is not a safetensors model file (or it is damaged): {e}")))?;
+    let info = metadata.metadata().clone().unwrap_or_default();
+    let format = info
+        .get("format")
+        .cloned()
+        .ok_or_else(|| damaged("is a safetensors file but not a textzoo model (no `format` in its metadata)".into()))?;
+    Ok((format, info))
+}
+
+/// Loads a float model file (or checkpoint); refuses int8 files and damaged files clearly.
+pub fn load(path: &Path) -> Result<LoadedModel> {
+    let bytes = std::fs::read(path).map_err(|e| Error::input(path, format!("cannot read: {e}")))?;
+    let (format, info) = read_format(path, &bytes)?;
+    if format == INT8_FORMAT {
+        return Err(Error::input(path, "is an int8 model; this stage needs the float model (saved_models/model.safetensors)"));
+    }
+    if format != FLOAT_FORMAT {
+        return Err(Error::input(path, format!("has format `{format}`, expected `{FLOAT_FORMAT}`")));
+    }
+    let field = |key: &str| {
+        info.get(key)
+            .ok_or_else(|| Error::input(path, format!("is damaged: metadata `{key}` is missing")))
+    };
+    let config: ModelConfig = serde_json::from_str(field("model_config")?)
+        .map_err(|e| Error::input(path, format!("is damaged: model_config: {e}")))?;
+    let tokenizer = TextTokenizer::from_json(field("tokenizer")?)
+        .map_err(|e| Error::input(path, format!("is damaged: its tokenizer {e}")))?;
+    if tokenizer.vocab_size() != config.vocab_size {
+        return Err(Error::input(path, "is damaged: tokenizer and model disagree on the vocabulary size"));
+    }
+    let training = info
+        .get("training")
+        .and_then(|t| serde_json::from_str(t).ok())
+        .unwrap_or(serde_json::Value::Null);
+    let tensors = SafeTensors::deserialize(&bytes).map_err(|e| Error::input(path, format!("is damaged: {e}")))?;
+    let mut model = build(&config, 0);
+    let entries = model.params().entries.clone();
+    for e in &entries {
+        let values = read_f32(path, &tensors, &e.name, &e.shape)?;
+        model.params_mut().get_mut(e.id).copy_from_slice(&values);
+    }
+    let checkpoint = match info.get("checkpoint") {
+        Some(state) => Some(CheckpointState {
+            m: read_f32(path, &tensors, OPTIM_M, &[model.num_params()])?,
+            v: read_f32(path, &tensors, OPTIM_V, &[model.num_params()])?,
+            state: serde_json::from_str(state).map_err(|e| Error::input(path, format!("is damaged: checkpoint state: {e}")))?,
+        }),
+        None => None,
+    };
+    Ok(LoadedModel {
+        model,
+        meta: ModelMeta { config, tokenizer, training },
+        checkpoint,
+    })
+}
+
+fn read_f32(path: &Path, tensors: &SafeTensors, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
+    let t = tensors
+        .tensor(name)
+        .map_err(|_| Error::input(path, format!("is damaged: tensor `{name}` is missing")))?;
+    if t.dtype() != Dtype::F32 || t.shape() != shape {
+        return Err(Error::input(
+            path,
+            format!("is damaged: tensor `{name}` is {:?} {:?}, expected F32 {shape:?}", t.dtype(), t.shape()),
+        ));
+    }
+    Ok(t.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{ModelName, Preprocessing};
+
+    fn tiny(kind: ModelName) -> (ModelConfig, TextTokenizer) {
+        let tokenizer = TextTokenizer::train(&Preprocessing { vocab_size: 20, ..Preprocessing::default() }, "to be or not to be, that is the question.\n").unwrap();
+        let config = ModelConfig {
+            kind,
+            vocab_size: tokenizer.vocab_size(),
+            seq_len: 4,
+            embed_dim: 8,
+            num_heads: 2,
+            num_layers: 1,
+            ffn_dim: 16,
+            hidden_dim: 8,
+            dropout: 0.0,
+            tie_embeddings: false,
+        };
+        (config, tokenizer)
+    }
+
+    #[test]
+    fn round_trip_keeps_weights_metadata_and_checkpoint() {
+        let dir = tempfile::tempdir().unwrap();
+        for kind in [ModelName::TinyGpt, ModelName::TinyBertGenerator, ModelName::Gru, ModelName::Lstm] {
+            let (config, tokenizer) = tiny(kind);
+            let model = build(&config, 7);
+            let meta = ModelMeta { config: config.clone(), tokenizer, training: serde_json::json!({"steps": 3}) };
+            let state = CheckpointState {
+                m: vec![0.5; model.num_params()],
+                v: vec![0.25; model.num_params()],
+                state: serde_json::json!({"step": 3}),
+            };
+            let path = dir.path().join("m.safetensors");
+            save(&path, model.as_ref(), &meta, Some(&state)).unwrap();
+            let back = load(&path).unwrap();
+            assert_eq!(back.meta.config, config);
+            assert_eq!(back.model.params().data, model.params().data, "{kind:?}");
+            assert_eq!(back.checkpoint, Some(state));
+            assert_eq!(back.meta.training["steps"], 3);
+        }
+    }
+
+    #[test]
+    fn refuses_damaged_foreign_and_int8_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let (config, tokenizer) = tiny(ModelName::TinyGpt);
+        let model = build(&config, 7);
+        let meta = ModelMeta { config, tokenizer, training: serde_json::Value::Null };
+        let path = dir.path().join("m.safetensors");
+        save(&path, model.as_ref(), &meta, None).unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        let cut = dir.path().join("cut.safetensors");
+        std::fs::write(&cut, &bytes[..bytes.len() - 10]).unwrap();
+        assert!(load(&cut).err().unwrap().to_string().contains("damaged"));
+        let junk = dir.path().join("junk.safetensors");
+        std::fs::write(&junk, b"hello world, not a model").unwrap();
+        assert!(load(&junk).err().unwrap().to_string().contains("not a safetensors"));
+        let foreign = dir.path().join("foreign.safetensors");
+        let data = f32_bytes(&[1.0]);
+        let view = TensorView::new(Dtype::F32, vec![1], &data).unwrap();
+        std::fs::write(&foreign, safetensors::serialize([("w", view)], None).unwrap()).unwrap();
+        assert!(load(&foreign).err().unwrap().to_string().contains("not a textzoo model"));
+        let int8 = dir.path().join("int8.safetensors");
+        let view = TensorView::new(Dtype::F32, vec![1], &data).unwrap();
+        let info = HashMap::from([("format".to_string(), INT8_FORMAT.to_string())]);
+        std::fs::write(&int8, safetensors::serialize([("w", view)], Some(info)).unwrap()).unwrap();
+        assert!(load(&int8).err().unwrap().to_string().contains("is an int8 model"));
+    }
+}

@@ -1,0 +1,50 @@
+//! One interface for evaluation and prediction, whatever the model's number format: next-token
+//! logits for a context. The float engine implements it here; the int8 runtime will too.
+
+use super::{FloatModel, ModelConfig};
+use crate::data::PAD_ID;
+use textzoo_rt::Rng;
+
+pub trait LanguageModel {
+    fn config(&self) -> &ModelConfig;
+
+    /// Logits `[batch, positions, vocab]` for windows `[batch, seq]` (inference: no dropout).
+    fn window_logits(&mut self, tokens: &[u32], batch: usize, seq: usize) -> Vec<f32>;
+
+    /// Next-token logits after `context`, which may be shorter or longer than the window:
+    /// the model sees the last `seq_len` tokens; `tiny_bert_generator` gets shorter contexts
+    /// left-padded with `<pad>` (it was trained on such windows); an empty context starts
+    /// from `<pad>`.
+    fn next_logits(&mut self, context: &[u32]) -> Vec<f32> {
+        let cfg = self.config().clone();
+        let window = model_window(&cfg, context);
+        let positions = if cfg.predicts_every_position() { window.len() } else { 1 };
+        let logits = self.window_logits(&window, 1, window.len());
+        logits[(positions - 1) * cfg.vocab_size..positions * cfg.vocab_size].to_vec()
+    }
+}
+
+/// The window a model reads for `context`: see [`LanguageModel::next_logits`].
+pub fn model_window(cfg: &ModelConfig, context: &[u32]) -> Vec<u32> {
+    let tail = &context[context.len().saturating_sub(cfg.seq_len)..];
+    if !cfg.predicts_every_position() {
+        let mut window = vec![PAD_ID; cfg.seq_len - tail.len()];
+        window.extend_from_slice(tail);
+        return window;
+    }
+    if tail.is_empty() {
+        return vec![PAD_ID];
+    }
+    tail.to_vec()
+}
+
+/// Float models answer directly (inference mode: no dropout, so the generator is unused).
+impl LanguageModel for Box<dyn FloatModel> {
+    fn config(&self) -> &ModelConfig {
+        self.as_ref().config()
+    }
+
+    fn window_logits(&mut self, tokens: &[u32], batch: usize, seq: usize) -> Vec<f32> {
+        self.forward(tokens, batch, seq, false, &mut Rng::new(0)).to_vec()
+    }
+}

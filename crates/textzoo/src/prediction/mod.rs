@@ -1,0 +1,97 @@
+//! Prediction: generate text from `prediction.prompt`, streaming tokens to the console and
+//! saving the text to `<run_dir>/generated.txt`.
+
+pub mod sampler;
+
+pub use sampler::Sampler;
+
+use crate::config::{Prediction, TokenizerKind};
+use crate::data::{TextTokenizer, UNK_ID};
+use crate::error::{Error, Result};
+use crate::models::file::ModelMeta;
+use crate::models::lm::LanguageModel;
+use crate::run::{write_atomic, Run};
+use std::io::Write;
+
+pub const GENERATED_FILE: &str = "generated.txt";
+
+/// Refuses prompts the model cannot start from, before any work.
+pub fn check_prompt(settings: &Prediction, meta: &ModelMeta) -> Result<()> {
+    let ids = meta.tokenizer.encode(&settings.prompt)?;
+    if ids.is_empty() && !meta.config.predicts_every_position() {
+        return Err(Error::Usage(
+            "prediction.prompt is empty: tiny_bert_generator predicts from a context, give it at least one word (causal models accept an empty prompt)".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Prompt words the vocabulary does not know (they become `<unk>`).
+fn unknown_words(tokenizer: &TextTokenizer, prompt: &str) -> Vec<String> {
+    if tokenizer.kind() == TokenizerKind::Bpe {
+        return Vec::new();
+    }
+    prompt
+        .split_whitespace()
+        .filter(|w| tokenizer.encode(w).map(|ids| ids.contains(&UNK_ID)).unwrap_or(false))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Generates `settings.max_tokens` tokens after the prompt; `on_text` receives each new piece
+/// of decoded text as it is produced. Returns the whole text (prompt and continuation).
+pub fn generate(
+    lm: &mut dyn LanguageModel,
+    tokenizer: &TextTokenizer,
+    settings: &Prediction,
+    seed: u64,
+    mut on_text: impl FnMut(&str),
+) -> Result<String> {
+    let mut ids = tokenizer.encode(&settings.prompt)?;
+    let unknown = unknown_words(tokenizer, &settings.prompt);
+    if !unknown.is_empty() {
+        tracing::warn!("prompt words not in the vocabulary, read as <unk>: {}", unknown.join(", "));
+    }
+    let mut sampler = Sampler::new(settings, seed);
+    let mut shown = tokenizer.decode(&ids);
+    on_text(&shown);
+    for _ in 0..settings.max_tokens {
+        let logits = lm.next_logits(&ids);
+        ids.push(sampler.pick(&logits));
+        let text = tokenizer.decode(&ids);
+        // Word spacing can depend on the next token ("don ' t"): print only what is settled.
+        if let Some(new) = text.strip_prefix(shown.as_str()) {
+            on_text(new);
+            shown = text;
+        }
+    }
+    let text = tokenizer.decode(&ids);
+    if let Some(rest) = text.strip_prefix(shown.as_str()) {
+        on_text(rest);
+    }
+    Ok(text)
+}
+
+/// The `prediction` service: the chain's float model or `general.model_path`.
+pub fn run(run: &mut Run) -> Result<()> {
+    let path = match (&run.artifacts.float_model, &run.config.general.model_path) {
+        (Some(p), _) | (None, Some(p)) => p.clone(),
+        (None, None) => return Err(Error::Usage("prediction needs general.model_path".into())),
+    };
+    let loaded = crate::models::file::load(&path)?;
+    check_prompt(&run.config.prediction, &loaded.meta)?;
+    let settings = run.config.prediction.clone();
+    let seed = settings.seed.unwrap_or(run.config.general.global_seed);
+    let mut lm = loaded.model;
+    let mut stdout = std::io::stdout();
+    let text = generate(&mut lm, &loaded.meta.tokenizer, &settings, seed, |piece| {
+        let _ = stdout.write_all(piece.as_bytes());
+        let _ = stdout.flush();
+    })?;
+    println!();
+    write_atomic(&run.dir.join(GENERATED_FILE), text.as_bytes())?;
+    run.metrics.set("prediction", "model", path.display().to_string());
+    run.metrics.set("prediction", "tokens", settings.max_tokens);
+    tracing::info!("generated text saved to {}", run.dir.join(GENERATED_FILE).display());
+    Ok(())
+}

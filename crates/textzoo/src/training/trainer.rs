@@ -1,0 +1,322 @@
+//! The training loop: batches → forward → cross-entropy → backward → clip → AdamW, with
+//! periodic validation, early stopping, checkpoints and resume.
+
+use super::schedule::learning_rate;
+use super::state::{derive_seed, TrainState};
+use crate::config::{Config, LrScheduleKind};
+use crate::data::windows::{epoch_starts, window_count};
+use crate::data::{Batch, Target};
+use crate::error::{Error, Result};
+use crate::evaluation::evaluate;
+use crate::models::file::{self, CheckpointState, ModelMeta};
+use crate::models::lm::LanguageModel;
+use crate::models::FloatModel;
+use crate::nn::loss::softmax_cross_entropy;
+use crate::nn::optim::{clip_grad_norm, global_norm, AdamW};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+use textzoo_rt::Rng;
+
+/// Share of `tiny_bert_generator` training windows shortened with left `<pad>`, so prompts
+/// shorter than the window work at generation time.
+const SHORT_CONTEXT_PROB: f32 = 0.25;
+const PURPOSE_EPOCH: u64 = 1;
+const PURPOSE_STEP: u64 = 2;
+/// Steps timed before a time-limited run fixes its schedule horizon.
+const HORIZON_PROBE_STEPS: u64 = 20;
+
+/// Why training ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopReason {
+    Epochs,
+    MaxSteps,
+    Time,
+    EarlyStopping,
+}
+
+impl StopReason {
+    pub fn name(self) -> &'static str {
+        match self {
+            StopReason::Epochs => "epochs",
+            StopReason::MaxSteps => "max_steps",
+            StopReason::Time => "max_minutes",
+            StopReason::EarlyStopping => "early_stopping",
+        }
+    }
+}
+
+/// Where the trainer writes.
+pub struct Paths {
+    pub best: PathBuf,
+    pub checkpoint: PathBuf,
+    pub log_csv: PathBuf,
+}
+
+pub struct Trainer<'a> {
+    pub cfg: &'a Config,
+    pub model: Box<dyn FloatModel>,
+    pub optim: AdamW,
+    pub state: TrainState,
+    pub meta: ModelMeta,
+    pub paths: Paths,
+    best_params: Option<Vec<f32>>,
+    /// `(step, train loss averaged since the last validation, validation loss, lr)`.
+    pub history: Vec<(u64, f64, Option<f64>, f64)>,
+    loss_since_eval: (f64, u64),
+}
+
+impl<'a> Trainer<'a> {
+    pub fn new(cfg: &'a Config, model: Box<dyn FloatModel>, meta: ModelMeta, paths: Paths, resume: Option<CheckpointState>) -> Result<Self> {
+        let t = &cfg.training;
+        let mut optim = AdamW::new(model.num_params(), t.beta1 as f32, t.beta2 as f32, t.eps as f32, t.weight_decay as f32);
+        let state = match resume {
+            Some(c) => {
+                let state: TrainState = serde_json::from_value(c.state)
+                    .map_err(|e| Error::input(&paths.checkpoint, format!("checkpoint state is damaged: {e}")))?;
+                optim.restore(c.m, c.v, state.step)?;
+                state
+            }
+            None => TrainState::new(0),
+        };
+        Ok(Self {
+            cfg,
+            model,
+            optim,
+            state,
+            meta,
+            paths,
+            best_params: None,
+            history: Vec::new(),
+            loss_since_eval: (0.0, 0),
+        })
+    }
+
+    fn target(&self) -> Target {
+        if self.model.config().predicts_every_position() {
+            Target::EveryPosition
+        } else {
+            Target::NextToken
+        }
+    }
+
+    fn epoch_order(&self, len: usize, epoch: u64) -> Vec<usize> {
+        let mut rng = Rng::new(derive_seed(self.cfg.general.global_seed, PURPOSE_EPOCH, epoch));
+        epoch_starts(len, self.model.config().seq_len, self.target(), &mut rng)
+    }
+
+    /// Trains until a limit is reached; `Err(Interrupted)` after writing a checkpoint on Ctrl-C.
+    pub fn train(&mut self, train: &[u32], val: &[u32]) -> Result<StopReason> {
+        let cfg = self.cfg;
+        let t = &cfg.training;
+        let seq = self.model.config().seq_len;
+        let vocab = self.model.config().vocab_size;
+        let batch_size = t.batch_size;
+        let steps_per_epoch = window_count(train.len(), seq, self.target()).div_ceil(batch_size).max(1) as u64;
+        let step_limit = match (t.epochs, t.max_steps) {
+            (Some(e), Some(m)) => Some((e * steps_per_epoch).min(m)),
+            (Some(e), None) => Some(e * steps_per_epoch),
+            (None, m) => m,
+        };
+        if self.state.horizon == 0 {
+            self.state.horizon = step_limit.unwrap_or(0);
+        }
+        let deadline = t.max_minutes.map(|m| Duration::from_secs_f64(m * 60.0));
+        let started = Instant::now();
+        let already = self.state.seconds;
+        let elapsed = || already + started.elapsed().as_secs_f64();
+        let mut log = self.open_log()?;
+        let progress = progress_bar(self.state.horizon.max(self.state.step));
+        progress.set_position(self.state.step);
+        let mut order = self.epoch_order(train.len(), self.state.epoch);
+        let mut batch = Batch::default();
+        let mut dlogits: Vec<f32> = Vec::new();
+        let mut last_eval = None;
+        let reason = loop {
+            if step_limit.is_some_and(|l| self.state.step >= l) {
+                break if t.max_steps.is_some_and(|m| m == self.state.step) { StopReason::MaxSteps } else { StopReason::Epochs };
+            }
+            if deadline.is_some_and(|d| elapsed() >= d.as_secs_f64()) {
+                break StopReason::Time;
+            }
+            if crate::interrupt::requested() {
+                progress.abandon();
+                self.state.seconds = elapsed();
+                self.checkpoint()?;
+                log.flush().ok();
+                tracing::warn!("interrupted at step {}: checkpoint written to {}", self.state.step, self.paths.checkpoint.display());
+                return Err(Error::Interrupted);
+            }
+            if self.state.position + batch_size > order.len() {
+                self.state.epoch += 1;
+                self.state.position = 0;
+                if t.epochs.is_some_and(|e| self.state.epoch >= e) {
+                    break StopReason::Epochs;
+                }
+                order = self.epoch_order(train.len(), self.state.epoch);
+            }
+            let end = (self.state.position + batch_size).min(order.len());
+            batch.fill(train, &order[self.state.position..end], seq, self.target());
+            self.state.position = end;
+
+            let mut rng = Rng::new(derive_seed(self.cfg.general.global_seed, PURPOSE_STEP, self.state.step));
+            if self.target() == Target::NextToken {
+                batch.pad_left_randomly(SHORT_CONTEXT_PROB, &mut rng);
+            }
+            self.model.params_mut().zero_grad();
+            let logits = self.model.forward(&batch.tokens, batch.batch, seq, true, &mut rng);
+            dlogits.resize(logits.len(), 0.0);
+            let loss = softmax_cross_entropy(logits, &batch.targets, vocab, Some(&mut dlogits));
+            self.model.backward(&dlogits);
+            let grad = &mut self.model.params_mut().grad;
+            let norm = if t.grad_clip > 0.0 { clip_grad_norm(grad, t.grad_clip as f32) } else { global_norm(grad) };
+            if !loss.is_finite() || !norm.is_finite() {
+                return Err(Error::Internal(format!(
+                    "training diverged at step {} (loss {loss}, gradient norm {norm}); lower training.learning_rate or raise training.grad_clip",
+                    self.state.step + 1
+                )));
+            }
+            let lr = learning_rate(t.learning_rate, &t.lr_schedule, self.state.step, self.state.horizon, self.state.plateau_scale);
+            self.optim.update(self.model.params_mut(), lr as f32);
+            self.state.step += 1;
+            self.state.tokens_seen += batch.targets.len() as u64;
+            self.loss_since_eval.0 += loss as f64;
+            self.loss_since_eval.1 += 1;
+            writeln!(log, "{},{},{:e},{}", self.state.step, loss, lr, norm).map_err(|e| Error::io("writing training_log.csv", e))?;
+
+            if self.state.horizon == 0 && self.state.step == HORIZON_PROBE_STEPS {
+                if let Some(d) = deadline {
+                    let per_step = started.elapsed().as_secs_f64() / HORIZON_PROBE_STEPS as f64;
+                    self.state.horizon = (d.as_secs_f64() / per_step.max(1e-9)) as u64;
+                    progress.set_length(self.state.horizon);
+                }
+            }
+            let tokens_per_s = self.state.tokens_seen as f64 / elapsed().max(1e-9);
+            progress.set_position(self.state.step);
+            progress.set_message(format!("loss {loss:.3} | {tokens_per_s:.0} tok/s | lr {lr:.2e}"));
+
+            if self.state.step % t.eval_interval == 0 {
+                last_eval = Some(self.state.step);
+                if self.validate(val, lr, &progress)? {
+                    break StopReason::EarlyStopping;
+                }
+            }
+            if t.checkpoint_interval > 0 && self.state.step % t.checkpoint_interval == 0 {
+                self.state.seconds = elapsed();
+                self.checkpoint()?;
+            }
+        };
+        if last_eval != Some(self.state.step) && self.state.step > 0 {
+            let lr = learning_rate(t.learning_rate, &t.lr_schedule, self.state.step, self.state.horizon, self.state.plateau_scale);
+            self.validate(val, lr, &progress)?;
+        }
+        progress.finish_and_clear();
+        self.state.seconds = elapsed();
+        log.flush().map_err(|e| Error::io("writing training_log.csv", e))?;
+        self.checkpoint()?;
+        Ok(reason)
+    }
+
+    fn open_log(&self) -> Result<std::io::BufWriter<std::fs::File>> {
+        let io = |e| Error::io(format!("opening {}", self.paths.log_csv.display()), e);
+        let fresh = !self.paths.log_csv.exists();
+        let file = std::fs::OpenOptions::new().create(true).append(true).open(&self.paths.log_csv).map_err(io)?;
+        let mut w = std::io::BufWriter::new(file);
+        if fresh {
+            writeln!(w, "step,loss,lr,grad_norm").map_err(io)?;
+        }
+        Ok(w)
+    }
+
+    /// Validation loss, best-model tracking, early stopping and reduce-on-plateau. Returns
+    /// whether training should stop.
+    fn validate(&mut self, val: &[u32], lr: f64, progress: &ProgressBar) -> Result<bool> {
+        let cfg = self.cfg;
+        let t = &cfg.training;
+        let train_loss = self.loss_since_eval.0 / self.loss_since_eval.1.max(1) as f64;
+        self.loss_since_eval = (0.0, 0);
+        let metrics = evaluate(&mut self.model as &mut dyn LanguageModel, val, self.cfg.evaluation.batch_size, t.eval_windows);
+        let Some(m) = metrics else {
+            self.history.push((self.state.step, train_loss, None, lr));
+            return Ok(false);
+        };
+        self.history.push((self.state.step, train_loss, Some(m.loss), lr));
+        let improved = self.state.best_val_loss.is_none_or(|best| m.loss < best - t.early_stopping.min_delta);
+        progress.suspend(|| {
+            tracing::info!(
+                "step {}: train loss {train_loss:.4}, val loss {:.4} (perplexity {:.2}, top-1 {:.1}%){}",
+                self.state.step,
+                m.loss,
+                m.perplexity,
+                100.0 * m.accuracy,
+                if improved { ", best so far" } else { "" }
+            )
+        });
+        if improved {
+            self.state.best_val_loss = Some(m.loss);
+            self.state.best_step = self.state.step;
+            self.state.evals_since_best = 0;
+            self.state.plateau_evals = 0;
+            self.best_params = Some(self.model.params().data.clone());
+            self.save_model(&self.paths.best.clone())?;
+            return Ok(false);
+        }
+        self.state.evals_since_best += 1;
+        self.state.plateau_evals += 1;
+        let s = &t.lr_schedule;
+        if s.name == LrScheduleKind::ReduceOnPlateau && self.state.plateau_evals >= s.patience {
+            self.state.plateau_scale *= s.factor;
+            self.state.plateau_evals = 0;
+            tracing::info!("validation loss plateaued: learning rate × {}", s.factor);
+        }
+        let es = &t.early_stopping;
+        Ok(es.enabled && self.state.evals_since_best >= es.patience)
+    }
+
+    /// The weights training hands on: the best validated ones when `restore_best`.
+    pub fn finish(&mut self) -> Result<()> {
+        if self.cfg.training.early_stopping.restore_best {
+            if let Some(best) = self.best_params.take() {
+                self.model.params_mut().data.copy_from_slice(&best);
+            }
+        }
+        self.save_model(&self.paths.best.clone())
+    }
+
+    fn save_model(&self, path: &std::path::Path) -> Result<()> {
+        file::save(path, self.model.as_ref(), &self.meta_with_summary(), None)
+    }
+
+    fn meta_with_summary(&self) -> ModelMeta {
+        let mut meta = self.meta.clone();
+        meta.training = serde_json::json!({
+            "steps": self.state.step,
+            "epochs_started": self.state.epoch + 1,
+            "best_val_loss": self.state.best_val_loss,
+            "best_step": self.state.best_step,
+            "tokens_seen": self.state.tokens_seen,
+            "seed": self.cfg.general.global_seed,
+            "textzoo_version": env!("CARGO_PKG_VERSION"),
+        });
+        meta
+    }
+
+    pub fn checkpoint(&self) -> Result<()> {
+        let state = CheckpointState {
+            m: self.optim.m.clone(),
+            v: self.optim.v.clone(),
+            state: serde_json::to_value(&self.state).map_err(|e| Error::Internal(e.to_string()))?,
+        };
+        file::save(&self.paths.checkpoint, self.model.as_ref(), &self.meta_with_summary(), Some(&state))
+    }
+}
+
+fn progress_bar(len: u64) -> ProgressBar {
+    let bar = ProgressBar::new(len.max(1));
+    let style = ProgressStyle::with_template("{spinner} training [{bar:30}] step {pos}/{len} | {msg} | ETA {eta}")
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> ");
+    bar.set_style(style);
+    bar
+}
