@@ -39,7 +39,8 @@ fn unknown_words(tokenizer: &TextTokenizer, prompt: &str) -> Vec<String> {
 }
 
 /// Generates `settings.max_tokens` tokens after the prompt; `on_text` receives each new piece
-/// of decoded text as it is produced. Returns the whole text (prompt and continuation).
+/// of text as it is produced. Returns the prompt as given followed by the continuation (so an
+/// out-of-vocabulary prompt word is shown as typed, not as `<unk>`).
 pub fn generate(
     lm: &mut dyn LanguageModel,
     tokenizer: &TextTokenizer,
@@ -52,24 +53,35 @@ pub fn generate(
     if !unknown.is_empty() {
         tracing::warn!("prompt words not in the vocabulary, read as <unk>: {}", unknown.join(", "));
     }
+    let prompt_len = ids.len();
     let mut sampler = Sampler::new(settings, seed);
-    let mut shown = tokenizer.decode(&ids);
-    on_text(&shown);
+    on_text(&settings.prompt);
+    let mut shown = String::new();
     for _ in 0..settings.max_tokens {
         let logits = lm.next_logits(&ids);
         ids.push(sampler.pick(&logits));
-        let text = tokenizer.decode(&ids);
+        let continuation = continuation(tokenizer, &ids, prompt_len);
         // Word spacing can depend on the next token ("don ' t"): print only what is settled.
-        if let Some(new) = text.strip_prefix(shown.as_str()) {
+        if let Some(new) = continuation.strip_prefix(shown.as_str()) {
             on_text(new);
-            shown = text;
+            shown = continuation;
         }
     }
-    let text = tokenizer.decode(&ids);
-    if let Some(rest) = text.strip_prefix(shown.as_str()) {
+    let continuation = continuation(tokenizer, &ids, prompt_len);
+    if let Some(rest) = continuation.strip_prefix(shown.as_str()) {
         on_text(rest);
     }
-    Ok(text)
+    Ok(format!("{}{continuation}", settings.prompt))
+}
+
+/// The text the generated tokens add after the prompt, spaced as in the whole decoded text.
+fn continuation(tokenizer: &TextTokenizer, ids: &[u32], prompt_len: usize) -> String {
+    let whole = tokenizer.decode(ids);
+    let prompt = tokenizer.decode(&ids[..prompt_len]);
+    match whole.strip_prefix(prompt.as_str()) {
+        Some(rest) => rest.to_string(),
+        None => format!(" {}", tokenizer.decode(&ids[prompt_len..])),
+    }
 }
 
 /// The `prediction` service: the chain's float model or `general.model_path`.

@@ -26,6 +26,8 @@ const PURPOSE_EPOCH: u64 = 1;
 const PURPOSE_STEP: u64 = 2;
 /// Steps timed before a time-limited run fixes its schedule horizon.
 const HORIZON_PROBE_STEPS: u64 = 20;
+/// Periodic checkpoints kept beside `last.safetensors`.
+const KEEP_CHECKPOINTS: usize = 3;
 
 /// Why training ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -204,7 +206,7 @@ impl<'a> Trainer<'a> {
             }
             if t.checkpoint_interval > 0 && self.state.step % t.checkpoint_interval == 0 {
                 self.state.seconds = elapsed();
-                self.checkpoint()?;
+                self.periodic_checkpoint()?;
             }
         };
         if last_eval != Some(self.state.step) && self.state.step > 0 {
@@ -302,13 +304,35 @@ impl<'a> Trainer<'a> {
         meta
     }
 
+    /// `checkpoints/step_NNNNNNNN.safetensors`, keeping the newest few.
+    fn periodic_checkpoint(&self) -> Result<()> {
+        let dir = self.paths.checkpoint.parent().unwrap_or(std::path::Path::new("."));
+        let path = dir.join(format!("step_{:08}.safetensors", self.state.step));
+        self.save_checkpoint(&path)?;
+        let mut old: Vec<PathBuf> = std::fs::read_dir(dir)
+            .map_err(|e| Error::io(format!("listing {}", dir.display()), e))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("step_")))
+            .collect();
+        old.sort();
+        for stale in old.iter().rev().skip(KEEP_CHECKPOINTS) {
+            std::fs::remove_file(stale).map_err(|e| Error::io(format!("removing {}", stale.display()), e))?;
+        }
+        Ok(())
+    }
+
+    /// `checkpoints/last.safetensors`: written at the end and on interrupt.
     pub fn checkpoint(&self) -> Result<()> {
+        self.save_checkpoint(&self.paths.checkpoint)
+    }
+
+    fn save_checkpoint(&self, path: &std::path::Path) -> Result<()> {
         let state = CheckpointState {
             m: self.optim.m.clone(),
             v: self.optim.v.clone(),
             state: serde_json::to_value(&self.state).map_err(|e| Error::Internal(e.to_string()))?,
         };
-        file::save(&self.paths.checkpoint, self.model.as_ref(), &self.meta_with_summary(), Some(&state))
+        file::save(path, self.model.as_ref(), &self.meta_with_summary(), Some(&state))
     }
 }
 
