@@ -12,25 +12,50 @@ fn assert_invalid(args: &[&str], must_name: &[&str]) {
     let ran = textzoo(&all);
     assert_eq!(ran.code, 2, "{args:?}: {}", ran.all());
     for word in must_name {
-        assert!(ran.stderr.contains(word), "{args:?}: expected `{word}` in: {}", ran.stderr);
+        assert!(
+            ran.stderr.contains(word),
+            "{args:?}: expected `{word}` in: {}",
+            ran.stderr
+        );
     }
-    assert!(!run_dir.exists(), "{args:?}: an invalid configuration created a run directory");
+    assert!(
+        !run_dir.exists(),
+        "{args:?}: an invalid configuration created a run directory"
+    );
     assert!(!ran.stderr.contains("panicked"), "{}", ran.stderr);
 }
 
 #[test]
 fn unknown_keys_name_the_key_and_suggest() {
-    assert_invalid(&["trainig.epochs=1"], &["trainig", "did you mean `training`"]);
-    assert_invalid(&["training.bach_size=3"], &["training.bach_size", "did you mean `batch_size`", "allowed"]);
+    assert_invalid(
+        &["trainig.epochs=1"],
+        &["trainig", "did you mean `training`"],
+    );
+    assert_invalid(
+        &["training.bach_size=3"],
+        &["training.bach_size", "did you mean `batch_size`", "allowed"],
+    );
     assert_invalid(&["model.embed=3"], &["model.embed", "embed_dim"]);
 }
 
 #[test]
 fn wrong_types_and_variants_name_the_key_and_value() {
-    assert_invalid(&["training.batch_size=lots"], &["training.batch_size", "lots"]);
-    assert_invalid(&["model.name=tiny_gtp"], &["model.name", "tiny_gtp", "did you mean `tiny_gpt`", "lstm"]);
-    assert_invalid(&["operation_mode=chain_tq"], &["operation_mode", "chain_tqe"]);
-    assert_invalid(&["deployment.hardware_setup.board=STM32F4"], &["board", "STM32F4", "STM32H7"]);
+    assert_invalid(
+        &["training.batch_size=lots"],
+        &["training.batch_size", "lots"],
+    );
+    assert_invalid(
+        &["model.name=tiny_gtp"],
+        &["model.name", "tiny_gtp", "did you mean `tiny_gpt`", "lstm"],
+    );
+    assert_invalid(
+        &["operation_mode=chain_tq"],
+        &["operation_mode", "chain_tqe"],
+    );
+    assert_invalid(
+        &["deployment.hardware_setup.board=STM32F4"],
+        &["board", "STM32F4", "STM32H7"],
+    );
     assert_invalid(&["model=3"], &["model", "must be a mapping"]);
 }
 
@@ -38,17 +63,32 @@ fn wrong_types_and_variants_name_the_key_and_value() {
 fn out_of_range_values_say_what_is_allowed() {
     assert_invalid(&["model.dropout=1.5"], &["model.dropout", "1.5", "[0, 1)"]);
     assert_invalid(&["model.num_heads=3"], &["model.num_heads", "divide"]);
-    assert_invalid(&["preprocessing.vocab_size=1"], &["preprocessing.vocab_size", "[3, 65536]", "special tokens"]);
-    assert_invalid(&["training.learning_rate=-1"], &["training.learning_rate", "positive"]);
+    assert_invalid(
+        &["preprocessing.vocab_size=1"],
+        &["preprocessing.vocab_size", "[3, 65536]", "special tokens"],
+    );
+    assert_invalid(
+        &["training.learning_rate=-1"],
+        &["training.learning_rate", "positive"],
+    );
     assert_invalid(&["prediction.top_p=0"], &["prediction.top_p", "(0, 1]"]);
 }
 
 #[test]
 fn missing_paths_and_required_model_are_reported() {
-    assert_invalid(&["dataset.training_path=nowhere/corpus.txt"], &["dataset.training_path", "nowhere/corpus.txt"]);
-    assert_invalid(&["operation_mode=evaluation"], &["general.model_path", "required", "evaluation"]);
     assert_invalid(
-        &["operation_mode=prediction", "general.model_path=missing.safetensors"],
+        &["dataset.training_path=nowhere/corpus.txt"],
+        &["dataset.training_path", "nowhere/corpus.txt"],
+    );
+    assert_invalid(
+        &["operation_mode=evaluation"],
+        &["general.model_path", "required", "evaluation"],
+    );
+    assert_invalid(
+        &[
+            "operation_mode=prediction",
+            "general.model_path=missing.safetensors",
+        ],
         &["general.model_path", "missing.safetensors"],
     );
     assert_invalid(&["--config-name", "no_such.yaml"], &["no_such.yaml"]);
@@ -60,9 +100,15 @@ fn bad_override_syntax_and_bad_yaml_are_reported() {
     let tmp = tempfile::tempdir().unwrap();
     std::fs::write(tmp.path().join("bad.yaml"), "model: [unclosed\n").unwrap();
     let cfg_dir = tmp.path().display().to_string();
-    assert_invalid(&["--config-path", &cfg_dir, "--config-name", "bad.yaml"], &["bad.yaml", "YAML"]);
+    assert_invalid(
+        &["--config-path", &cfg_dir, "--config-name", "bad.yaml"],
+        &["bad.yaml", "YAML"],
+    );
     std::fs::write(tmp.path().join("list.yaml"), "- a\n- b\n").unwrap();
-    assert_invalid(&["--config-path", &cfg_dir, "--config-name", "list.yaml"], &["mapping"]);
+    assert_invalid(
+        &["--config-path", &cfg_dir, "--config-name", "list.yaml"],
+        &["mapping"],
+    );
 }
 
 fn resolved(args: &[&str]) -> String {
@@ -87,14 +133,23 @@ fn overrides_of_every_value_kind() {
     assert!(out.contains("learning_rate: 0.0003"), "{out}");
     assert!(out.contains("tie_embeddings: true"), "{out}");
     assert!(out.contains("prompt: to be or not"), "{out}");
-    assert!(out.contains("project_name: '007'") || out.contains("project_name: \"007\""), "{out}");
-    assert!(out.contains("name: 'no'") || out.contains("name: \"no\""), "{out}");
+    assert!(
+        out.contains("project_name: '007'") || out.contains("project_name: \"007\""),
+        "{out}"
+    );
+    assert!(
+        out.contains("name: 'no'") || out.contains("name: \"no\""),
+        "{out}"
+    );
 }
 
 #[test]
 fn list_values_reach_the_typed_config_and_are_checked() {
     // No list-valued key in the schema yet: a list where a scalar belongs is a type error.
-    assert_invalid(&["training.batch_size=[1,2]"], &["training.batch_size", "sequence"]);
+    assert_invalid(
+        &["training.batch_size=[1,2]"],
+        &["training.batch_size", "sequence"],
+    );
 }
 
 #[test]
@@ -108,25 +163,43 @@ fn interpolation_of_keys_and_time() {
     assert!(out.contains("name: zoo_tiny_gpt_32"), "{out}");
     let year = chrono::Local::now().format("%Y").to_string();
     assert!(out.contains(&format!("dir: out/{year}")), "{out}");
-    assert_invalid(&["general.project_name=${model.nope}"], &["model.nope", "not a key"]);
+    assert_invalid(
+        &["general.project_name=${model.nope}"],
+        &["model.nope", "not a key"],
+    );
 }
 
 #[test]
 fn help_explains_modes_and_sections() {
     let ran = textzoo(&["--help"]);
     assert_eq!(ran.code, 0);
-    for word in ["chain_tqe", "chain_qd", "preprocessing", "hydra", "--config-path", "--cfg", "Exit codes"] {
+    for word in [
+        "chain_tqe",
+        "chain_qd",
+        "preprocessing",
+        "hydra",
+        "--config-path",
+        "--cfg",
+        "Exit codes",
+    ] {
         assert!(ran.stdout.contains(word), "--help lacks {word}");
     }
 }
 
 #[test]
 fn config_files_from_a_directory_and_builtin_defaults() {
-    let out = resolved(&["--config-path", "config_file_examples", "--config-name", "training.yaml"]);
+    let out = resolved(&[
+        "--config-path",
+        "config_file_examples",
+        "--config-name",
+        "training.yaml",
+    ]);
     assert!(out.contains("operation_mode: training"), "{out}");
     // Without user_config.yaml in the working directory, the built-in defaults apply.
     let tmp = tempfile::tempdir().unwrap();
     let ran = textzoo_in(tmp.path(), &["--cfg"]);
     assert_eq!(ran.code, 0, "{}", ran.all());
-    assert!(ran.stdout.contains("training_path: datasets/tinyshakespeare.txt"));
+    assert!(ran
+        .stdout
+        .contains("training_path: datasets/tinyshakespeare.txt"));
 }

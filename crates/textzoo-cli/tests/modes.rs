@@ -17,11 +17,18 @@ fn every_mode_runs_its_services_in_order() {
         let expected: Vec<&str> = services.iter().map(|s| s.name()).collect();
         let listing = format!("operation_mode={name} runs: {}", expected.join(" → "));
         let log = std::fs::read_to_string(run.join("textzoo.log")).unwrap_or_default();
-        assert!(log.contains(&listing), "{name}: log lacks `{listing}`:\n{log}\n{}", ran.all());
+        assert!(
+            log.contains(&listing),
+            "{name}: log lacks `{listing}`:\n{log}\n{}",
+            ran.all()
+        );
         assert_ne!(ran.code, 101, "{name} panicked: {}", ran.all());
         assert!(!ran.all().contains("panicked"), "{}", ran.all());
         let first = expected[0];
-        assert!(log.contains(&format!("[1/{}] {first}", expected.len())), "{name}: {log}");
+        assert!(
+            log.contains(&format!("[1/{}] {first}", expected.len())),
+            "{name}: {log}"
+        );
     }
 }
 
@@ -37,5 +44,8 @@ fn a_service_not_built_yet_fails_clearly_with_exit_1() {
     assert_eq!(ran.code, 1, "{}", ran.all());
     assert!(ran.stderr.contains("not implemented yet"), "{}", ran.stderr);
     let metrics = std::fs::read_to_string(run.join("metrics.json")).unwrap();
-    assert!(!metrics.contains("\"deployment\": {"), "no fake result: {metrics}");
+    assert!(
+        !metrics.contains("\"deployment\": {"),
+        "no fake result: {metrics}"
+    );
 }

@@ -6,7 +6,10 @@ use std::path::Path;
 
 fn train(run: &Path, extra: &[&str]) -> Ran {
     let base = tiny(run);
-    let ran = textzoo(&with(&base, &[&["operation_mode=training"], extra].concat()));
+    let ran = textzoo(&with(
+        &base,
+        &[&["operation_mode=training"], extra].concat(),
+    ));
     assert_eq!(ran.code, 0, "{}", ran.all());
     ran
 }
@@ -30,8 +33,17 @@ fn training_writes_model_checkpoint_log_and_metrics_for_every_model() {
     for name in ["tiny_gpt", "tiny_bert_generator", "gru", "lstm"] {
         let run = tmp.path().join(name);
         let ran = train(&run, &[&format!("model.name={name}")]);
-        assert!(ran.stdout.contains("trained 3 steps") && ran.stdout.contains("sample: "), "{}", ran.stdout);
-        for file in ["saved_models/model.safetensors", "saved_models/checkpoints/last.safetensors", "tokenizer.json", "training_log.csv"] {
+        assert!(
+            ran.stdout.contains("trained 3 steps") && ran.stdout.contains("sample: "),
+            "{}",
+            ran.stdout
+        );
+        for file in [
+            "saved_models/model.safetensors",
+            "saved_models/checkpoints/last.safetensors",
+            "tokenizer.json",
+            "training_log.csv",
+        ] {
             assert!(run.join(file).exists(), "{name}: {file} missing");
         }
         let m = metrics(&run);
@@ -45,11 +57,24 @@ fn training_writes_model_checkpoint_log_and_metrics_for_every_model() {
 #[test]
 fn same_seed_same_losses_and_resume_continues_the_same_trajectory() {
     let tmp = tempfile::tempdir().unwrap();
-    let (a, b, c) = (tmp.path().join("a"), tmp.path().join("b"), tmp.path().join("c"));
-    let args = ["model.name=tiny_gpt", "training.max_steps=6", "training.checkpoint_interval=3", "model.dropout=0.1"];
+    let (a, b, c) = (
+        tmp.path().join("a"),
+        tmp.path().join("b"),
+        tmp.path().join("c"),
+    );
+    let args = [
+        "model.name=tiny_gpt",
+        "training.max_steps=6",
+        "training.checkpoint_interval=3",
+        "model.dropout=0.1",
+    ];
     train(&a, &args);
     train(&b, &args);
-    assert_eq!(losses(&a), losses(&b), "same seed must give bit-identical losses");
+    assert_eq!(
+        losses(&a),
+        losses(&b),
+        "same seed must give bit-identical losses"
+    );
     let other = tmp.path().join("other_seed");
     train(&other, &[&args[..], &["general.global_seed=7"]].concat());
     assert_ne!(losses(&a), losses(&other));
@@ -60,7 +85,11 @@ fn same_seed_same_losses_and_resume_continues_the_same_trajectory() {
     train(&c, &[&args[..], &[resume.as_str()]].concat());
     let resumed = losses(&c);
     assert_eq!(resumed.len(), 3, "{resumed:?}");
-    assert_eq!(resumed, losses(&a)[3..].to_vec(), "resume must continue the uninterrupted run exactly");
+    assert_eq!(
+        resumed,
+        losses(&a)[3..].to_vec(),
+        "resume must continue the uninterrupted run exactly"
+    );
 }
 
 #[test]
@@ -68,14 +97,29 @@ fn chain_tqe_evaluates_the_trained_model() {
     let tmp = tempfile::tempdir().unwrap();
     let run = tmp.path().join("run");
     let base = tiny(&run);
-    let ran = textzoo(&with(&base, &["operation_mode=chain_tqe", "dataset.test_split=0.05"]));
+    let ran = textzoo(&with(
+        &base,
+        &["operation_mode=chain_tqe", "dataset.test_split=0.05"],
+    ));
     assert_eq!(ran.code, 0, "{}", ran.all());
     let m = metrics(&run);
-    for key in ["val_loss", "val_perplexity", "val_accuracy", "val_top5_accuracy", "test_loss", "test_perplexity"] {
-        assert!(m["float"][key].as_f64().is_some(), "float.{key} missing: {m}");
+    for key in [
+        "val_loss",
+        "val_perplexity",
+        "val_accuracy",
+        "val_top5_accuracy",
+        "test_loss",
+        "test_perplexity",
+    ] {
+        assert!(
+            m["float"][key].as_f64().is_some(),
+            "float.{key} missing: {m}"
+        );
     }
     let loss = m["float"]["val_loss"].as_f64().unwrap();
-    assert!((m["float"]["val_perplexity"].as_f64().unwrap() - loss.exp()).abs() < 1e-6 * loss.exp());
+    assert!(
+        (m["float"]["val_perplexity"].as_f64().unwrap() - loss.exp()).abs() < 1e-6 * loss.exp()
+    );
     assert!(m["float"]["val_top5_accuracy"].as_f64() >= m["float"]["val_accuracy"].as_f64());
     assert!(ran.stdout.contains("perplexity"), "{}", ran.stdout);
 }
@@ -84,8 +128,14 @@ fn chain_tqe_evaluates_the_trained_model() {
 fn evaluation_and_prediction_from_a_model_file() {
     let tmp = tempfile::tempdir().unwrap();
     let trained = tmp.path().join("trained");
-    train(&trained, &["model.name=tiny_bert_generator", "training.max_steps=5"]);
-    let model = format!("general.model_path={}", trained.join("saved_models/model.safetensors").display());
+    train(
+        &trained,
+        &["model.name=tiny_bert_generator", "training.max_steps=5"],
+    );
+    let model = format!(
+        "general.model_path={}",
+        trained.join("saved_models/model.safetensors").display()
+    );
 
     let eval = tmp.path().join("eval");
     let ran = textzoo(&with(&tiny(&eval), &["operation_mode=evaluation", &model]));
@@ -94,10 +144,25 @@ fn evaluation_and_prediction_from_a_model_file() {
 
     let predict = |dir: &str, extra: &[&str]| {
         let run = tmp.path().join(dir);
-        let ran = textzoo(&with(&tiny(&run), &[&["operation_mode=prediction", &model, "prediction.max_tokens=12"], extra].concat()));
+        let ran = textzoo(&with(
+            &tiny(&run),
+            &[
+                &[
+                    "operation_mode=prediction",
+                    &model,
+                    "prediction.max_tokens=12",
+                ],
+                extra,
+            ]
+            .concat(),
+        ));
         assert_eq!(ran.code, 0, "{}", ran.all());
         let text = std::fs::read_to_string(run.join("generated.txt")).unwrap();
-        assert!(ran.stdout.contains(&text), "streamed text and file differ: {} vs {text}", ran.stdout);
+        assert!(
+            ran.stdout.contains(&text),
+            "streamed text and file differ: {} vs {text}",
+            ran.stdout
+        );
         assert!(!text.contains("<unk>") && !text.contains("<pad>"), "{text}");
         assert!(text.split_whitespace().count() >= 8, "{text}");
         (text, ran)
@@ -106,15 +171,32 @@ fn evaluation_and_prediction_from_a_model_file() {
     let (g2, _) = predict("g2", &["prediction.prompt=alice was"]);
     assert_eq!(g1, g2, "greedy is deterministic");
     assert!(g1.starts_with("alice was"), "{g1}");
-    let sample = ["prediction.strategy=sample", "prediction.seed=3", "prediction.temperature=1.5"];
-    let (s1, _) = predict("s1", &[&sample[..], &["prediction.prompt=alice was"]].concat());
-    let (s2, _) = predict("s2", &[&sample[..], &["prediction.prompt=alice was"]].concat());
+    let sample = [
+        "prediction.strategy=sample",
+        "prediction.seed=3",
+        "prediction.temperature=1.5",
+    ];
+    let (s1, _) = predict(
+        "s1",
+        &[&sample[..], &["prediction.prompt=alice was"]].concat(),
+    );
+    let (s2, _) = predict(
+        "s2",
+        &[&sample[..], &["prediction.prompt=alice was"]].concat(),
+    );
     assert_eq!(s1, s2, "sampling with a seed is repeatable");
     let (_, unk) = predict("unk", &["prediction.prompt=alice zzyzx"]);
-    assert!(unk.stderr.contains("zzyzx") && unk.stderr.contains("<unk>"), "{}", unk.stderr);
+    assert!(
+        unk.stderr.contains("zzyzx") && unk.stderr.contains("<unk>"),
+        "{}",
+        unk.stderr
+    );
 
     let empty = tmp.path().join("empty");
-    let ran = textzoo(&with(&tiny(&empty), &["operation_mode=prediction", &model, "prediction.prompt="]));
+    let ran = textzoo(&with(
+        &tiny(&empty),
+        &["operation_mode=prediction", &model, "prediction.prompt="],
+    ));
     assert_eq!(ran.code, 2, "{}", ran.all());
     assert!(ran.stderr.contains("prediction.prompt") && !empty.exists());
 }
@@ -127,9 +209,16 @@ fn damaged_and_foreign_model_files_are_refused_before_any_work() {
     for mode in ["evaluation", "prediction"] {
         let run = tmp.path().join(mode);
         let model = format!("general.model_path={}", junk.display());
-        let ran = textzoo(&with(&tiny(&run), &[&format!("operation_mode={mode}"), &model]));
+        let ran = textzoo(&with(
+            &tiny(&run),
+            &[&format!("operation_mode={mode}"), &model],
+        ));
         assert_eq!(ran.code, 2, "{}", ran.all());
-        assert!(ran.stderr.contains("junk.safetensors") && ran.stderr.contains("not a safetensors"), "{}", ran.stderr);
+        assert!(
+            ran.stderr.contains("junk.safetensors") && ran.stderr.contains("not a safetensors"),
+            "{}",
+            ran.stderr
+        );
         assert!(!run.exists());
     }
 }

@@ -5,7 +5,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("workspace root")
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("workspace root")
 }
 
 /// The result of one run: exit code, stdout, stderr.
@@ -67,10 +70,15 @@ pub fn tiny(run_dir: &Path) -> Vec<String> {
 }
 
 pub fn with<'a>(base: &'a [String], extra: &[&'a str]) -> Vec<&'a str> {
-    base.iter().map(String::as_str).chain(extra.iter().copied()).collect()
+    base.iter()
+        .map(String::as_str)
+        .chain(extra.iter().copied())
+        .collect()
 }
 
 /// No file or directory exists under `dir` (used to prove failed runs wrote nothing).
 pub fn is_absent_or_empty(dir: &Path) -> bool {
-    std::fs::read_dir(dir).map(|mut d| d.next().is_none()).unwrap_or(true)
+    std::fs::read_dir(dir)
+        .map(|mut d| d.next().is_none())
+        .unwrap_or(true)
 }

@@ -7,6 +7,7 @@ mod cache;
 pub mod combine;
 pub mod corpus;
 mod detokenize;
+mod fast_encode;
 pub mod service;
 mod stats;
 pub mod stream;

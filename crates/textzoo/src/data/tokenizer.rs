@@ -2,6 +2,7 @@
 //! standard `tokenizer.json` that Python's `tokenizers.Tokenizer.from_file` loads unchanged.
 
 use super::detokenize::join_words;
+use super::fast_encode::FastEncoder;
 use crate::config::{Normalization, Preprocessing, TokenizerKind, WordPattern};
 use crate::error::{Error, Result};
 use crate::run::write_atomic;
@@ -28,11 +29,11 @@ pub const PAD_ID: u32 = 0;
 pub const UNK_ID: u32 = 1;
 
 /// Unicode words, or any other single non-space character.
-const UNICODE_WORDS: &str = r"\w+|[^\w\s]";
+pub(super) const UNICODE_WORDS: &str = r"\w+|[^\w\s]";
 /// The Keras anchor's tokens (applied after lowercasing): `[a-z0-9]` runs or any other char.
-const KERAS_WORDS: &str = r"[a-z0-9]+|[^a-z0-9\s]";
+pub(super) const KERAS_WORDS: &str = r"[a-z0-9]+|[^a-z0-9\s]";
 /// Every character, newlines and spaces included.
-const EVERY_CHAR: &str = r"[\s\S]";
+pub(super) const EVERY_CHAR: &str = r"[\s\S]";
 
 /// Text in, token ids out, and back: the tokenizer of a model.
 #[derive(Clone)]
@@ -41,6 +42,8 @@ pub struct TextTokenizer {
     inner: Tokenizer,
     /// Token strings by id, for decoding and for the generated C vocabulary.
     vocab: Vec<String>,
+    /// The same pipeline replayed directly, for speed on big texts (word and char kinds).
+    fast: Option<FastEncoder>,
 }
 
 impl std::fmt::Debug for TextTokenizer {
@@ -132,7 +135,13 @@ impl TextTokenizer {
                 )));
             }
         }
-        Ok(Self { kind, inner, vocab })
+        let fast = settings_of(kind, &inner).and_then(|s| FastEncoder::new(&s, &vocab));
+        Ok(Self {
+            kind,
+            inner,
+            vocab,
+            fast,
+        })
     }
 
     pub fn to_json(&self) -> String {
@@ -164,6 +173,14 @@ impl TextTokenizer {
     /// Encodes a text of any size: it is cut at line ends into pieces encoded in parallel, so
     /// memory stays proportional to the ids, not to HuggingFace's per-token bookkeeping.
     pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
+        if let Some(fast) = self.fast.as_ref().filter(|f| f.handles(text)) {
+            return Ok(fast.encode(&line_chunks(text, 1 << 16).collect::<Vec<_>>()));
+        }
+        self.encode_with_hf(text)
+    }
+
+    /// The reference path through HuggingFace `tokenizers`.
+    pub fn encode_with_hf(&self, text: &str) -> Result<Vec<u32>> {
         let mut ids = Vec::with_capacity(text.len() / 4);
         for group in line_chunks(text, 1 << 16).collect::<Vec<_>>().chunks(64) {
             let encodings = self
@@ -214,6 +231,53 @@ fn line_chunks(text: &str, size: usize) -> impl Iterator<Item = &str> {
         let (piece, tail) = rest.split_at(end);
         rest = tail;
         Some(piece)
+    })
+}
+
+/// The preprocessing settings a word/char tokenizer was built with, read back from its
+/// pipeline (so a tokenizer loaded from a file gets the fast path too).
+fn settings_of(kind: TokenizerKind, inner: &Tokenizer) -> Option<Preprocessing> {
+    let json: serde_json::Value = serde_json::from_str(&inner.to_string(false).ok()?).ok()?;
+    let text = json.to_string();
+    let norm_types: Vec<String> = match json.get("normalizer") {
+        Some(n) if !n.is_null() => {
+            let list = n
+                .get("normalizers")
+                .and_then(|l| l.as_array())
+                .cloned()
+                .unwrap_or_else(|| vec![n.clone()]);
+            list.iter()
+                .filter_map(|x| x.get("type")?.as_str().map(str::to_string))
+                .collect()
+        }
+        _ => Vec::new(),
+    };
+    let known = ["NFC", "NFKC", "Lowercase"];
+    if norm_types.iter().any(|t| !known.contains(&t.as_str())) {
+        return None;
+    }
+    let normalization = if norm_types.iter().any(|t| t == "NFKC") {
+        Normalization::Nfkc
+    } else if norm_types.iter().any(|t| t == "NFC") {
+        Normalization::Nfc
+    } else {
+        Normalization::None
+    };
+    let word_pattern = if text.contains(&serde_json::to_string(KERAS_WORDS).ok()?) {
+        WordPattern::Keras
+    } else if kind == TokenizerKind::Word
+        && !text.contains(&serde_json::to_string(UNICODE_WORDS).ok()?)
+    {
+        return None;
+    } else {
+        WordPattern::Unicode
+    };
+    Some(Preprocessing {
+        tokenizer: kind,
+        lowercase: norm_types.iter().any(|t| t == "Lowercase"),
+        normalization,
+        word_pattern,
+        ..Preprocessing::default()
     })
 }
 
@@ -392,6 +456,66 @@ mod tests {
             .contains("not a tokenizer"));
         std::fs::write(&path, "not json").unwrap();
         assert!(TextTokenizer::load(&path, TokenizerKind::Char).is_err());
+    }
+
+    #[test]
+    fn fast_path_gives_huggingface_ids_on_the_corpora_and_odd_text() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../datasets");
+        let shakespeare = std::fs::read_to_string(root.join("tinyshakespeare.txt")).unwrap();
+        let alice = std::fs::read_to_string(root.join("alice_in_wonderland.txt")).unwrap();
+        let odd = "ΣΊΣΥΦΟΣ Ｆull-width ﬁ ligature\u{a0}nbsp\ttab e\u{301} Zoë's «café» 123abc_x\r\n\u{2028}";
+        for (kind, pattern, norm, lower) in [
+            (
+                TokenizerKind::Word,
+                WordPattern::Unicode,
+                Normalization::None,
+                true,
+            ),
+            (
+                TokenizerKind::Word,
+                WordPattern::Keras,
+                Normalization::None,
+                true,
+            ),
+            (
+                TokenizerKind::Word,
+                WordPattern::Unicode,
+                Normalization::Nfkc,
+                false,
+            ),
+            (
+                TokenizerKind::Char,
+                WordPattern::Unicode,
+                Normalization::Nfc,
+                true,
+            ),
+        ] {
+            let s = Preprocessing {
+                tokenizer: kind,
+                word_pattern: pattern,
+                normalization: norm,
+                lowercase: lower,
+                vocab_size: 2000,
+                ..Preprocessing::default()
+            };
+            let t = TextTokenizer::train(&s, &shakespeare[..200_000]).unwrap();
+            assert!(t.fast.is_some(), "{kind:?}");
+            let reloaded = TextTokenizer::from_json(&t.to_json()).unwrap();
+            assert!(reloaded.fast.is_some(), "fast path survives save/load");
+            for text in [&alice[..], odd] {
+                assert_eq!(
+                    t.encode(text).unwrap(),
+                    t.encode_with_hf(text).unwrap(),
+                    "{kind:?} {pattern:?} {norm:?}"
+                );
+            }
+        }
+        let t = TextTokenizer::train(&settings(TokenizerKind::Word, 100), TEXT).unwrap();
+        assert_eq!(
+            t.encode("a <pad> b").unwrap(),
+            t.encode_with_hf("a <pad> b").unwrap()
+        );
+        assert!(t.encode("<pad>").unwrap().contains(&PAD_ID));
     }
 
     #[test]

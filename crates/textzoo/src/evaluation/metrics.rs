@@ -30,9 +30,18 @@ fn score_row(row: &[f32], target: u32) -> (f64, usize) {
 /// Evaluates `lm` on `ids`: every window for next-token models, non-overlapping windows for
 /// causal ones, at most `max_windows` (0 = all). `None` when the split is too short for one
 /// window.
-pub fn evaluate(lm: &mut dyn LanguageModel, ids: &[u32], batch_size: usize, max_windows: usize) -> Option<SplitMetrics> {
+pub fn evaluate(
+    lm: &mut dyn LanguageModel,
+    ids: &[u32],
+    batch_size: usize,
+    max_windows: usize,
+) -> Option<SplitMetrics> {
     let cfg = lm.config().clone();
-    let target = if cfg.predicts_every_position() { Target::EveryPosition } else { Target::NextToken };
+    let target = if cfg.predicts_every_position() {
+        Target::EveryPosition
+    } else {
+        Target::NextToken
+    };
     let starts = eval_starts(ids.len(), cfg.seq_len, target, max_windows);
     if starts.is_empty() {
         return None;

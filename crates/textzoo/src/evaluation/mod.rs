@@ -11,7 +11,11 @@ use crate::run::Run;
 
 /// Evaluates `lm` on the run's validation and test splits, records the metrics under `section`
 /// (`float` or `int8`) and returns them.
-pub fn evaluate_splits(run: &mut Run, lm: &mut dyn LanguageModel, section: &str) -> Result<Vec<(&'static str, SplitMetrics)>> {
+pub fn evaluate_splits(
+    run: &mut Run,
+    lm: &mut dyn LanguageModel,
+    section: &str,
+) -> Result<Vec<(&'static str, SplitMetrics)>> {
     let batch = run.config.evaluation.batch_size;
     let max = run.config.evaluation.max_windows;
     let data = run.data()?.clone();
@@ -28,7 +32,8 @@ pub fn evaluate_splits(run: &mut Run, lm: &mut dyn LanguageModel, section: &str)
         ] {
             run.metrics.set(section, &format!("{name}_{key}"), value);
         }
-        run.metrics.set(section, &format!("{name}_tokens"), m.tokens);
+        run.metrics
+            .set(section, &format!("{name}_tokens"), m.tokens);
         results.push((name, m));
     }
     Ok(results)
@@ -36,7 +41,10 @@ pub fn evaluate_splits(run: &mut Run, lm: &mut dyn LanguageModel, section: &str)
 
 /// A console table of split metrics.
 pub fn table(title: &str, results: &[(&str, SplitMetrics)]) -> String {
-    let mut out = format!("{title}\n{:<6} {:>9} {:>11} {:>9} {:>9} {:>9}\n", "split", "loss", "perplexity", "top-1", "top-5", "tokens");
+    let mut out = format!(
+        "{title}\n{:<6} {:>9} {:>11} {:>9} {:>9} {:>9}\n",
+        "split", "loss", "perplexity", "top-1", "top-5", "tokens"
+    );
     for (name, m) in results {
         out += &format!(
             "{:<6} {:>9.4} {:>11.2} {:>8.2}% {:>8.2}% {:>9}\n",
@@ -56,7 +64,9 @@ pub fn run(run: &mut Run) -> Result<()> {
     let path = match (&run.artifacts.float_model, &run.config.general.model_path) {
         (Some(p), _) | (None, Some(p)) => p.clone(),
         (None, None) => {
-            return Err(crate::Error::Usage("evaluation needs general.model_path or a training step before it".into()))
+            return Err(crate::Error::Usage(
+                "evaluation needs general.model_path or a training step before it".into(),
+            ))
         }
     };
     let loaded = crate::models::file::load(&path)?;
@@ -65,7 +75,9 @@ pub fn run(run: &mut Run) -> Result<()> {
     let mut lm = loaded.model;
     let results = evaluate_splits(run, &mut lm, "float")?;
     if results.is_empty() {
-        tracing::warn!("no validation or test split long enough for one window: nothing to evaluate");
+        tracing::warn!(
+            "no validation or test split long enough for one window: nothing to evaluate"
+        );
     }
     println!("{}", table("float model", &results));
     Ok(())

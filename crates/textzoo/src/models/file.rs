@@ -47,7 +47,12 @@ fn f32_bytes(values: &[f32]) -> Vec<u8> {
 }
 
 /// Writes the model (and optionally a checkpoint state) to `path`, atomically.
-pub fn save(path: &Path, model: &dyn FloatModel, meta: &ModelMeta, checkpoint: Option<&CheckpointState>) -> Result<()> {
+pub fn save(
+    path: &Path,
+    model: &dyn FloatModel,
+    meta: &ModelMeta,
+    checkpoint: Option<&CheckpointState>,
+) -> Result<()> {
     let params = model.params();
     let mut owned: Vec<(String, Vec<usize>, Vec<u8>)> = params
         .entries
@@ -56,7 +61,10 @@ pub fn save(path: &Path, model: &dyn FloatModel, meta: &ModelMeta, checkpoint: O
         .collect();
     let mut info = HashMap::from([
         ("format".to_string(), FLOAT_FORMAT.to_string()),
-        ("textzoo_version".to_string(), env!("CARGO_PKG_VERSION").to_string()),
+        (
+            "textzoo_version".to_string(),
+            env!("CARGO_PKG_VERSION").to_string(),
+        ),
         ("model_config".to_string(), to_json(&meta.config)?),
         ("tokenizer".to_string(), meta.tokenizer.to_json()),
         ("training".to_string(), meta.training.to_string()),
@@ -86,13 +94,17 @@ fn to_json<T: serde::Serialize>(value: &T) -> Result<String> {
 /// Reads the metadata of any textzoo model file and says which format it is.
 pub fn read_format(path: &Path, bytes: &[u8]) -> Result<(String, HashMap<String, String>)> {
     let damaged = |why: String| Error::input(path, why);
-    let (_, metadata) = SafeTensors::read_metadata(bytes)
-        .map_err(|e| damaged(format!("is not a safetensors model file (or it is damaged): {e}")))?;
+    let (_, metadata) = SafeTensors::read_metadata(bytes).map_err(|e| {
+        damaged(format!(
+            "is not a safetensors model file (or it is damaged): {e}"
+        ))
+    })?;
     let info = metadata.metadata().clone().unwrap_or_default();
-    let format = info
-        .get("format")
-        .cloned()
-        .ok_or_else(|| damaged("is a safetensors file but not a textzoo model (no `format` in its metadata)".into()))?;
+    let format = info.get("format").cloned().ok_or_else(|| {
+        damaged(
+            "is a safetensors file but not a textzoo model (no `format` in its metadata)".into(),
+        )
+    })?;
     Ok((format, info))
 }
 
@@ -101,10 +113,16 @@ pub fn load(path: &Path) -> Result<LoadedModel> {
     let bytes = std::fs::read(path).map_err(|e| Error::input(path, format!("cannot read: {e}")))?;
     let (format, info) = read_format(path, &bytes)?;
     if format == INT8_FORMAT {
-        return Err(Error::input(path, "is an int8 model; this stage needs the float model (saved_models/model.safetensors)"));
+        return Err(Error::input(
+            path,
+            "is an int8 model; this stage needs the float model (saved_models/model.safetensors)",
+        ));
     }
     if format != FLOAT_FORMAT {
-        return Err(Error::input(path, format!("has format `{format}`, expected `{FLOAT_FORMAT}`")));
+        return Err(Error::input(
+            path,
+            format!("has format `{format}`, expected `{FLOAT_FORMAT}`"),
+        ));
     }
     let field = |key: &str| {
         info.get(key)
@@ -115,13 +133,17 @@ pub fn load(path: &Path) -> Result<LoadedModel> {
     let tokenizer = TextTokenizer::from_json(field("tokenizer")?)
         .map_err(|e| Error::input(path, format!("is damaged: its tokenizer {e}")))?;
     if tokenizer.vocab_size() != config.vocab_size {
-        return Err(Error::input(path, "is damaged: tokenizer and model disagree on the vocabulary size"));
+        return Err(Error::input(
+            path,
+            "is damaged: tokenizer and model disagree on the vocabulary size",
+        ));
     }
     let training = info
         .get("training")
         .and_then(|t| serde_json::from_str(t).ok())
         .unwrap_or(serde_json::Value::Null);
-    let tensors = SafeTensors::deserialize(&bytes).map_err(|e| Error::input(path, format!("is damaged: {e}")))?;
+    let tensors = SafeTensors::deserialize(&bytes)
+        .map_err(|e| Error::input(path, format!("is damaged: {e}")))?;
     let mut model = build(&config, 0);
     let entries = model.params().entries.clone();
     for e in &entries {
@@ -132,13 +154,18 @@ pub fn load(path: &Path) -> Result<LoadedModel> {
         Some(state) => Some(CheckpointState {
             m: read_f32(path, &tensors, OPTIM_M, &[model.num_params()])?,
             v: read_f32(path, &tensors, OPTIM_V, &[model.num_params()])?,
-            state: serde_json::from_str(state).map_err(|e| Error::input(path, format!("is damaged: checkpoint state: {e}")))?,
+            state: serde_json::from_str(state)
+                .map_err(|e| Error::input(path, format!("is damaged: checkpoint state: {e}")))?,
         }),
         None => None,
     };
     Ok(LoadedModel {
         model,
-        meta: ModelMeta { config, tokenizer, training },
+        meta: ModelMeta {
+            config,
+            tokenizer,
+            training,
+        },
         checkpoint,
     })
 }
@@ -150,10 +177,17 @@ fn read_f32(path: &Path, tensors: &SafeTensors, name: &str, shape: &[usize]) -> 
     if t.dtype() != Dtype::F32 || t.shape() != shape {
         return Err(Error::input(
             path,
-            format!("is damaged: tensor `{name}` is {:?} {:?}, expected F32 {shape:?}", t.dtype(), t.shape()),
+            format!(
+                "is damaged: tensor `{name}` is {:?} {:?}, expected F32 {shape:?}",
+                t.dtype(),
+                t.shape()
+            ),
         ));
     }
-    Ok(t.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect())
+    Ok(t.data()
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect())
 }
 
 #[cfg(test)]
@@ -162,7 +196,14 @@ mod tests {
     use crate::config::{ModelName, Preprocessing};
 
     fn tiny(kind: ModelName) -> (ModelConfig, TextTokenizer) {
-        let tokenizer = TextTokenizer::train(&Preprocessing { vocab_size: 20, ..Preprocessing::default() }, "to be or not to be, that is the question.\n").unwrap();
+        let tokenizer = TextTokenizer::train(
+            &Preprocessing {
+                vocab_size: 20,
+                ..Preprocessing::default()
+            },
+            "to be or not to be, that is the question.\n",
+        )
+        .unwrap();
         let config = ModelConfig {
             kind,
             vocab_size: tokenizer.vocab_size(),
@@ -181,10 +222,19 @@ mod tests {
     #[test]
     fn round_trip_keeps_weights_metadata_and_checkpoint() {
         let dir = tempfile::tempdir().unwrap();
-        for kind in [ModelName::TinyGpt, ModelName::TinyBertGenerator, ModelName::Gru, ModelName::Lstm] {
+        for kind in [
+            ModelName::TinyGpt,
+            ModelName::TinyBertGenerator,
+            ModelName::Gru,
+            ModelName::Lstm,
+        ] {
             let (config, tokenizer) = tiny(kind);
             let model = build(&config, 7);
-            let meta = ModelMeta { config: config.clone(), tokenizer, training: serde_json::json!({"steps": 3}) };
+            let meta = ModelMeta {
+                config: config.clone(),
+                tokenizer,
+                training: serde_json::json!({"steps": 3}),
+            };
             let state = CheckpointState {
                 m: vec![0.5; model.num_params()],
                 v: vec![0.25; model.num_params()],
@@ -205,7 +255,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (config, tokenizer) = tiny(ModelName::TinyGpt);
         let model = build(&config, 7);
-        let meta = ModelMeta { config, tokenizer, training: serde_json::Value::Null };
+        let meta = ModelMeta {
+            config,
+            tokenizer,
+            training: serde_json::Value::Null,
+        };
         let path = dir.path().join("m.safetensors");
         save(&path, model.as_ref(), &meta, None).unwrap();
         let bytes = std::fs::read(&path).unwrap();
@@ -214,16 +268,36 @@ mod tests {
         assert!(load(&cut).err().unwrap().to_string().contains("damaged"));
         let junk = dir.path().join("junk.safetensors");
         std::fs::write(&junk, b"hello world, not a model").unwrap();
-        assert!(load(&junk).err().unwrap().to_string().contains("not a safetensors"));
+        assert!(load(&junk)
+            .err()
+            .unwrap()
+            .to_string()
+            .contains("not a safetensors"));
         let foreign = dir.path().join("foreign.safetensors");
         let data = f32_bytes(&[1.0]);
         let view = TensorView::new(Dtype::F32, vec![1], &data).unwrap();
-        std::fs::write(&foreign, safetensors::serialize([("w", view)], None).unwrap()).unwrap();
-        assert!(load(&foreign).err().unwrap().to_string().contains("not a textzoo model"));
+        std::fs::write(
+            &foreign,
+            safetensors::serialize([("w", view)], None).unwrap(),
+        )
+        .unwrap();
+        assert!(load(&foreign)
+            .err()
+            .unwrap()
+            .to_string()
+            .contains("not a textzoo model"));
         let int8 = dir.path().join("int8.safetensors");
         let view = TensorView::new(Dtype::F32, vec![1], &data).unwrap();
         let info = HashMap::from([("format".to_string(), INT8_FORMAT.to_string())]);
-        std::fs::write(&int8, safetensors::serialize([("w", view)], Some(info)).unwrap()).unwrap();
-        assert!(load(&int8).err().unwrap().to_string().contains("is an int8 model"));
+        std::fs::write(
+            &int8,
+            safetensors::serialize([("w", view)], Some(info)).unwrap(),
+        )
+        .unwrap();
+        assert!(load(&int8)
+            .err()
+            .unwrap()
+            .to_string()
+            .contains("is an int8 model"));
     }
 }

@@ -645,7 +645,10 @@ mod tmp_breakdown {
         for _ in 0..reps {
             f();
         }
-        println!("{what}: {:.2} ms", s.elapsed().as_secs_f64() * 1e3 / reps as f64);
+        println!(
+            "{what}: {:.2} ms",
+            s.elapsed().as_secs_f64() * 1e3 / reps as f64
+        );
     }
 
     #[test]
@@ -657,9 +660,15 @@ mod tmp_breakdown {
         let mut y = vec![0.0f32; n * v];
         let mut dx = vec![0.0f32; n * h];
         let mut dw = vec![0.0f32; v * h];
-        time("head fwd", 10, || gemm(n, h, v, &x, Op::N, &w, Op::T, &mut y, false));
-        time("head dx", 10, || gemm(n, v, h, &y, Op::N, &w, Op::N, &mut dx, true));
-        time("head dw", 10, || gemm(v, n, h, &y, Op::T, &x, Op::N, &mut dw, true));
+        time("head fwd", 10, || {
+            gemm(n, h, v, &x, Op::N, &w, Op::T, &mut y, false)
+        });
+        time("head dx", 10, || {
+            gemm(n, v, h, &y, Op::N, &w, Op::N, &mut dx, true)
+        });
+        time("head dw", 10, || {
+            gemm(v, n, h, &y, Op::T, &x, Op::N, &mut dw, true)
+        });
         let targets = vec![3u32; n];
         let mut d = vec![0.0f32; n * v];
         time("softmax ce", 10, || {
@@ -677,17 +686,48 @@ mod tmp_breakdown {
         time("32 transposed recurrent gemms", 10, || {
             for _ in 0..t {
                 unsafe {
-                    matrixmultiply::sgemm(3 * h, h, b, 1.0, whh.as_ptr(), h as isize, 1,
-                        hs.as_ptr(), 1, h as isize, 0.0, ght.as_mut_ptr(), 1, (3 * h) as isize);
+                    matrixmultiply::sgemm(
+                        3 * h,
+                        h,
+                        b,
+                        1.0,
+                        whh.as_ptr(),
+                        h as isize,
+                        1,
+                        hs.as_ptr(),
+                        1,
+                        h as isize,
+                        0.0,
+                        ght.as_mut_ptr(),
+                        1,
+                        (3 * h) as isize,
+                    );
                 }
             }
         });
-        for (a, c) in gh.iter().zip(&ght) { assert!((a - c).abs() < 1e-4); }
-        let xs: Vec<f32> = (0..262144).map(|i| (i as f32 * 0.001).sin() * 3.0).collect();
+        for (a, c) in gh.iter().zip(&ght) {
+            assert!((a - c).abs() < 1e-4);
+        }
+        let xs: Vec<f32> = (0..262144)
+            .map(|i| (i as f32 * 0.001).sin() * 3.0)
+            .collect();
         let mut ys = vec![0.0f32; xs.len()];
-        time("262k tanh", 10, || ys.iter_mut().zip(&xs).for_each(|(y, x)| *y = x.tanh()));
-        time("262k sigmoid", 10, || ys.iter_mut().zip(&xs).for_each(|(y, x)| *y = crate::nn::gru::sigmoid(*x)));
-        time("262k exp-tanh", 10, || ys.iter_mut().zip(&xs).for_each(|(y, x)| *y = 1.0 - 2.0 / ((2.0 * x).exp() + 1.0)));
+        time("262k tanh", 10, || {
+            ys.iter_mut().zip(&xs).for_each(|(y, x)| *y = x.tanh());
+            std::hint::black_box(&ys);
+        });
+        time("262k sigmoid", 10, || {
+            ys.iter_mut()
+                .zip(&xs)
+                .for_each(|(y, x)| *y = crate::nn::gru::sigmoid(*x));
+            std::hint::black_box(&ys);
+        });
+        time("262k exp-tanh", 10, || {
+            ys.iter_mut()
+                .zip(&xs)
+                .for_each(|(y, x)| *y = 1.0 - 2.0 / ((2.0 * x).exp() + 1.0));
+            std::hint::black_box(&ys);
+        });
         let mut p = ParamStore::default();
         let layer = GruLayer::new(&mut p, "rnn.0", e, h);
         layer.init(&mut p, &mut Rng::new(1));
@@ -695,7 +735,9 @@ mod tmp_breakdown {
         let xe = vec![0.1f32; n * e];
         let mut dxe = vec![0.0f32; n * e];
         let dout = vec![0.01f32; n * h];
-        time("gru fwd", 10, || layer.forward(&mut acts, &xe, &p.data, b, t));
+        time("gru fwd", 10, || {
+            layer.forward(&mut acts, &xe, &p.data, b, t)
+        });
         let mut grad = vec![0.0; p.len()];
         time("gru bwd", 10, || {
             layer.backward(&mut acts, &xe, &dout, &mut dxe, &p.data, &mut grad)

@@ -18,7 +18,11 @@ pub trait LanguageModel {
     fn next_logits(&mut self, context: &[u32]) -> Vec<f32> {
         let cfg = self.config().clone();
         let window = model_window(&cfg, context);
-        let positions = if cfg.predicts_every_position() { window.len() } else { 1 };
+        let positions = if cfg.predicts_every_position() {
+            window.len()
+        } else {
+            1
+        };
         let logits = self.window_logits(&window, 1, window.len());
         logits[(positions - 1) * cfg.vocab_size..positions * cfg.vocab_size].to_vec()
     }
@@ -45,6 +49,7 @@ impl LanguageModel for Box<dyn FloatModel> {
     }
 
     fn window_logits(&mut self, tokens: &[u32], batch: usize, seq: usize) -> Vec<f32> {
-        self.forward(tokens, batch, seq, false, &mut Rng::new(0)).to_vec()
+        self.forward(tokens, batch, seq, false, &mut Rng::new(0))
+            .to_vec()
     }
 }

@@ -221,6 +221,14 @@ pub(crate) fn sigmoid(x: f32) -> f32 {
     1.0 / (1.0 + (-x).exp())
 }
 
+/// `tanh` through one `exp`: glibc's `tanhf` costs ~5× `expf` here (5.2 ms vs 0.9 ms per
+/// 262 144 values), and a reference-size window evaluates 262 144 (GRU) or 524 288 (LSTM) of
+/// them. Saturates to ±1 without NaN (`exp` → ∞ or 0); the absolute error stays ~1e-7, the
+/// relative error near 0 is irrelevant to training.
+pub(crate) fn tanh(x: f32) -> f32 {
+    1.0 - 2.0 / ((2.0 * x).exp() + 1.0)
+}
+
 /// Adds `bias` to every row of `y`.
 pub(crate) fn add_rows(y: &mut [f32], bias: &[f32]) {
     for row in y.chunks_exact_mut(bias.len()) {
@@ -311,7 +319,7 @@ impl Recurrent for GruLayer {
                 for j in 0..hd {
                     let r = sigmoid(gx[j] + gh[j]);
                     let z = sigmoid(gx[hd + j] + gh[hd + j]);
-                    let nn = (gx[2 * hd + j] + r * gh[2 * hd + j]).tanh();
+                    let nn = tanh(gx[2 * hd + j] + r * gh[2 * hd + j]);
                     gates[j] = r;
                     gates[hd + j] = z;
                     gates[2 * hd + j] = nn;

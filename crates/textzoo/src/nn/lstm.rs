@@ -9,7 +9,7 @@
 //! Same tensor layout and time-major scheme as [`super::gru`]: one GEMM for all input
 //! projections, one `[B, H] × [H, 4H]` GEMM per step for the recurrence.
 
-use super::gru::{fit, recur_backward, recur_forward, sigmoid, Recurrent, RnnWeights};
+use super::gru::{fit, recur_backward, recur_forward, sigmoid, tanh, Recurrent, RnnWeights};
 use super::ParamStore;
 use textzoo_rt::Rng;
 
@@ -87,7 +87,7 @@ impl Recurrent for LstmLayer {
                 for j in 0..hd {
                     let i = sigmoid(gates[j]);
                     let f = sigmoid(gates[hd + j]);
-                    let gg = gates[2 * hd + j].tanh();
+                    let gg = tanh(gates[2 * hd + j]);
                     let o = sigmoid(gates[3 * hd + j]);
                     gates[j] = i;
                     gates[hd + j] = f;
@@ -96,7 +96,7 @@ impl Recurrent for LstmLayer {
                     let k = b * hd + j;
                     let c = f * c_prev[k] + i * gg;
                     c_next[k] = c;
-                    tc[k] = c.tanh();
+                    tc[k] = tanh(c);
                     h_next[k] = o * tc[k];
                 }
             }

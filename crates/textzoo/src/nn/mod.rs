@@ -8,6 +8,7 @@
 pub mod attention;
 pub mod dropout;
 pub mod embedding;
+pub mod fastmath;
 pub mod gelu;
 #[cfg(test)]
 pub mod gradcheck;

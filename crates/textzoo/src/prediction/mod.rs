@@ -33,7 +33,12 @@ fn unknown_words(tokenizer: &TextTokenizer, prompt: &str) -> Vec<String> {
     }
     prompt
         .split_whitespace()
-        .filter(|w| tokenizer.encode(w).map(|ids| ids.contains(&UNK_ID)).unwrap_or(false))
+        .filter(|w| {
+            tokenizer
+                .encode(w)
+                .map(|ids| ids.contains(&UNK_ID))
+                .unwrap_or(false)
+        })
         .map(str::to_string)
         .collect()
 }
@@ -51,7 +56,10 @@ pub fn generate(
     let mut ids = tokenizer.encode(&settings.prompt)?;
     let unknown = unknown_words(tokenizer, &settings.prompt);
     if !unknown.is_empty() {
-        tracing::warn!("prompt words not in the vocabulary, read as <unk>: {}", unknown.join(", "));
+        tracing::warn!(
+            "prompt words not in the vocabulary, read as <unk>: {}",
+            unknown.join(", ")
+        );
     }
     let prompt_len = ids.len();
     let mut sampler = Sampler::new(settings, seed);
@@ -102,8 +110,12 @@ pub fn run(run: &mut Run) -> Result<()> {
     })?;
     println!();
     write_atomic(&run.dir.join(GENERATED_FILE), text.as_bytes())?;
-    run.metrics.set("prediction", "model", path.display().to_string());
+    run.metrics
+        .set("prediction", "model", path.display().to_string());
     run.metrics.set("prediction", "tokens", settings.max_tokens);
-    tracing::info!("generated text saved to {}", run.dir.join(GENERATED_FILE).display());
+    tracing::info!(
+        "generated text saved to {}",
+        run.dir.join(GENERATED_FILE).display()
+    );
     Ok(())
 }

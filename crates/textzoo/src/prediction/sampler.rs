@@ -45,7 +45,10 @@ impl Sampler {
             candidates.truncate(self.top_k);
         }
         let max = candidates[0].1;
-        let mut probs: Vec<f32> = candidates.iter().map(|&(_, l)| ((l - max) / self.temperature).exp()).collect();
+        let mut probs: Vec<f32> = candidates
+            .iter()
+            .map(|&(_, l)| ((l - max) / self.temperature).exp())
+            .collect();
         let total: f32 = probs.iter().sum();
         probs.iter_mut().for_each(|p| *p /= total);
         let mut cumulative = 0.0;
@@ -74,14 +77,22 @@ mod tests {
     use super::*;
 
     fn settings(strategy: Strategy, top_k: usize, top_p: f64) -> Prediction {
-        Prediction { strategy, top_k, top_p, ..Prediction::default() }
+        Prediction {
+            strategy,
+            top_k,
+            top_p,
+            ..Prediction::default()
+        }
     }
 
     #[test]
     fn greedy_takes_the_best_non_special_token() {
         let mut s = Sampler::new(&settings(Strategy::Greedy, 0, 1.0), 1);
         assert_eq!(s.pick(&[9.0, 8.0, 1.0, 3.0]), 3);
-        let mut allow = Prediction { allow_special_tokens: true, ..settings(Strategy::Greedy, 0, 1.0) };
+        let mut allow = Prediction {
+            allow_special_tokens: true,
+            ..settings(Strategy::Greedy, 0, 1.0)
+        };
         allow.allow_special_tokens = true;
         assert_eq!(Sampler::new(&allow, 1).pick(&[9.0, 8.0, 1.0, 3.0]), 0);
     }

@@ -47,7 +47,11 @@ impl Preflight {
 
 /// Loads the model file once to refuse a bad one early; prepares the corpus with its tokenizer
 /// when the first service reads the corpus.
-fn model_preflight(config: &Config, service: Service, path: &std::path::Path) -> Result<Option<PreparedData>> {
+fn model_preflight(
+    config: &Config,
+    service: Service,
+    path: &std::path::Path,
+) -> Result<Option<PreparedData>> {
     let float = crate::models::file::load(path)?;
     if service == Service::Prediction {
         crate::prediction::check_prompt(&config.prediction, &float.meta)?;
@@ -58,7 +62,11 @@ fn model_preflight(config: &Config, service: Service, path: &std::path::Path) ->
     prepare_for_model(config, &float.meta.tokenizer, float.meta.config.seq_len).map(Some)
 }
 
-fn prepare_for_model(config: &Config, tokenizer: &data::TextTokenizer, seq_len: usize) -> Result<PreparedData> {
+fn prepare_for_model(
+    config: &Config,
+    tokenizer: &data::TextTokenizer,
+    seq_len: usize,
+) -> Result<PreparedData> {
     let mut cfg = config.clone();
     cfg.model.seq_len = seq_len;
     data::prepare(&cfg, TokenizerSource::Given(tokenizer))
@@ -87,7 +95,11 @@ impl Run {
 
     /// Prepares the corpus with a model file's own tokenizer (a model is always evaluated
     /// with its vocabulary), unless an earlier step already did.
-    pub fn ensure_data(&mut self, tokenizer: &data::TextTokenizer, seq_len: usize) -> Result<&PreparedData> {
+    pub fn ensure_data(
+        &mut self,
+        tokenizer: &data::TextTokenizer,
+        seq_len: usize,
+    ) -> Result<&PreparedData> {
         if self.data.is_none() {
             self.data = Some(prepare_for_model(&self.config, tokenizer, seq_len)?);
         }
@@ -142,11 +154,11 @@ impl Run {
             Service::Training => crate::training::run(self),
             Service::Evaluation => crate::evaluation::run(self),
             Service::Prediction => crate::prediction::run(self),
-            Service::Quantization
-            | Service::Benchmarking
-            | Service::Deployment => Err(Error::NotImplemented {
-                service: service.name(),
-            }),
+            Service::Quantization | Service::Benchmarking | Service::Deployment => {
+                Err(Error::NotImplemented {
+                    service: service.name(),
+                })
+            }
         }
     }
 }

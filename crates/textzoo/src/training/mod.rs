@@ -47,8 +47,10 @@ pub fn run(run: &mut Run) -> Result<()> {
         model.macc_per_token(),
         meta.config.vocab_size
     );
-    run.metrics.set("training", "parameters", model.num_params());
-    run.metrics.set("training", "macc_per_token", model.macc_per_token());
+    run.metrics
+        .set("training", "parameters", model.num_params());
+    run.metrics
+        .set("training", "macc_per_token", model.macc_per_token());
     let paths = Paths {
         best: run.dir.join(MODEL_FILE),
         checkpoint: run.dir.join(CHECKPOINT_FILE),
@@ -60,7 +62,10 @@ pub fn run(run: &mut Run) -> Result<()> {
     record(run, &trainer, reason);
     sample(run, trainer.model, &data.tokenizer)?;
     run.artifacts.float_model = Some(run.dir.join(MODEL_FILE));
-    tracing::info!("float model saved to {}", run.dir.join(MODEL_FILE).display());
+    tracing::info!(
+        "float model saved to {}",
+        run.dir.join(MODEL_FILE).display()
+    );
     Ok(())
 }
 
@@ -72,7 +77,11 @@ fn record(run: &mut Run, trainer: &Trainer, reason: StopReason) {
     m.set("training", "stopped_by", reason.name());
     m.set("training", "seconds", s.seconds);
     m.set("training", "tokens_seen", s.tokens_seen);
-    m.set("training", "tokens_per_s", s.tokens_seen as f64 / s.seconds.max(1e-9));
+    m.set(
+        "training",
+        "tokens_per_s",
+        s.tokens_seen as f64 / s.seconds.max(1e-9),
+    );
     m.set("training", "seed", trainer.cfg.general.global_seed);
     if let Some(best) = s.best_val_loss {
         m.set("training", "best_val_loss", best);
@@ -95,13 +104,21 @@ fn record(run: &mut Run, trainer: &Trainer, reason: StopReason) {
         s.tokens_seen as f64 / s.seconds.max(1e-9),
         reason.name(),
         s.best_val_loss
-            .map(|b| format!("; best validation loss {b:.4} (perplexity {:.2}) at step {}", b.exp(), s.best_step))
+            .map(|b| format!(
+                "; best validation loss {b:.4} (perplexity {:.2}) at step {}",
+                b.exp(),
+                s.best_step
+            ))
             .unwrap_or_default()
     );
 }
 
 /// A short greedy sample from the prompt, so every training run shows what it learned.
-fn sample(run: &Run, model: Box<dyn crate::models::FloatModel>, tokenizer: &crate::data::TextTokenizer) -> Result<()> {
+fn sample(
+    run: &Run,
+    model: Box<dyn crate::models::FloatModel>,
+    tokenizer: &crate::data::TextTokenizer,
+) -> Result<()> {
     let mut settings = run.config.prediction.clone();
     settings.max_tokens = settings.max_tokens.min(40);
     if tokenizer.encode(&settings.prompt)?.is_empty() && !model.config().predicts_every_position() {

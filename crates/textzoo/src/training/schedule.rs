@@ -5,7 +5,13 @@ use crate::config::{LrSchedule, LrScheduleKind};
 
 /// The learning rate at `step` (0-based) for a run of `horizon` steps. `plateau_scale` is the
 /// factor reduce-on-plateau has accumulated so far (1 for the other schedules).
-pub fn learning_rate(base: f64, s: &LrSchedule, step: u64, horizon: u64, plateau_scale: f64) -> f64 {
+pub fn learning_rate(
+    base: f64,
+    s: &LrSchedule,
+    step: u64,
+    horizon: u64,
+    plateau_scale: f64,
+) -> f64 {
     if step < s.warmup_steps {
         return base * (step + 1) as f64 / s.warmup_steps as f64;
     }
@@ -14,7 +20,8 @@ pub fn learning_rate(base: f64, s: &LrSchedule, step: u64, horizon: u64, plateau
         LrScheduleKind::Cosine => {
             let span = horizon.saturating_sub(s.warmup_steps).max(1) as f64;
             let progress = ((step - s.warmup_steps) as f64 / span).min(1.0);
-            s.min_lr_ratio + (1.0 - s.min_lr_ratio) * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos())
+            s.min_lr_ratio
+                + (1.0 - s.min_lr_ratio) * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos())
         }
         LrScheduleKind::Step => s.gamma.powi(((step - s.warmup_steps) / s.step_size) as i32),
         LrScheduleKind::ReduceOnPlateau => plateau_scale,
@@ -27,7 +34,15 @@ mod tests {
     use super::*;
 
     fn sched(name: LrScheduleKind) -> LrSchedule {
-        LrSchedule { name, warmup_steps: 10, min_lr_ratio: 0.1, step_size: 100, gamma: 0.5, factor: 0.5, patience: 2 }
+        LrSchedule {
+            name,
+            warmup_steps: 10,
+            min_lr_ratio: 0.1,
+            step_size: 100,
+            gamma: 0.5,
+            factor: 0.5,
+            patience: 2,
+        }
     }
 
     #[test]
@@ -38,12 +53,21 @@ mod tests {
         assert!((learning_rate(1.0, &c, 10, 1000, 1.0) - 1.0).abs() < 1e-12);
         assert!((learning_rate(1.0, &c, 505, 1000, 1.0) - 0.55).abs() < 1e-3);
         assert!((learning_rate(1.0, &c, 1000, 1000, 1.0) - 0.1).abs() < 1e-12);
-        assert!((learning_rate(1.0, &c, 5000, 1000, 1.0) - 0.1).abs() < 1e-12, "stays at the floor");
+        assert!(
+            (learning_rate(1.0, &c, 5000, 1000, 1.0) - 0.1).abs() < 1e-12,
+            "stays at the floor"
+        );
         let s = sched(LrScheduleKind::Step);
         assert_eq!(learning_rate(1.0, &s, 109, 0, 1.0), 1.0);
         assert_eq!(learning_rate(1.0, &s, 110, 0, 1.0), 0.5);
         assert_eq!(learning_rate(1.0, &s, 310, 0, 1.0), 0.125);
-        assert_eq!(learning_rate(2.0, &sched(LrScheduleKind::Constant), 500, 0, 1.0), 2.0);
-        assert_eq!(learning_rate(2.0, &sched(LrScheduleKind::ReduceOnPlateau), 500, 0, 0.25), 0.5);
+        assert_eq!(
+            learning_rate(2.0, &sched(LrScheduleKind::Constant), 500, 0, 1.0),
+            2.0
+        );
+        assert_eq!(
+            learning_rate(2.0, &sched(LrScheduleKind::ReduceOnPlateau), 500, 0, 0.25),
+            0.5
+        );
     }
 }

@@ -43,7 +43,9 @@ impl TrainState {
 /// Derives an independent seed for a purpose (an epoch's order, a step's dropout) from the run
 /// seed, so any step can be replayed without replaying the ones before it (SplitMix64).
 pub fn derive_seed(seed: u64, purpose: u64, index: u64) -> u64 {
-    let mut z = seed ^ purpose.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ index.wrapping_mul(0xD1B5_4A32_D192_ED03);
+    let mut z = seed
+        ^ purpose.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        ^ index.wrapping_mul(0xD1B5_4A32_D192_ED03);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^ (z >> 31)

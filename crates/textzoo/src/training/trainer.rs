@@ -70,13 +70,29 @@ pub struct Trainer<'a> {
 }
 
 impl<'a> Trainer<'a> {
-    pub fn new(cfg: &'a Config, model: Box<dyn FloatModel>, meta: ModelMeta, paths: Paths, resume: Option<CheckpointState>) -> Result<Self> {
+    pub fn new(
+        cfg: &'a Config,
+        model: Box<dyn FloatModel>,
+        meta: ModelMeta,
+        paths: Paths,
+        resume: Option<CheckpointState>,
+    ) -> Result<Self> {
         let t = &cfg.training;
-        let mut optim = AdamW::new(model.num_params(), t.beta1 as f32, t.beta2 as f32, t.eps as f32, t.weight_decay as f32);
+        let mut optim = AdamW::new(
+            model.num_params(),
+            t.beta1 as f32,
+            t.beta2 as f32,
+            t.eps as f32,
+            t.weight_decay as f32,
+        );
         let state = match resume {
             Some(c) => {
-                let state: TrainState = serde_json::from_value(c.state)
-                    .map_err(|e| Error::input(&paths.checkpoint, format!("checkpoint state is damaged: {e}")))?;
+                let state: TrainState = serde_json::from_value(c.state).map_err(|e| {
+                    Error::input(
+                        &paths.checkpoint,
+                        format!("checkpoint state is damaged: {e}"),
+                    )
+                })?;
                 optim.restore(c.m, c.v, state.step)?;
                 state
             }
@@ -104,7 +120,11 @@ impl<'a> Trainer<'a> {
     }
 
     fn epoch_order(&self, len: usize, epoch: u64) -> Vec<usize> {
-        let mut rng = Rng::new(derive_seed(self.cfg.general.global_seed, PURPOSE_EPOCH, epoch));
+        let mut rng = Rng::new(derive_seed(
+            self.cfg.general.global_seed,
+            PURPOSE_EPOCH,
+            epoch,
+        ));
         epoch_starts(len, self.model.config().seq_len, self.target(), &mut rng)
     }
 
@@ -115,7 +135,9 @@ impl<'a> Trainer<'a> {
         let seq = self.model.config().seq_len;
         let vocab = self.model.config().vocab_size;
         let batch_size = t.batch_size;
-        let steps_per_epoch = window_count(train.len(), seq, self.target()).div_ceil(batch_size).max(1) as u64;
+        let steps_per_epoch = window_count(train.len(), seq, self.target())
+            .div_ceil(batch_size)
+            .max(1) as u64;
         let step_limit = match (t.epochs, t.max_steps) {
             (Some(e), Some(m)) => Some((e * steps_per_epoch).min(m)),
             (Some(e), None) => Some(e * steps_per_epoch),
@@ -137,7 +159,11 @@ impl<'a> Trainer<'a> {
         let mut last_eval = None;
         let reason = loop {
             if step_limit.is_some_and(|l| self.state.step >= l) {
-                break if t.max_steps.is_some_and(|m| m == self.state.step) { StopReason::MaxSteps } else { StopReason::Epochs };
+                break if t.max_steps.is_some_and(|m| m == self.state.step) {
+                    StopReason::MaxSteps
+                } else {
+                    StopReason::Epochs
+                };
             }
             if deadline.is_some_and(|d| elapsed() >= d.as_secs_f64()) {
                 break StopReason::Time;
@@ -147,7 +173,11 @@ impl<'a> Trainer<'a> {
                 self.state.seconds = elapsed();
                 self.checkpoint()?;
                 log.flush().ok();
-                tracing::warn!("interrupted at step {}: checkpoint written to {}", self.state.step, self.paths.checkpoint.display());
+                tracing::warn!(
+                    "interrupted at step {}: checkpoint written to {}",
+                    self.state.step,
+                    self.paths.checkpoint.display()
+                );
                 return Err(Error::Interrupted);
             }
             if self.state.position + batch_size > order.len() {
@@ -162,30 +192,47 @@ impl<'a> Trainer<'a> {
             batch.fill(train, &order[self.state.position..end], seq, self.target());
             self.state.position = end;
 
-            let mut rng = Rng::new(derive_seed(self.cfg.general.global_seed, PURPOSE_STEP, self.state.step));
+            let mut rng = Rng::new(derive_seed(
+                self.cfg.general.global_seed,
+                PURPOSE_STEP,
+                self.state.step,
+            ));
             if self.target() == Target::NextToken {
                 batch.pad_left_randomly(SHORT_CONTEXT_PROB, &mut rng);
             }
             self.model.params_mut().zero_grad();
-            let logits = self.model.forward(&batch.tokens, batch.batch, seq, true, &mut rng);
+            let logits = self
+                .model
+                .forward(&batch.tokens, batch.batch, seq, true, &mut rng);
             dlogits.resize(logits.len(), 0.0);
             let loss = softmax_cross_entropy(logits, &batch.targets, vocab, Some(&mut dlogits));
             self.model.backward(&dlogits);
             let grad = &mut self.model.params_mut().grad;
-            let norm = if t.grad_clip > 0.0 { clip_grad_norm(grad, t.grad_clip as f32) } else { global_norm(grad) };
+            let norm = if t.grad_clip > 0.0 {
+                clip_grad_norm(grad, t.grad_clip as f32)
+            } else {
+                global_norm(grad)
+            };
             if !loss.is_finite() || !norm.is_finite() {
                 return Err(Error::Internal(format!(
                     "training diverged at step {} (loss {loss}, gradient norm {norm}); lower training.learning_rate or raise training.grad_clip",
                     self.state.step + 1
                 )));
             }
-            let lr = learning_rate(t.learning_rate, &t.lr_schedule, self.state.step, self.state.horizon, self.state.plateau_scale);
+            let lr = learning_rate(
+                t.learning_rate,
+                &t.lr_schedule,
+                self.state.step,
+                self.state.horizon,
+                self.state.plateau_scale,
+            );
             self.optim.update(self.model.params_mut(), lr as f32);
             self.state.step += 1;
             self.state.tokens_seen += batch.targets.len() as u64;
             self.loss_since_eval.0 += loss as f64;
             self.loss_since_eval.1 += 1;
-            writeln!(log, "{},{},{:e},{}", self.state.step, loss, lr, norm).map_err(|e| Error::io("writing training_log.csv", e))?;
+            writeln!(log, "{},{},{:e},{}", self.state.step, loss, lr, norm)
+                .map_err(|e| Error::io("writing training_log.csv", e))?;
 
             if self.state.horizon == 0 && self.state.step == HORIZON_PROBE_STEPS {
                 if let Some(d) = deadline {
@@ -196,7 +243,9 @@ impl<'a> Trainer<'a> {
             }
             let tokens_per_s = self.state.tokens_seen as f64 / elapsed().max(1e-9);
             progress.set_position(self.state.step);
-            progress.set_message(format!("loss {loss:.3} | {tokens_per_s:.0} tok/s | lr {lr:.2e}"));
+            progress.set_message(format!(
+                "loss {loss:.3} | {tokens_per_s:.0} tok/s | lr {lr:.2e}"
+            ));
 
             if self.state.step % t.eval_interval == 0 {
                 last_eval = Some(self.state.step);
@@ -210,12 +259,19 @@ impl<'a> Trainer<'a> {
             }
         };
         if last_eval != Some(self.state.step) && self.state.step > 0 {
-            let lr = learning_rate(t.learning_rate, &t.lr_schedule, self.state.step, self.state.horizon, self.state.plateau_scale);
+            let lr = learning_rate(
+                t.learning_rate,
+                &t.lr_schedule,
+                self.state.step,
+                self.state.horizon,
+                self.state.plateau_scale,
+            );
             self.validate(val, lr, &progress)?;
         }
         progress.finish_and_clear();
         self.state.seconds = elapsed();
-        log.flush().map_err(|e| Error::io("writing training_log.csv", e))?;
+        log.flush()
+            .map_err(|e| Error::io("writing training_log.csv", e))?;
         self.checkpoint()?;
         Ok(reason)
     }
@@ -223,7 +279,11 @@ impl<'a> Trainer<'a> {
     fn open_log(&self) -> Result<std::io::BufWriter<std::fs::File>> {
         let io = |e| Error::io(format!("opening {}", self.paths.log_csv.display()), e);
         let fresh = !self.paths.log_csv.exists();
-        let file = std::fs::OpenOptions::new().create(true).append(true).open(&self.paths.log_csv).map_err(io)?;
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.paths.log_csv)
+            .map_err(io)?;
         let mut w = std::io::BufWriter::new(file);
         if fresh {
             writeln!(w, "step,loss,lr,grad_norm").map_err(io)?;
@@ -238,13 +298,22 @@ impl<'a> Trainer<'a> {
         let t = &cfg.training;
         let train_loss = self.loss_since_eval.0 / self.loss_since_eval.1.max(1) as f64;
         self.loss_since_eval = (0.0, 0);
-        let metrics = evaluate(&mut self.model as &mut dyn LanguageModel, val, self.cfg.evaluation.batch_size, t.eval_windows);
+        let metrics = evaluate(
+            &mut self.model as &mut dyn LanguageModel,
+            val,
+            self.cfg.evaluation.batch_size,
+            t.eval_windows,
+        );
         let Some(m) = metrics else {
             self.history.push((self.state.step, train_loss, None, lr));
             return Ok(false);
         };
-        self.history.push((self.state.step, train_loss, Some(m.loss), lr));
-        let improved = self.state.best_val_loss.is_none_or(|best| m.loss < best - t.early_stopping.min_delta);
+        self.history
+            .push((self.state.step, train_loss, Some(m.loss), lr));
+        let improved = self
+            .state
+            .best_val_loss
+            .is_none_or(|best| m.loss < best - t.early_stopping.min_delta);
         progress.suspend(|| {
             tracing::info!(
                 "step {}: train loss {train_loss:.4}, val loss {:.4} (perplexity {:.2}, top-1 {:.1}%){}",
@@ -306,17 +375,25 @@ impl<'a> Trainer<'a> {
 
     /// `checkpoints/step_NNNNNNNN.safetensors`, keeping the newest few.
     fn periodic_checkpoint(&self) -> Result<()> {
-        let dir = self.paths.checkpoint.parent().unwrap_or(std::path::Path::new("."));
+        let dir = self
+            .paths
+            .checkpoint
+            .parent()
+            .unwrap_or(std::path::Path::new("."));
         let path = dir.join(format!("step_{:08}.safetensors", self.state.step));
         self.save_checkpoint(&path)?;
         let mut old: Vec<PathBuf> = std::fs::read_dir(dir)
             .map_err(|e| Error::io(format!("listing {}", dir.display()), e))?
             .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("step_")))
+            .filter(|p| {
+                p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with("step_"))
+            })
             .collect();
         old.sort();
         for stale in old.iter().rev().skip(KEEP_CHECKPOINTS) {
-            std::fs::remove_file(stale).map_err(|e| Error::io(format!("removing {}", stale.display()), e))?;
+            std::fs::remove_file(stale)
+                .map_err(|e| Error::io(format!("removing {}", stale.display()), e))?;
         }
         Ok(())
     }
@@ -332,15 +409,22 @@ impl<'a> Trainer<'a> {
             v: self.optim.v.clone(),
             state: serde_json::to_value(&self.state).map_err(|e| Error::Internal(e.to_string()))?,
         };
-        file::save(path, self.model.as_ref(), &self.meta_with_summary(), Some(&state))
+        file::save(
+            path,
+            self.model.as_ref(),
+            &self.meta_with_summary(),
+            Some(&state),
+        )
     }
 }
 
 fn progress_bar(len: u64) -> ProgressBar {
     let bar = ProgressBar::new(len.max(1));
-    let style = ProgressStyle::with_template("{spinner} training [{bar:30}] step {pos}/{len} | {msg} | ETA {eta}")
-        .unwrap_or_else(|_| ProgressStyle::default_bar())
-        .progress_chars("=> ");
+    let style = ProgressStyle::with_template(
+        "{spinner} training [{bar:30}] step {pos}/{len} | {msg} | ETA {eta}",
+    )
+    .unwrap_or_else(|_| ProgressStyle::default_bar())
+    .progress_chars("=> ");
     bar.set_style(style);
     bar
 }
