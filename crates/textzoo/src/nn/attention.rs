@@ -10,6 +10,8 @@
 //! At these sizes (t ≤ 64, head size ≈ 32) explicit loops over rows beat per-head GEMM calls,
 //! whose packing would cost as much as the products themselves.
 
+use super::fastmath::{self, dot};
+use crate::avx2_dispatch;
 use rayon::prelude::*;
 
 /// Shapes, mask and where Q, K and V sit in their buffers. Row `r` of a sequence holds head
@@ -48,11 +50,13 @@ impl Layout {
         }
     }
 
+    #[inline(always)]
     fn channels(&self) -> usize {
         self.heads * self.head_dim
     }
 
     /// Keys visible to query row `i`: all of them, or those up to its own position.
+    #[inline(always)]
     fn visible(&self, i: usize) -> usize {
         if self.causal {
             i + self.tk - self.tq + 1
@@ -77,42 +81,47 @@ impl Layout {
 /// Writes `out` (`[batch, tq, C]`, heads side by side) and `probs` (`[batch, heads, tq, tk]`,
 /// zero where masked). `q` and `kv` may be the same buffer.
 pub fn forward(out: &mut [f32], probs: &mut [f32], q: &[f32], kv: &[f32], l: &Layout) {
-    let c = l.channels();
-    let (b, hd) = (l.batch, l.head_dim);
-    let scale = 1.0 / (hd as f32).sqrt();
-    out[..b * l.tq * c]
-        .par_chunks_mut(l.tq * c)
+    let b = l.batch;
+    out[..b * l.tq * l.channels()]
+        .par_chunks_mut(l.tq * l.channels())
         .zip(probs[..b * l.probs_len()].par_chunks_mut(l.probs_len()))
         .zip(q[..b * l.q_len()].par_chunks(l.q_len()))
         .zip(kv[..b * l.kv_len()].par_chunks(l.kv_len()))
-        .for_each(|(((out, probs), q), kv)| {
-            for h in 0..l.heads {
-                for i in 0..l.tq {
-                    let qi = &q[i * l.q_stride + l.q_offset + h * hd..][..hd];
-                    let p = &mut probs[(h * l.tq + i) * l.tk..][..l.tk];
-                    let seen = l.visible(i);
-                    let mut max = f32::NEG_INFINITY;
-                    for (j, pj) in p[..seen].iter_mut().enumerate() {
-                        let kj = &kv[j * l.kv_stride + l.k_offset + h * hd..][..hd];
-                        *pj = dot(qi, kj) * scale;
-                        max = max.max(*pj);
-                    }
-                    let mut sum = 0.0;
-                    for pj in &mut p[..seen] {
-                        *pj = (*pj - max).exp();
-                        sum += *pj;
-                    }
-                    let inv = 1.0 / sum;
-                    p[..seen].iter_mut().for_each(|pj| *pj *= inv);
-                    p[seen..].fill(0.0);
-                    let o = &mut out[i * c + h * hd..][..hd];
-                    o.fill(0.0);
-                    for (j, &pj) in p[..seen].iter().enumerate() {
-                        axpy(pj, &kv[j * l.kv_stride + l.v_offset + h * hd..][..hd], o);
-                    }
+        .for_each(|(((out, probs), q), kv)| forward_seq(out, probs, q, kv, l));
+}
+
+avx2_dispatch! {
+    /// One sequence, all heads.
+    fn forward_seq(out: &mut [f32], probs: &mut [f32], q: &[f32], kv: &[f32], l: &Layout) {
+        let (c, hd) = (l.channels(), l.head_dim);
+        let scale = 1.0 / (hd as f32).sqrt();
+        for h in 0..l.heads {
+            for i in 0..l.tq {
+                let qi = &q[i * l.q_stride + l.q_offset + h * hd..][..hd];
+                let p = &mut probs[(h * l.tq + i) * l.tk..][..l.tk];
+                let seen = l.visible(i);
+                let mut max = f32::NEG_INFINITY;
+                for (j, pj) in p[..seen].iter_mut().enumerate() {
+                    let kj = &kv[j * l.kv_stride + l.k_offset + h * hd..][..hd];
+                    *pj = dot(qi, kj) * scale;
+                    max = max.max(*pj);
+                }
+                let mut sum = 0.0;
+                for pj in &mut p[..seen] {
+                    *pj = fastmath::exp(*pj - max);
+                    sum += *pj;
+                }
+                let inv = 1.0 / sum;
+                p[..seen].iter_mut().for_each(|pj| *pj *= inv);
+                p[seen..].fill(0.0);
+                let o = &mut out[i * c + h * hd..][..hd];
+                o.fill(0.0);
+                for (j, &pj) in p[..seen].iter().enumerate() {
+                    axpy(pj, &kv[j * l.kv_stride + l.v_offset + h * hd..][..hd], o);
                 }
             }
-        });
+        }
+    }
 }
 
 /// Gradient buffers matching the forward inputs: one packed `dqkv`, or `dq` and `dkv`.
@@ -131,12 +140,14 @@ enum Rows<'a> {
 }
 
 impl Rows<'_> {
+    #[inline(always)]
     fn q(&mut self) -> &mut [f32] {
         match self {
             Rows::Packed(g) | Rows::Split(g, _) => g,
         }
     }
 
+    #[inline(always)]
     fn kv(&mut self) -> &mut [f32] {
         match self {
             Rows::Packed(g) | Rows::Split(_, g) => g,
@@ -181,66 +192,49 @@ pub fn backward(
     }
 }
 
-fn backward_one(
-    g: &mut Rows<'_>,
-    dout: &[f32],
-    q: &[f32],
-    kv: &[f32],
-    probs: &[f32],
-    dp: &mut [f32],
-    l: &Layout,
-) {
-    let (c, hd) = (l.channels(), l.head_dim);
-    let scale = 1.0 / (hd as f32).sqrt();
-    for h in 0..l.heads {
-        for i in 0..l.tq {
-            let seen = l.visible(i);
-            let p = &probs[(h * l.tq + i) * l.tk..][..seen];
-            let doi = &dout[i * c + h * hd..][..hd];
-            let qi = &q[i * l.q_stride + l.q_offset + h * hd..][..hd];
-            let mut sum = 0.0;
-            for (j, (&pj, dpj)) in p.iter().zip(dp.iter_mut()).enumerate() {
-                let row = j * l.kv_stride + h * hd;
-                *dpj = dot(doi, &kv[row + l.v_offset..][..hd]);
-                axpy(pj, doi, &mut g.kv()[row + l.v_offset..][..hd]);
-                sum += pj * *dpj;
-            }
-            for (j, (&pj, &dpj)) in p.iter().zip(dp.iter()).enumerate() {
-                let ds = pj * (dpj - sum) * scale;
-                let row = j * l.kv_stride + h * hd;
-                let kj = &kv[row + l.k_offset..][..hd];
-                axpy(
-                    ds,
-                    kj,
-                    &mut g.q()[i * l.q_stride + l.q_offset + h * hd..][..hd],
-                );
-                axpy(ds, qi, &mut g.kv()[row + l.k_offset..][..hd]);
+avx2_dispatch! {
+    fn backward_one(
+        g: &mut Rows<'_>,
+        dout: &[f32],
+        q: &[f32],
+        kv: &[f32],
+        probs: &[f32],
+        dp: &mut [f32],
+        l: &Layout,
+    ) {
+        let (c, hd) = (l.channels(), l.head_dim);
+        let scale = 1.0 / (hd as f32).sqrt();
+        for h in 0..l.heads {
+            for i in 0..l.tq {
+                let seen = l.visible(i);
+                let p = &probs[(h * l.tq + i) * l.tk..][..seen];
+                let doi = &dout[i * c + h * hd..][..hd];
+                let qi = &q[i * l.q_stride + l.q_offset + h * hd..][..hd];
+                let mut sum = 0.0;
+                for (j, (&pj, dpj)) in p.iter().zip(dp.iter_mut()).enumerate() {
+                    let row = j * l.kv_stride + h * hd;
+                    *dpj = dot(doi, &kv[row + l.v_offset..][..hd]);
+                    axpy(pj, doi, &mut g.kv()[row + l.v_offset..][..hd]);
+                    sum += pj * *dpj;
+                }
+                for (j, (&pj, &dpj)) in p.iter().zip(dp.iter()).enumerate() {
+                    let ds = pj * (dpj - sum) * scale;
+                    let row = j * l.kv_stride + h * hd;
+                    let kj = &kv[row + l.k_offset..][..hd];
+                    axpy(
+                        ds,
+                        kj,
+                        &mut g.q()[i * l.q_stride + l.q_offset + h * hd..][..hd],
+                    );
+                    axpy(ds, qi, &mut g.kv()[row + l.k_offset..][..hd]);
+                }
             }
         }
     }
-}
-
-/// Dot product with eight independent sums, so the compiler can keep them in SIMD lanes.
-#[inline]
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0.0f32; 8];
-    let (a8, b8) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail: f32 = a8
-        .remainder()
-        .iter()
-        .zip(b8.remainder())
-        .map(|(x, y)| x * y)
-        .sum();
-    for (x, y) in a8.zip(b8) {
-        for k in 0..8 {
-            acc[k] += x[k] * y[k];
-        }
-    }
-    acc.iter().sum::<f32>() + tail
 }
 
 /// `y += a · x`.
-#[inline]
+#[inline(always)]
 fn axpy(a: f32, x: &[f32], y: &mut [f32]) {
     y.iter_mut().zip(x).for_each(|(y, x)| *y += a * x);
 }

@@ -36,6 +36,40 @@ pub fn exp(x: f32) -> f32 {
     y * f32::from_bits(e as u32)
 }
 
+/// `Σ aᵢ·bᵢ` in eight independent partial sums, which the compiler keeps in SIMD lanes (a
+/// single running sum would force one add at a time).
+#[inline(always)]
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0.0f32; 8];
+    let (a8, b8) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = a8
+        .remainder()
+        .iter()
+        .zip(b8.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in a8.zip(b8) {
+        for k in 0..8 {
+            acc[k] += x[k] * y[k];
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
+/// `Σ xᵢ`, in lanes like [`dot`].
+#[inline(always)]
+pub fn sum(x: &[f32]) -> f32 {
+    let mut acc = [0.0f32; 8];
+    let x8 = x.chunks_exact(8);
+    let tail: f32 = x8.remainder().iter().sum();
+    for x in x8 {
+        for k in 0..8 {
+            acc[k] += x[k];
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
 /// Whether this CPU runs the AVX2 + FMA variants (checked once, then a cached flag).
 #[inline]
 pub fn has_avx2() -> bool {

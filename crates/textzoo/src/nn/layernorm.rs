@@ -4,6 +4,8 @@
 //! The forward pass keeps `mean` and `rstd` per row: backward then needs no second pass over
 //! the statistics, and quantization calibration can read them.
 
+use super::fastmath;
+use crate::avx2_dispatch;
 use rayon::prelude::*;
 
 pub const EPS: f32 = 1e-5;
@@ -25,17 +27,24 @@ pub fn forward(
         .par_chunks_mut(c)
         .zip(inp[..n * c].par_chunks(c))
         .zip(mean[..n].par_iter_mut().zip(rstd[..n].par_iter_mut()))
-        .with_min_len(16)
-        .for_each(|((y, x), (m, r))| {
-            let mu = x.iter().sum::<f32>() / c as f32;
-            let var = x.iter().map(|v| (v - mu) * (v - mu)).sum::<f32>() / c as f32;
-            let s = 1.0 / (var + EPS).sqrt();
-            for (((y, x), w), b) in y.iter_mut().zip(x).zip(w).zip(b) {
-                *y = (x - mu) * s * w + b;
-            }
-            *m = mu;
-            *r = s;
-        });
+        .with_min_len(32)
+        .for_each(|((y, x), (m, r))| (*m, *r) = forward_row(y, x, w, b));
+}
+
+avx2_dispatch! {
+    fn forward_row(y: &mut [f32], x: &[f32], w: &[f32], b: &[f32]) -> (f32, f32) {
+        let c = x.len() as f32;
+        let mu = fastmath::sum(x) / c;
+        let mut acc = [0.0f32; 8];
+        for (k, v) in x.iter().enumerate() {
+            acc[k % 8] += (v - mu) * (v - mu);
+        }
+        let s = 1.0 / (acc.iter().sum::<f32>() / c + EPS).sqrt();
+        for (((y, x), w), b) in y.iter_mut().zip(x).zip(w).zip(b) {
+            *y = (x - mu) * s * w + b;
+        }
+        (mu, s)
+    }
 }
 
 /// Accumulates `dinp`, `dw` and `db` from `dout` (llm.c's formulation: with `x̂` the normalised
@@ -61,29 +70,37 @@ pub fn backward(
         .zip(dout[..n * c].par_chunks(c))
         .zip(inp[..n * c].par_chunks(c))
         .zip(mean[..n].par_iter().zip(rstd[..n].par_iter()))
-        .with_min_len(16)
-        .for_each(|(((dx, dy), x), (&mu, &s))| {
-            let (mut g_mean, mut gx_mean) = (0.0f32, 0.0f32);
-            for ((dy, x), w) in dy.iter().zip(x).zip(w) {
-                let g = dy * w;
-                g_mean += g;
-                gx_mean += g * (x - mu) * s;
+        .with_min_len(32)
+        .for_each(|(((dx, dy), x), (&mu, &s))| backward_row(dx, dy, x, w, mu, s));
+    param_grads(dw, db, &dout[..n * c], &inp[..n * c], mean, rstd);
+}
+
+avx2_dispatch! {
+    fn backward_row(dx: &mut [f32], dy: &[f32], x: &[f32], w: &[f32], mu: f32, s: f32) {
+        let c = x.len() as f32;
+        let (mut g_acc, mut gx_acc) = ([0.0f32; 8], [0.0f32; 8]);
+        for (k, ((dy, x), w)) in dy.iter().zip(x).zip(w).enumerate() {
+            let g = dy * w;
+            g_acc[k % 8] += g;
+            gx_acc[k % 8] += g * (x - mu) * s;
+        }
+        let g_mean = g_acc.iter().sum::<f32>() / c;
+        let gx_mean = gx_acc.iter().sum::<f32>() / c;
+        for (((dx, dy), x), w) in dx.iter_mut().zip(dy).zip(x).zip(w) {
+            let xhat = (x - mu) * s;
+            *dx += s * (dy * w - g_mean - xhat * gx_mean);
+        }
+    }
+}
+
+avx2_dispatch! {
+    fn param_grads(dw: &mut [f32], db: &mut [f32], dout: &[f32], inp: &[f32], mean: &[f32], rstd: &[f32]) {
+        let c = dw.len();
+        for ((dy, x), (&mu, &s)) in dout.chunks_exact(c).zip(inp.chunks_exact(c)).zip(mean.iter().zip(rstd)) {
+            for (((dw, db), dy), x) in dw.iter_mut().zip(db.iter_mut()).zip(dy).zip(x) {
+                *dw += dy * (x - mu) * s;
+                *db += dy;
             }
-            g_mean /= c as f32;
-            gx_mean /= c as f32;
-            for (((dx, dy), x), w) in dx.iter_mut().zip(dy).zip(x).zip(w) {
-                let xhat = (x - mu) * s;
-                *dx += s * (dy * w - g_mean - xhat * gx_mean);
-            }
-        });
-    for ((dy, x), (&mu, &s)) in dout[..n * c]
-        .chunks_exact(c)
-        .zip(inp[..n * c].chunks_exact(c))
-        .zip(mean.iter().zip(rstd))
-    {
-        for (((dw, db), dy), x) in dw.iter_mut().zip(db.iter_mut()).zip(dy).zip(x) {
-            *dw += dy * (x - mu) * s;
-            *db += dy;
         }
     }
 }
