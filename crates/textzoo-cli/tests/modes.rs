@@ -3,12 +3,21 @@
 mod common;
 use common::*;
 
+/// `general.model_path=…` of a float model trained for a few steps.
+fn trained_model(dir: &std::path::Path) -> String {
+    let run = dir.join("trained");
+    let ran = textzoo(&with(&tiny(&run), &["operation_mode=training"]));
+    assert_eq!(ran.code, 0, "{}", ran.all());
+    format!(
+        "general.model_path={}",
+        run.join("saved_models/model.safetensors").display()
+    )
+}
+
 #[test]
 fn every_mode_runs_its_services_in_order() {
     let tmp = tempfile::tempdir().unwrap();
-    let model = tmp.path().join("model.safetensors");
-    std::fs::write(&model, b"not a model").unwrap();
-    let model_arg = format!("general.model_path={}", model.display());
+    let model_arg = trained_model(tmp.path());
     for (_, name, services, _) in textzoo::config::MODES {
         let run = tmp.path().join(name);
         let base = tiny(&run);
@@ -35,11 +44,9 @@ fn every_mode_runs_its_services_in_order() {
 #[test]
 fn a_service_not_built_yet_fails_clearly_with_exit_1() {
     let tmp = tempfile::tempdir().unwrap();
-    let model = tmp.path().join("model.safetensors");
-    std::fs::write(&model, b"x").unwrap();
+    let model_arg = trained_model(tmp.path());
     let run = tmp.path().join("run");
     let base = tiny(&run);
-    let model_arg = format!("general.model_path={}", model.display());
     let ran = textzoo(&with(&base, &["operation_mode=deployment", &model_arg]));
     assert_eq!(ran.code, 1, "{}", ran.all());
     assert!(ran.stderr.contains("not implemented yet"), "{}", ran.stderr);

@@ -229,7 +229,12 @@ fn ctrl_c_writes_a_checkpoint_that_resumes() {
     let run = tmp.path().join("run");
     let mut args = tiny(&run);
     args.retain(|a| !a.starts_with("training.max_steps"));
-    args.extend(["operation_mode=training".into(), "training.max_steps=1000000".into(), "training.checkpoint_interval=0".into()]);
+    args.extend([
+        "operation_mode=training".into(),
+        "training.max_steps=1000000".into(),
+        "training.checkpoint_interval=0".into(),
+        "training.early_stopping.enabled=false".into(),
+    ]);
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_textzoo"))
         .args(&args)
         .current_dir(workspace_root())
@@ -239,11 +244,18 @@ fn ctrl_c_writes_a_checkpoint_that_resumes() {
         .unwrap();
     let log = run.join("training_log.csv");
     let started = std::time::Instant::now();
-    while std::fs::read_to_string(&log).map(|s| s.lines().count()).unwrap_or(0) < 5 {
+    while std::fs::read_to_string(&log)
+        .map(|s| s.lines().count())
+        .unwrap_or(0)
+        < 5
+    {
         assert!(started.elapsed().as_secs() < 60, "training did not start");
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    let killed = std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    let killed = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(killed.success());
     let out: Ran = child.wait_with_output().unwrap().into();
     assert_eq!(out.code, 130, "{}", out.all());
@@ -256,7 +268,14 @@ fn ctrl_c_writes_a_checkpoint_that_resumes() {
     let steps_done = std::fs::read_to_string(&log).unwrap().lines().count() - 1;
     let max = format!("training.max_steps={}", steps_done + 2);
     let from = format!("training.resume_training_from={}", checkpoint.display());
-    let ran = textzoo(&with(&tiny(&resumed), &["operation_mode=training", &max, &from]));
+    let ran = textzoo(&with(
+        &tiny(&resumed),
+        &["operation_mode=training", &max, &from],
+    ));
     assert_eq!(ran.code, 0, "{}", ran.all());
-    assert_eq!(losses(&resumed).len(), 2, "resume continues from the interrupted step");
+    assert_eq!(
+        losses(&resumed).len(),
+        2,
+        "resume continues from the interrupted step"
+    );
 }

@@ -1,8 +1,23 @@
 //! textzoo-rt: the int8 integer inference runtime, twin of the generated C runtime.
 //!
-//! For now it holds what host and device must share bit for bit: the random generator.
-//! The integer kernels, model format, KV cache and memory planner arrive with quantization.
+//! - `quant`: requantization arithmetic (TFLite fixed-point multipliers);
+//! - `kernels`: int8 fully connected, layer norm, attention with a softmax table, lookup-table
+//!   nonlinearities, residual adds;
+//! - `plan`: the memory planner (one static activation arena from tensor lifetimes);
+//! - `model`: the int8 model structs and their `.safetensors` file;
+//! - `transformer`: `tiny_gpt` (with its KV cache) and `tiny_bert_generator`;
+//! - `rnn`: `gru` and `lstm` (int16 state, sigmoid/tanh tables);
+//! - `rng`: PCG32, shared bit for bit with the device.
 
+#[cfg(target_arch = "x86_64")]
+mod avx2;
+pub mod kernels;
+pub mod model;
+pub mod plan;
+pub mod quant;
 pub mod rng;
+pub mod rnn;
+pub mod transformer;
 
+pub use model::{Config, Int8Model, Kind};
 pub use rng::Rng;

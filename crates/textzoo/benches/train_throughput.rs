@@ -1,6 +1,7 @@
 //! Training throughput of every model at the issue's reference size (vocab 4096, seq_len 32,
 //! embed 128, 4 heads, 2 layers, ffn 512; recurrent models 1 layer of 256), batch 32, on two
-//! threads: one step is forward + softmax cross-entropy + backward + clipping + AdamW.
+//! threads: one step is forward + softmax cross-entropy + backward + AdamW with gradient
+//! clipping (`AdamW::step`, which also zeroes the gradient for the next step).
 //!
 //! ```text
 //! cargo bench -p textzoo --bench train_throughput [-- tiny_gpt tiny_bert_generator gru lstm]
@@ -16,7 +17,7 @@ use std::time::Instant;
 use textzoo::config::ModelName;
 use textzoo::models::{build, ModelConfig};
 use textzoo::nn::loss::softmax_cross_entropy;
-use textzoo::nn::optim::{clip_grad_norm, AdamW};
+use textzoo::nn::optim::AdamW;
 use textzoo_rt::Rng;
 
 const THREADS: usize = 2;
@@ -118,10 +119,8 @@ fn run(name: &str, kind: ModelName) {
         let (tokens, targets) = &batches[i % batches.len()];
         let logits = model.forward(tokens, BATCH, seq, true, &mut rng);
         let loss = softmax_cross_entropy(logits, targets, vocab, Some(&mut dlogits));
-        model.params_mut().zero_grad();
         model.backward(&dlogits);
-        clip_grad_norm(&mut model.params_mut().grad, 1.0);
-        opt.update(model.params_mut(), 1e-3);
+        opt.step(model.params_mut(), 1e-3, 1.0);
         loss
     };
     for i in 0..WARMUP_STEPS {

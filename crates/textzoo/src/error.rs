@@ -26,6 +26,10 @@ pub enum Error {
     },
     #[error("interrupted")]
     Interrupted,
+    /// Experiment tracking (MLflow, TensorBoard, plots) failed. Only ever logged as a warning:
+    /// the run's own results are complete without it.
+    #[error("{0}")]
+    Tracking(String),
     #[error("{0}")]
     Internal(String),
 }

@@ -12,7 +12,9 @@ pub mod interrupt;
 pub mod models;
 pub mod nn;
 pub mod prediction;
+pub mod quantization;
 pub mod run;
+pub mod tracking;
 pub mod training;
 
 pub use error::{Error, Result};

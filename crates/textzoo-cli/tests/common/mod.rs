@@ -66,6 +66,13 @@ pub fn tiny(run_dir: &Path) -> Vec<String> {
         "training.eval_interval=2".into(),
         "training.eval_windows=16".into(),
         "evaluation.max_windows=32".into(),
+        // Keep test runs out of the workspace's ./experiments_outputs/mlruns.
+        format!(
+            "mlflow.uri={}",
+            Path::new(env!("CARGO_TARGET_TMPDIR"))
+                .join("mlruns")
+                .display()
+        ),
     ]
 }
 

@@ -84,7 +84,7 @@ pub fn ranges(cfg: &Config) -> Result<(), ConfigError> {
     }
     at_least("model.embed_dim", m.embed_dim, 1)?;
     at_least("model.num_heads", m.num_heads, 1)?;
-    if m.embed_dim % m.num_heads != 0 {
+    if !m.embed_dim.is_multiple_of(m.num_heads) {
         return Err(out_of_range(
             "model.num_heads",
             m.num_heads,
@@ -95,6 +95,20 @@ pub fn ranges(cfg: &Config) -> Result<(), ConfigError> {
     at_least("model.ffn_dim", m.ffn_dim, 1)?;
     at_least("model.hidden_dim", m.hidden_dim, 1)?;
     within("model.dropout", m.dropout, 0.0, 1.0, false)?;
+    let recurrent = matches!(
+        m.name,
+        super::schema::ModelName::Gru | super::schema::ModelName::Lstm
+    );
+    if m.tie_embeddings && recurrent && m.embed_dim != m.hidden_dim {
+        return Err(out_of_range(
+            "model.tie_embeddings",
+            true,
+            &format!(
+                "gru/lstm can tie the head to the embedding only when model.embed_dim ({}) equals model.hidden_dim ({})",
+                m.embed_dim, m.hidden_dim
+            ),
+        ));
+    }
 
     training_ranges(cfg)?;
 
@@ -295,8 +309,10 @@ mod tests {
 
     #[test]
     fn modes_without_training_need_a_model() {
-        let mut cfg = Config::default();
-        cfg.operation_mode = super::super::schema::OperationMode::Evaluation;
+        let cfg = Config {
+            operation_mode: super::super::schema::OperationMode::Evaluation,
+            ..Config::default()
+        };
         let text = required_paths(&cfg).unwrap_err().to_string();
         assert!(
             text.contains("general.model_path") && text.contains("evaluation"),

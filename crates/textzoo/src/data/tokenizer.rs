@@ -90,7 +90,7 @@ impl TextTokenizer {
         tokenizer
             .train(&mut trainer, train_text.split_inclusive('\n'))
             .map_err(internal("training the tokenizer"))?;
-        Self::from_tokenizer(settings.tokenizer, tokenizer.into())
+        Self::from_tokenizer(settings.tokenizer, tokenizer)
     }
 
     /// Loads a `tokenizer.json`; refuses a file that is not a tokenizer or is of another kind

@@ -119,14 +119,16 @@ impl<L: Recurrent> RecurrentLm<L> {
         a.dxs.resize_with(layers + 1, Vec::new);
         a.masks.resize_with(layers + 1, Vec::new);
         a.layers.resize_with(layers, Default::default);
+        // Without dropout the masks stay empty rather than cost a buffer per layer.
+        let m = if self.config.dropout > 0.0 { n } else { 0 };
         for (l, layer) in self.layers.iter().enumerate() {
             let input = layer.weights().input;
             a.xs[l].resize(n * input, 0.0);
             a.dxs[l].resize(n * input, 0.0);
-            a.masks[l].resize(n * input, 0.0);
+            a.masks[l].resize(m * input, 0.0);
         }
         a.dxs[layers].resize(n * h, 0.0);
-        a.masks[layers].resize(n * h, 0.0);
+        a.masks[layers].resize(m * h, 0.0);
         a.ids.resize(n, 0);
         a.head_in.resize(n * h, 0.0);
         a.dhead_in.resize(n * h, 0.0);
@@ -628,119 +630,5 @@ pub(crate) mod tests {
     #[ignore]
     fn gru_throughput() {
         throughput::<GruLayer>(ModelName::Gru);
-    }
-}
-
-#[cfg(test)]
-mod tmp_breakdown {
-    use super::*;
-    use crate::nn::gru::GruLayer;
-    use crate::nn::loss::softmax_cross_entropy;
-    use crate::nn::matmul::{gemm, Op};
-    use std::time::Instant;
-
-    fn time(what: &str, reps: usize, mut f: impl FnMut()) {
-        f();
-        let s = Instant::now();
-        for _ in 0..reps {
-            f();
-        }
-        println!(
-            "{what}: {:.2} ms",
-            s.elapsed().as_secs_f64() * 1e3 / reps as f64
-        );
-    }
-
-    #[test]
-    #[ignore]
-    fn tmp_breakdown() {
-        let (n, h, v, e, b, t) = (1024, 256, 4096, 128, 32, 32);
-        let x = vec![0.1f32; n * h];
-        let w = vec![0.01f32; v * h];
-        let mut y = vec![0.0f32; n * v];
-        let mut dx = vec![0.0f32; n * h];
-        let mut dw = vec![0.0f32; v * h];
-        time("head fwd", 10, || {
-            gemm(n, h, v, &x, Op::N, &w, Op::T, &mut y, false)
-        });
-        time("head dx", 10, || {
-            gemm(n, v, h, &y, Op::N, &w, Op::N, &mut dx, true)
-        });
-        time("head dw", 10, || {
-            gemm(v, n, h, &y, Op::T, &x, Op::N, &mut dw, true)
-        });
-        let targets = vec![3u32; n];
-        let mut d = vec![0.0f32; n * v];
-        time("softmax ce", 10, || {
-            softmax_cross_entropy(&y, &targets, v, Some(&mut d));
-        });
-        let whh = vec![0.01f32; 3 * h * h];
-        let hs = vec![0.1f32; b * h];
-        let mut gh = vec![0.0f32; b * 3 * h];
-        time("32 recurrent gemms", 10, || {
-            for _ in 0..t {
-                gemm(b, h, 3 * h, &hs, Op::N, &whh, Op::T, &mut gh, false)
-            }
-        });
-        let mut ght = vec![0.0f32; b * 3 * h];
-        time("32 transposed recurrent gemms", 10, || {
-            for _ in 0..t {
-                unsafe {
-                    matrixmultiply::sgemm(
-                        3 * h,
-                        h,
-                        b,
-                        1.0,
-                        whh.as_ptr(),
-                        h as isize,
-                        1,
-                        hs.as_ptr(),
-                        1,
-                        h as isize,
-                        0.0,
-                        ght.as_mut_ptr(),
-                        1,
-                        (3 * h) as isize,
-                    );
-                }
-            }
-        });
-        for (a, c) in gh.iter().zip(&ght) {
-            assert!((a - c).abs() < 1e-4);
-        }
-        let xs: Vec<f32> = (0..262144)
-            .map(|i| (i as f32 * 0.001).sin() * 3.0)
-            .collect();
-        let mut ys = vec![0.0f32; xs.len()];
-        time("262k tanh", 10, || {
-            ys.iter_mut().zip(&xs).for_each(|(y, x)| *y = x.tanh());
-            std::hint::black_box(&ys);
-        });
-        time("262k sigmoid", 10, || {
-            ys.iter_mut()
-                .zip(&xs)
-                .for_each(|(y, x)| *y = crate::nn::gru::sigmoid(*x));
-            std::hint::black_box(&ys);
-        });
-        time("262k exp-tanh", 10, || {
-            ys.iter_mut()
-                .zip(&xs)
-                .for_each(|(y, x)| *y = 1.0 - 2.0 / ((2.0 * x).exp() + 1.0));
-            std::hint::black_box(&ys);
-        });
-        let mut p = ParamStore::default();
-        let layer = GruLayer::new(&mut p, "rnn.0", e, h);
-        layer.init(&mut p, &mut Rng::new(1));
-        let mut acts = Default::default();
-        let xe = vec![0.1f32; n * e];
-        let mut dxe = vec![0.0f32; n * e];
-        let dout = vec![0.01f32; n * h];
-        time("gru fwd", 10, || {
-            layer.forward(&mut acts, &xe, &p.data, b, t)
-        });
-        let mut grad = vec![0.0; p.len()];
-        time("gru bwd", 10, || {
-            layer.backward(&mut acts, &xe, &dout, &mut dxe, &p.data, &mut grad)
-        });
     }
 }

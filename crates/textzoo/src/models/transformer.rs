@@ -14,8 +14,11 @@
 //! Buffers live in [`Acts`] (per block) and [`Grads`] (shared by all blocks); both are resized
 //! only when the batch shape changes, so a training step does not allocate.
 
+use crate::avx2_dispatch;
 use crate::nn::attention::{self, Layout};
-use crate::nn::{dropout, embedding, gelu, layernorm, linear, ParamId, ParamStore};
+use crate::nn::matmul::{gemm, Op};
+use crate::nn::{dropout, embedding, gelu, layernorm, ParamId, ParamStore};
+use rayon::prelude::*;
 use textzoo_rt::Rng;
 
 /// GPT-2's initialisation scale for weight matrices and embeddings.
@@ -51,40 +54,174 @@ impl Dropout<'_> {
     }
 }
 
-/// The tensors of one block; names follow `blocks.{i}.attn.qkv.weight` and so on.
+/// A linear layer's weight `[out, in]` and bias `[out]` in the parameter store.
+#[derive(Debug, Clone, Copy)]
+struct Lin {
+    w: ParamId,
+    b: ParamId,
+}
+
+impl Lin {
+    fn add(ps: &mut ParamStore, name: &str, out: usize, inp: usize) -> Self {
+        Lin {
+            w: ps.add(format!("{name}.weight"), &[out, inp], true),
+            b: ps.add(format!("{name}.bias"), &[out], false),
+        }
+    }
+
+    /// `(in, out)`.
+    fn dims(&self) -> (usize, usize) {
+        (self.w.len / self.b.len, self.b.len)
+    }
+
+    /// Output features `start..start + len` alone: a block of weight rows and bias entries.
+    fn rows(&self, start: usize, len: usize) -> Self {
+        let inp = self.dims().0;
+        Lin {
+            w: ParamId {
+                offset: self.w.offset + start * inp,
+                len: len * inp,
+            },
+            b: ParamId {
+                offset: self.b.offset + start,
+                len,
+            },
+        }
+    }
+
+    /// `out = inp · wᵀ + b` (as `linear::forward`, with the bias added in parallel: over the
+    /// `[batch·seq, vocab]` logits a serial pass costs as much as a small GEMM).
+    fn forward(&self, ps: &ParamStore, out: &mut [f32], inp: &[f32], n: usize) {
+        let (i, o) = self.dims();
+        gemm(n, i, o, inp, Op::N, ps.get(self.w), Op::T, out, false);
+        add_bias(&mut out[..n * o], ps.get(self.b));
+    }
+
+    /// `dinp = dout · w`, *written* rather than accumulated (no buffer to zero first), and
+    /// `dw += doutᵀ · inp`, `db += Σ dout`.
+    fn backward(&self, ps: &mut ParamStore, dinp: &mut [f32], dout: &[f32], inp: &[f32], n: usize) {
+        let (i, o) = self.dims();
+        let ParamStore { data, grad, .. } = ps;
+        let w = &data[self.w.range()];
+        gemm(n, o, i, dout, Op::N, w, Op::N, dinp, false);
+        let (dw, db) = grad2(grad, self.w, self.b);
+        gemm(o, n, i, dout, Op::T, inp, Op::N, dw, true);
+        bias_grad(db, &dout[..n * o]);
+    }
+}
+
+/// Rows per parallel task of the element-wise passes over `[rows, features]` buffers.
+const ROWS_PER_TASK: usize = 32;
+
+/// `y += x`.
+fn add(y: &mut [f32], x: &[f32]) {
+    const CHUNK: usize = 8192;
+    y.par_chunks_mut(CHUNK)
+        .zip(x.par_chunks(CHUNK))
+        .for_each(|(y, x)| add_rows(y, x));
+}
+
+/// `x[r, :] += b` for every row.
+fn add_bias(x: &mut [f32], b: &[f32]) {
+    x.par_chunks_mut(b.len() * ROWS_PER_TASK)
+        .for_each(|rows| add_rows(rows, b));
+}
+
+avx2_dispatch! {
+    /// Adds `b` to each `b.len()`-wide row of `rows`.
+    fn add_rows(rows: &mut [f32], b: &[f32]) {
+        for row in rows.chunks_mut(b.len()) {
+            row.iter_mut().zip(b).for_each(|(x, b)| *x += b);
+        }
+    }
+}
+
+/// `db += Σ_r dout[r, :]`, parallel over blocks of columns: each column is still summed in
+/// row order, so the result is the same bits as a serial loop.
+fn bias_grad(db: &mut [f32], dout: &[f32]) {
+    let width = db.len();
+    let block = width.div_ceil(8).max(16);
+    db.par_chunks_mut(block)
+        .enumerate()
+        .for_each(|(i, db)| sum_columns(db, dout, width, i * block));
+}
+
+avx2_dispatch! {
+    fn sum_columns(db: &mut [f32], dout: &[f32], width: usize, first: usize) {
+        for row in dout.chunks_exact(width) {
+            let row = &row[first..first + db.len()];
+            db.iter_mut().zip(row).for_each(|(d, g)| *d += g);
+        }
+    }
+}
+
+/// A layer norm's gain and bias in the store, and what its forward pass saves.
+#[derive(Debug, Clone, Copy)]
+struct Norm {
+    w: ParamId,
+    b: ParamId,
+}
+
+impl Norm {
+    fn add(ps: &mut ParamStore, name: &str, c: usize) -> Self {
+        Norm {
+            w: ps.add(format!("{name}.weight"), &[c], false),
+            b: ps.add(format!("{name}.bias"), &[c], false),
+        }
+    }
+
+    fn forward(&self, ps: &ParamStore, a: &mut NormActs, x: &[f32], n: usize) {
+        let (w, b) = (ps.get(self.w), ps.get(self.b));
+        layernorm::forward(&mut a.y, &mut a.mean, &mut a.rstd, x, w, b, n, w.len());
+    }
+
+    /// Accumulates into `dx` (the residual stream's gradient).
+    fn backward(&self, ps: &mut ParamStore, a: &NormActs, dx: &mut [f32], dy: &[f32], x: &[f32]) {
+        let ParamStore { data, grad, .. } = ps;
+        let w = &data[self.w.range()];
+        let (dw, db) = grad2(grad, self.w, self.b);
+        let n = a.mean.len();
+        layernorm::backward(dx, dw, db, dy, x, w, &a.mean, &a.rstd, n, w.len());
+    }
+}
+
+/// A layer norm's output and per-row statistics.
+#[derive(Debug, Default)]
+struct NormActs {
+    y: Vec<f32>,
+    mean: Vec<f32>,
+    rstd: Vec<f32>,
+}
+
+impl NormActs {
+    fn resize(&mut self, rows: usize, c: usize) {
+        fit(&mut self.y, rows * c);
+        fit(&mut self.mean, rows);
+        fit(&mut self.rstd, rows);
+    }
+}
+
+/// The tensors of one block, named `blocks.{i}.ln1.weight`, `blocks.{i}.attn.qkv.weight`, ….
 #[derive(Debug, Clone)]
 pub struct BlockParams {
-    ln1_w: ParamId,
-    ln1_b: ParamId,
-    qkv_w: ParamId,
-    qkv_b: ParamId,
-    proj_w: ParamId,
-    proj_b: ParamId,
-    ln2_w: ParamId,
-    ln2_b: ParamId,
-    up_w: ParamId,
-    up_b: ParamId,
-    down_w: ParamId,
-    down_b: ParamId,
+    ln1: Norm,
+    qkv: Lin,
+    proj: Lin,
+    ln2: Norm,
+    up: Lin,
+    down: Lin,
 }
 
 impl BlockParams {
     pub fn add(ps: &mut ParamStore, i: usize, c: usize, f: usize) -> Self {
-        let mut add =
-            |name: &str, shape: &[usize], decay| ps.add(format!("blocks.{i}.{name}"), shape, decay);
+        let name = |part: &str| format!("blocks.{i}.{part}");
         BlockParams {
-            ln1_w: add("ln1.weight", &[c], false),
-            ln1_b: add("ln1.bias", &[c], false),
-            qkv_w: add("attn.qkv.weight", &[3 * c, c], true),
-            qkv_b: add("attn.qkv.bias", &[3 * c], false),
-            proj_w: add("attn.proj.weight", &[c, c], true),
-            proj_b: add("attn.proj.bias", &[c], false),
-            ln2_w: add("ln2.weight", &[c], false),
-            ln2_b: add("ln2.bias", &[c], false),
-            up_w: add("ffn.up.weight", &[f, c], true),
-            up_b: add("ffn.up.bias", &[f], false),
-            down_w: add("ffn.down.weight", &[c, f], true),
-            down_b: add("ffn.down.bias", &[c], false),
+            ln1: Norm::add(ps, &name("ln1"), c),
+            qkv: Lin::add(ps, &name("attn.qkv"), 3 * c, c),
+            proj: Lin::add(ps, &name("attn.proj"), c, c),
+            ln2: Norm::add(ps, &name("ln2"), c),
+            up: Lin::add(ps, &name("ffn.up"), f, c),
+            down: Lin::add(ps, &name("ffn.down"), c, f),
         }
     }
 
@@ -93,12 +230,12 @@ impl BlockParams {
     /// depth; unit LN gains; zero biases (already zero in the store).
     pub fn init(&self, ps: &mut ParamStore, rng: &mut Rng, layers: usize) {
         let resid_std = INIT_STD / (2.0 * layers as f32).sqrt();
-        ps.get_mut(self.ln1_w).fill(1.0);
-        ps.get_mut(self.ln2_w).fill(1.0);
-        fill_normal(ps.get_mut(self.qkv_w), INIT_STD, rng);
-        fill_normal(ps.get_mut(self.proj_w), resid_std, rng);
-        fill_normal(ps.get_mut(self.up_w), INIT_STD, rng);
-        fill_normal(ps.get_mut(self.down_w), resid_std, rng);
+        ps.get_mut(self.ln1.w).fill(1.0);
+        ps.get_mut(self.ln2.w).fill(1.0);
+        fill_normal(ps.get_mut(self.qkv.w), INIT_STD, rng);
+        fill_normal(ps.get_mut(self.proj.w), resid_std, rng);
+        fill_normal(ps.get_mut(self.up.w), INIT_STD, rng);
+        fill_normal(ps.get_mut(self.down.w), resid_std, rng);
     }
 
     /// Runs the block over every position: `y[n, C]` from `x[n, C]`.
@@ -113,46 +250,20 @@ impl BlockParams {
         causal: bool,
         drop: &mut Dropout<'_>,
     ) {
-        let (n, c) = (s.rows(), s.embed);
-        let p = |id: ParamId| ps.get(id);
-        layernorm::forward(
-            &mut a.ln1,
-            &mut a.ln1_mean,
-            &mut a.ln1_rstd,
-            x,
-            p(self.ln1_w),
-            p(self.ln1_b),
-            n,
-            c,
-        );
-        linear::forward(
-            &mut a.qkv,
-            &a.ln1,
-            p(self.qkv_w),
-            Some(p(self.qkv_b)),
-            n,
-            c,
-            3 * c,
-        );
-        let l = Layout::packed(s.batch, s.seq, c, s.heads, causal);
+        let n = s.rows();
+        self.ln1.forward(ps, &mut a.ln1, x, n);
+        self.qkv.forward(ps, &mut a.qkv, &a.ln1.y, n);
+        let l = Layout::packed(s.batch, s.seq, s.embed, s.heads, causal);
         attention::forward(&mut a.att, &mut a.probs, &a.qkv, &a.qkv, &l);
-        linear::forward(
-            &mut a.res2,
-            &a.att,
-            p(self.proj_w),
-            Some(p(self.proj_b)),
-            n,
-            c,
-            c,
-        );
+        self.proj.forward(ps, &mut a.res2, &a.att, n);
         drop.apply(&mut a.res2, &mut a.mask1);
-        a.res2.iter_mut().zip(x).for_each(|(r, x)| *r += x);
-        self.ffn_forward(ps, a, y, n, s, drop);
+        add(&mut a.res2, x);
+        self.ffn_forward(ps, a, y, n, drop);
     }
 
     /// Runs the block for the last position of each sequence only: `y[batch, C]` from
-    /// `x[n, C]`. Keys and values use the K and V rows of the packed projection, the query its
-    /// Q rows, each through `linear` on a contiguous slice of the weight matrix.
+    /// `x[n, C]`. Keys and values come from the K|V rows of the packed projection for every
+    /// position, the query from its Q rows for the last one.
     pub fn forward_last(
         &self,
         ps: &ParamStore,
@@ -163,54 +274,18 @@ impl BlockParams {
         drop: &mut Dropout<'_>,
     ) {
         let (n, c, b) = (s.rows(), s.embed, s.batch);
-        let p = |id: ParamId| ps.get(id);
-        layernorm::forward(
-            &mut a.ln1,
-            &mut a.ln1_mean,
-            &mut a.ln1_rstd,
-            x,
-            p(self.ln1_w),
-            p(self.ln1_b),
-            n,
-            c,
-        );
-        let (w, bias) = (p(self.qkv_w), p(self.qkv_b));
-        linear::forward(
-            &mut a.qkv,
-            &a.ln1,
-            &w[c * c..],
-            Some(&bias[c..]),
-            n,
-            c,
-            2 * c,
-        );
-        gather_last(&mut a.ln1_last, &a.ln1, s);
-        linear::forward(
-            &mut a.q,
-            &a.ln1_last,
-            &w[..c * c],
-            Some(&bias[..c]),
-            b,
-            c,
-            c,
-        );
+        self.ln1.forward(ps, &mut a.ln1, x, n);
+        self.qkv.rows(c, 2 * c).forward(ps, &mut a.qkv, &a.ln1.y, n);
+        gather_last(&mut a.ln1_last, &a.ln1.y, s);
+        self.qkv.rows(0, c).forward(ps, &mut a.q, &a.ln1_last, b);
         attention::forward(&mut a.att, &mut a.probs, &a.q, &a.qkv, &last_layout(s));
-        linear::forward(
-            &mut a.res2,
-            &a.att,
-            p(self.proj_w),
-            Some(p(self.proj_b)),
-            b,
-            c,
-            c,
-        );
+        self.proj.forward(ps, &mut a.res2, &a.att, b);
         drop.apply(&mut a.res2, &mut a.mask1);
-        for (r, last) in a.res2.chunks_exact_mut(c).zip(x.chunks_exact(s.seq * c)) {
-            r.iter_mut()
-                .zip(&last[(s.seq - 1) * c..])
-                .for_each(|(r, x)| *r += x);
+        for (r, seq) in a.res2.chunks_exact_mut(c).zip(x.chunks_exact(s.seq * c)) {
+            let last = &seq[(s.seq - 1) * c..];
+            r.iter_mut().zip(last).for_each(|(r, x)| *r += x);
         }
-        self.ffn_forward(ps, a, y, b, s, drop);
+        self.ffn_forward(ps, a, y, b, drop);
     }
 
     /// `y = res2 + dropout(down(gelu(up(LN(res2)))))` over `m` rows.
@@ -220,26 +295,14 @@ impl BlockParams {
         a: &mut Acts,
         y: &mut [f32],
         m: usize,
-        s: &Shape,
         drop: &mut Dropout<'_>,
     ) {
-        let (c, f) = (s.embed, s.ffn);
-        let p = |id: ParamId| ps.get(id);
-        layernorm::forward(
-            &mut a.ln2,
-            &mut a.ln2_mean,
-            &mut a.ln2_rstd,
-            &a.res2,
-            p(self.ln2_w),
-            p(self.ln2_b),
-            m,
-            c,
-        );
-        linear::forward(&mut a.up, &a.ln2, p(self.up_w), Some(p(self.up_b)), m, c, f);
+        self.ln2.forward(ps, &mut a.ln2, &a.res2, m);
+        self.up.forward(ps, &mut a.up, &a.ln2.y, m);
         gelu::forward(&mut a.h, &a.up);
-        linear::forward(y, &a.h, p(self.down_w), Some(p(self.down_b)), m, f, c);
-        drop.apply(&mut y[..m * c], &mut a.mask2);
-        y.iter_mut().zip(&a.res2).for_each(|(y, r)| *y += r);
+        self.down.forward(ps, y, &a.h, m);
+        drop.apply(y, &mut a.mask2);
+        add(y, &a.res2);
     }
 
     /// Backward of [`forward`](Self::forward): `g.dres` holds dL/dy on entry and dL/dx on exit.
@@ -254,48 +317,15 @@ impl BlockParams {
         causal: bool,
         dropped: bool,
     ) {
-        let (n, c) = (s.rows(), s.embed);
-        self.ffn_backward(ps, a, &mut g.dres, &mut g.tmp, n, s, dropped);
+        let n = s.rows();
         let t = &mut g.tmp;
-        let ParamStore { data, grad, .. } = ps;
-        proj_backward(t, &g.dres, a, data, grad, self, n, c, dropped);
-        fill_zero(&mut t.dqkv);
-        let l = Layout::packed(s.batch, s.seq, c, s.heads, causal);
-        attention::backward(
-            attention::Grads::Packed(&mut t.dqkv),
-            &t.datt,
-            &a.qkv,
-            &a.qkv,
-            &a.probs,
-            &mut t.scratch,
-            &l,
-        );
-        fill_zero(&mut t.dln);
-        let (dw, db) = grad2(grad, self.qkv_w, self.qkv_b);
-        linear::backward(
-            Some(&mut t.dln),
-            dw,
-            Some(db),
-            &t.dqkv,
-            &a.ln1,
-            &data[self.qkv_w.range()],
-            n,
-            c,
-            3 * c,
-        );
-        let (dw, db) = grad2(grad, self.ln1_w, self.ln1_b);
-        layernorm::backward(
-            &mut g.dres,
-            dw,
-            db,
-            &t.dln,
-            x,
-            &data[self.ln1_w.range()],
-            &a.ln1_mean,
-            &a.ln1_rstd,
-            n,
-            c,
-        );
+        self.ffn_backward(ps, a, &mut g.dres, t, n, dropped);
+        self.proj_backward(ps, a, &g.dres, t, n, dropped);
+        let l = Layout::packed(s.batch, s.seq, s.embed, s.heads, causal);
+        let dqkv = attention::Grads::Packed(&mut t.dqkv);
+        attention::backward(dqkv, &t.datt, &a.qkv, &a.qkv, &a.probs, &mut t.scratch, &l);
+        self.qkv.backward(ps, &mut t.dln, &t.dqkv, &a.ln1.y, n);
+        self.ln1.backward(ps, &a.ln1, &mut g.dres, &t.dln, x);
     }
 
     /// Backward of [`forward_last`](Self::forward_last): `g.dres_last` holds dL/dy on entry,
@@ -310,71 +340,29 @@ impl BlockParams {
         dropped: bool,
     ) {
         let (n, c, b) = (s.rows(), s.embed, s.batch);
-        self.ffn_backward(ps, a, &mut g.dres_last, &mut g.tmp, b, s, dropped);
         let t = &mut g.tmp;
-        let ParamStore { data, grad, .. } = ps;
-        proj_backward(t, &g.dres_last, a, data, grad, self, b, c, dropped);
-        fill_zero(&mut t.dq);
-        fill_zero(&mut t.dkv);
-        attention::backward(
-            attention::Grads::Split {
-                dq: &mut t.dq,
-                dkv: &mut t.dkv,
-            },
-            &t.datt,
-            &a.q,
-            &a.qkv,
-            &a.probs,
-            &mut t.scratch,
-            &last_layout(s),
-        );
-        let w = &data[self.qkv_w.range()];
-        let (dw, db) = grad2(grad, self.qkv_w, self.qkv_b);
-        fill_zero(&mut t.dln_last);
-        linear::backward(
-            Some(&mut t.dln_last),
-            &mut dw[..c * c],
-            Some(&mut db[..c]),
-            &t.dq,
-            &a.ln1_last,
-            &w[..c * c],
-            b,
-            c,
-            c,
-        );
-        fill_zero(&mut t.dln);
-        linear::backward(
-            Some(&mut t.dln),
-            &mut dw[c * c..],
-            Some(&mut db[c..]),
-            &t.dkv,
-            &a.ln1,
-            &w[c * c..],
-            n,
-            c,
-            2 * c,
-        );
-        // The residual path and the query reach x only at the last rows.
-        fill_zero(&mut g.dres);
+        self.ffn_backward(ps, a, &mut g.dres_last, t, b, dropped);
+        self.proj_backward(ps, a, &g.dres_last, t, b, dropped);
+        let split = attention::Grads::Split {
+            dq: &mut t.dq,
+            dkv: &mut t.dkv,
+        };
+        let l = last_layout(s);
+        attention::backward(split, &t.datt, &a.q, &a.qkv, &a.probs, &mut t.scratch, &l);
+        self.qkv
+            .rows(0, c)
+            .backward(ps, &mut t.dln_last, &t.dq, &a.ln1_last, b);
+        self.qkv
+            .rows(c, 2 * c)
+            .backward(ps, &mut t.dln, &t.dkv, &a.ln1.y, n);
+        // The query and the residual path reach x at the last rows only.
         scatter_add_last(&mut t.dln, &t.dln_last, s);
+        g.dres.fill(0.0);
         scatter_add_last(&mut g.dres, &g.dres_last, s);
-        let (dw, db) = grad2(grad, self.ln1_w, self.ln1_b);
-        layernorm::backward(
-            &mut g.dres,
-            dw,
-            db,
-            &t.dln,
-            x,
-            &data[self.ln1_w.range()],
-            &a.ln1_mean,
-            &a.ln1_rstd,
-            n,
-            c,
-        );
+        self.ln1.backward(ps, &a.ln1, &mut g.dres, &t.dln, x);
     }
 
     /// Backward of `ffn_forward` over `m` rows: `dres` goes from dL/dy to dL/dres2.
-    #[allow(clippy::too_many_arguments)]
     fn ffn_backward(
         &self,
         ps: &mut ParamStore,
@@ -382,94 +370,40 @@ impl BlockParams {
         dres: &mut [f32],
         t: &mut Scratch,
         m: usize,
-        s: &Shape,
         dropped: bool,
     ) {
-        let (c, f) = (s.embed, s.ffn);
-        let ParamStore { data, grad, .. } = ps;
-        let dy = &mut t.dy[..m * c];
-        dy.copy_from_slice(&dres[..m * c]);
-        if dropped {
-            dropout::backward(dy, &a.mask2);
-        }
-        let (dh, dup, dln) = (&mut t.dh[..m * f], &mut t.dup[..m * f], &mut t.dln[..m * c]);
-        dh.fill(0.0);
-        let (dw, db) = grad2(grad, self.down_w, self.down_b);
-        linear::backward(
-            Some(&mut *dh),
-            dw,
-            Some(db),
-            dy,
-            &a.h,
-            &data[self.down_w.range()],
-            m,
-            f,
-            c,
-        );
-        dup.fill(0.0);
-        gelu::backward(dup, &a.up, dh);
-        dln.fill(0.0);
-        let (dw, db) = grad2(grad, self.up_w, self.up_b);
-        linear::backward(
-            Some(&mut *dln),
-            dw,
-            Some(db),
-            dup,
-            &a.ln2,
-            &data[self.up_w.range()],
-            m,
-            c,
-            f,
-        );
-        let (dw, db) = grad2(grad, self.ln2_w, self.ln2_b);
-        layernorm::backward(
-            dres,
-            dw,
-            db,
-            dln,
-            &a.res2,
-            &data[self.ln2_w.range()],
-            &a.ln2_mean,
-            &a.ln2_rstd,
-            m,
-            c,
-        );
+        let dy = masked(&mut t.dy, dres, &a.mask2, dropped);
+        self.down.backward(ps, &mut t.dh, dy, &a.h, m);
+        gelu::backward(&mut t.dh, &a.up);
+        self.up.backward(ps, &mut t.dln, &t.dh, &a.ln2.y, m);
+        self.ln2.backward(ps, &a.ln2, dres, &t.dln, &a.res2);
+    }
+
+    /// dL/d(attention output) into `t.datt` from dL/dres2 (`dres`, `m` rows), through the
+    /// dropout mask and the output projection.
+    fn proj_backward(
+        &self,
+        ps: &mut ParamStore,
+        a: &Acts,
+        dres: &[f32],
+        t: &mut Scratch,
+        m: usize,
+        dropped: bool,
+    ) {
+        let dy = masked(&mut t.dy, dres, &a.mask1, dropped);
+        self.proj.backward(ps, &mut t.datt, dy, &a.att, m);
     }
 }
 
-/// dL/d(attention output) into `t.datt` from dL/dres2 (`dres`, `m` rows), through the dropout
-/// mask and the output projection.
-#[allow(clippy::too_many_arguments)]
-fn proj_backward(
-    t: &mut Scratch,
-    dres: &[f32],
-    a: &Acts,
-    data: &[f32],
-    grad: &mut [f32],
-    bp: &BlockParams,
-    m: usize,
-    c: usize,
-    dropped: bool,
-) {
-    let dy = &mut t.dy[..m * c];
-    dy.copy_from_slice(&dres[..m * c]);
-    if dropped {
-        dropout::backward(dy, &a.mask1);
+/// `d` through a dropout mask into `buf` (or `d` itself when no mask was drawn).
+fn masked<'a>(buf: &'a mut [f32], d: &'a [f32], mask: &[f32], dropped: bool) -> &'a [f32] {
+    if !dropped {
+        return d;
     }
-    let datt = &mut t.datt[..m * c];
-    datt.fill(0.0);
-    let (dw, db) = grad2(grad, bp.proj_w, bp.proj_b);
-    linear::backward(
-        Some(datt),
-        dw,
-        Some(db),
-        dy,
-        &a.att,
-        &data[bp.proj_w.range()],
-        m,
-        c,
-        c,
-    );
+    let buf = &mut buf[..d.len()];
+    buf.copy_from_slice(d);
+    dropout::backward(buf, mask);
+    buf
 }
 
 /// Attention of the last position over all positions, Q in `q[batch, C]`, K|V in
@@ -503,23 +437,19 @@ pub fn gather_last(last: &mut [f32], all: &[f32], s: &Shape) {
 pub fn scatter_add_last(all: &mut [f32], last: &[f32], s: &Shape) {
     let c = s.embed;
     for (src, seq) in last.chunks_exact(c).zip(all.chunks_exact_mut(s.seq * c)) {
-        seq[(s.seq - 1) * c..]
-            .iter_mut()
-            .zip(src)
-            .for_each(|(d, g)| *d += g);
+        let row = &mut seq[(s.seq - 1) * c..];
+        row.iter_mut().zip(src).for_each(|(d, g)| *d += g);
     }
 }
 
-/// One block's saved activations. With `last` only the last row of each sequence goes past
-/// the K/V projection, so those buffers hold `batch` rows instead of `n`.
+/// One block's saved activations. A last-position block keeps `batch` rows from the attention
+/// output on, instead of `n`.
 #[derive(Debug, Default)]
 pub struct Acts {
-    ln1: Vec<f32>,
-    ln1_mean: Vec<f32>,
-    ln1_rstd: Vec<f32>,
+    ln1: NormActs,
     /// `[n, 3C]` packed Q|K|V, or `[n, 2C]` K|V for a last-position block.
     qkv: Vec<f32>,
-    /// Last-position block only: the query rows and their layer-norm input.
+    /// Last-position block only: the query rows and their layer-norm output.
     q: Vec<f32>,
     ln1_last: Vec<f32>,
     probs: Vec<f32>,
@@ -527,9 +457,7 @@ pub struct Acts {
     mask1: Vec<f32>,
     /// `x + dropout(proj(att))`: the input of the FFN half.
     res2: Vec<f32>,
-    ln2: Vec<f32>,
-    ln2_mean: Vec<f32>,
-    ln2_rstd: Vec<f32>,
+    ln2: NormActs,
     up: Vec<f32>,
     h: Vec<f32>,
     mask2: Vec<f32>,
@@ -539,11 +467,12 @@ impl Acts {
     /// Sizes every buffer for `s` (growing only when the shape exceeds all earlier ones).
     pub fn resize(&mut self, s: &Shape, last: bool) {
         let (n, b, c, f) = (s.rows(), s.batch, s.embed, s.ffn);
-        let (m, tq, kv) = if last { (b, 1, 2) } else { (n, s.seq, 3) };
-        let q = if last { b * c } else { 0 };
-        fit(&mut self.ln1, n * c);
-        fit(&mut self.ln1_mean, n);
-        fit(&mut self.ln1_rstd, n);
+        let (m, tq, kv, q) = if last {
+            (b, 1, 2, b * c)
+        } else {
+            (n, s.seq, 3, 0)
+        };
+        self.ln1.resize(n, c);
         fit(&mut self.qkv, n * kv * c);
         fit(&mut self.q, q);
         fit(&mut self.ln1_last, q);
@@ -552,13 +481,11 @@ impl Acts {
             &mut self.att,
             &mut self.mask1,
             &mut self.res2,
-            &mut self.ln2,
+            &mut self.mask2,
         ] {
             fit(v, m * c);
         }
-        fit(&mut self.mask2, m * c);
-        fit(&mut self.ln2_mean, m);
-        fit(&mut self.ln2_rstd, m);
+        self.ln2.resize(m, c);
         fit(&mut self.up, m * f);
         fit(&mut self.h, m * f);
     }
@@ -577,7 +504,6 @@ pub struct Grads {
 struct Scratch {
     dy: Vec<f32>,
     dh: Vec<f32>,
-    dup: Vec<f32>,
     dln: Vec<f32>,
     datt: Vec<f32>,
     dqkv: Vec<f32>,
@@ -589,6 +515,7 @@ struct Scratch {
 
 impl Grads {
     /// Sizes the buffers for `s`; `last` when the stack ends with a last-position block.
+    /// Buffers hold exactly the rows a pass uses: layers write them whole, without zeroing.
     pub fn resize(&mut self, s: &Shape, last: bool) {
         let (n, b, c, f) = (s.rows(), s.batch, s.embed, s.ffn);
         let t = &mut self.tmp;
@@ -598,24 +525,26 @@ impl Grads {
             fit(v, n * c);
         }
         fit(&mut t.dh, n * f);
-        fit(&mut t.dup, n * f);
         fit(&mut t.dqkv, n * 3 * c);
         let q = if last { b * c } else { 0 };
         fit(&mut t.dq, q);
         fit(&mut t.dln_last, q);
         fit(&mut t.dkv, if last { n * 2 * c } else { 0 });
-        fit(&mut t.scratch, b * s.seq);
+        fit(&mut t.scratch, b * s.seq * s.seq);
     }
 }
 
-/// `out[b, t] = tok[tokens[b, t]] + pos[pos0 + t]`.
+/// `out[b, t] = tok[tokens[b, t]] + pos[pos0 + t]`, one sequence per parallel task.
 pub fn embed(out: &mut [f32], tokens: &[u32], tok: &[f32], pos: &[f32], s: &Shape, pos0: usize) {
     let c = s.embed;
-    embedding::forward(out, tokens, tok, c);
     let pos = &pos[pos0 * c..(pos0 + s.seq) * c];
-    for seq in out[..s.rows() * c].chunks_exact_mut(s.seq * c) {
-        seq.iter_mut().zip(pos).for_each(|(x, p)| *x += p);
-    }
+    out[..s.rows() * c]
+        .par_chunks_mut(s.seq * c)
+        .zip(tokens.par_chunks(s.seq))
+        .for_each(|(seq, ids)| {
+            embedding::forward(seq, ids, tok, c);
+            add_rows(seq, pos);
+        });
 }
 
 /// Backward of [`embed`]: scatters `dout` into the token and position tables' gradients.
@@ -637,33 +566,26 @@ pub fn embed_backward(
     }
 }
 
-/// The final layer norm and the vocabulary projection (`head`, or the token table when tied).
+/// The final layer norm `ln_f` and the vocabulary projection `head` (whose weight is the token
+/// table when tied).
 #[derive(Debug, Clone)]
 pub struct Head {
-    ln_w: ParamId,
-    ln_b: ParamId,
-    w: ParamId,
-    b: ParamId,
-    c: usize,
-    vocab: usize,
+    ln: Norm,
+    proj: Lin,
 }
 
 /// Saved activations of [`Head`] and its gradient scratch.
 #[derive(Debug, Default)]
 pub struct HeadActs {
-    pub ln: Vec<f32>,
-    mean: Vec<f32>,
-    rstd: Vec<f32>,
+    ln: NormActs,
     pub logits: Vec<f32>,
     dln: Vec<f32>,
 }
 
 impl HeadActs {
     pub fn resize(&mut self, head: &Head, rows: usize) {
-        let (c, vocab) = (head.c, head.vocab);
-        fit(&mut self.ln, rows * c);
-        fit(&mut self.mean, rows);
-        fit(&mut self.rstd, rows);
+        let (c, vocab) = head.proj.dims();
+        self.ln.resize(rows, c);
         fit(&mut self.logits, rows * vocab);
         fit(&mut self.dln, rows * c);
     }
@@ -672,49 +594,32 @@ impl HeadActs {
 impl Head {
     /// Registers `ln_f` and the `head` tensors; a tied head reuses `tok_emb` as its weight.
     pub fn add(ps: &mut ParamStore, tok_emb: ParamId, tied: bool, c: usize, vocab: usize) -> Self {
-        let ln_w = ps.add("ln_f.weight", &[c], false);
-        let ln_b = ps.add("ln_f.bias", &[c], false);
-        let w = if tied {
-            tok_emb
+        let ln = Norm::add(ps, "ln_f", c);
+        let proj = if tied {
+            Lin {
+                w: tok_emb,
+                b: ps.add("head.bias", &[vocab], false),
+            }
         } else {
-            ps.add("head.weight", &[vocab, c], true)
+            Lin::add(ps, "head", vocab, c)
         };
-        let b = ps.add("head.bias", &[vocab], false);
-        Head {
-            ln_w,
-            ln_b,
-            w,
-            b,
-            c,
-            vocab,
-        }
+        Head { ln, proj }
     }
 
     pub fn init(&self, ps: &mut ParamStore, rng: &mut Rng, tied: bool) {
-        ps.get_mut(self.ln_w).fill(1.0);
+        ps.get_mut(self.ln.w).fill(1.0);
         if !tied {
-            fill_normal(ps.get_mut(self.w), INIT_STD, rng);
+            fill_normal(ps.get_mut(self.proj.w), INIT_STD, rng);
         }
     }
 
     /// Logits `[rows, vocab]` of the residual rows `x[rows, C]`.
     pub fn forward(&self, ps: &ParamStore, h: &mut HeadActs, x: &[f32], rows: usize) {
-        let (c, vocab) = (self.c, self.vocab);
-        layernorm::forward(
-            &mut h.ln,
-            &mut h.mean,
-            &mut h.rstd,
-            x,
-            ps.get(self.ln_w),
-            ps.get(self.ln_b),
-            rows,
-            c,
-        );
-        let (w, b) = (ps.get(self.w), ps.get(self.b));
-        linear::forward(&mut h.logits, &h.ln, w, Some(b), rows, c, vocab);
+        self.ln.forward(ps, &mut h.ln, x, rows);
+        self.proj.forward(ps, &mut h.logits, &h.ln.y, rows);
     }
 
-    /// Writes dL/dx into `dx` (overwriting) from `dlogits`.
+    /// Writes dL/dx into `dx` from `dlogits`.
     pub fn backward(
         &self,
         ps: &mut ParamStore,
@@ -724,36 +629,9 @@ impl Head {
         dx: &mut [f32],
         rows: usize,
     ) {
-        let (c, vocab) = (self.c, self.vocab);
-        let ParamStore { data, grad, .. } = ps;
-        fill_zero(&mut h.dln);
-        let (dw, db) = grad2(grad, self.w, self.b);
-        let w = &data[self.w.range()];
-        linear::backward(
-            Some(&mut h.dln),
-            dw,
-            Some(db),
-            dlogits,
-            &h.ln,
-            w,
-            rows,
-            c,
-            vocab,
-        );
-        fill_zero(&mut dx[..rows * c]);
-        let (dw, db) = grad2(grad, self.ln_w, self.ln_b);
-        layernorm::backward(
-            dx,
-            dw,
-            db,
-            &h.dln,
-            x,
-            &data[self.ln_w.range()],
-            &h.mean,
-            &h.rstd,
-            rows,
-            c,
-        );
+        self.proj.backward(ps, &mut h.dln, dlogits, &h.ln.y, rows);
+        dx.fill(0.0);
+        self.ln.backward(ps, &h.ln, dx, &h.dln, x);
     }
 }
 
@@ -764,10 +642,6 @@ pub fn fill_normal(v: &mut [f32], std: f32, rng: &mut Rng) {
 /// Resizes without giving back capacity: a smaller shape later reuses the same memory.
 fn fit(v: &mut Vec<f32>, len: usize) {
     v.resize(len, 0.0);
-}
-
-fn fill_zero(v: &mut [f32]) {
-    v.fill(0.0);
 }
 
 /// The gradients of two distinct tensors at once.

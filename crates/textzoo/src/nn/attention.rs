@@ -7,10 +7,11 @@
 //! parallel: one batch element owns its rows of every buffer, so the split needs no unsafe
 //! code, and even the batch-1 decoding case is too small to gain from splitting heads.
 //!
-//! At these sizes (t ≤ 64, head size ≈ 32) explicit loops over rows beat per-head GEMM calls,
-//! whose packing would cost as much as the products themselves.
+//! Each head's products (`q·kᵀ`, `p·v` and the four of backward) are small GEMMs on strided
+//! views of those buffers: `matrixmultiply`'s kernels beat hand-written row loops even at
+//! 32 × 32 × 32, and a product this small never wakes its thread pool.
 
-use super::fastmath::{self, dot};
+use super::fastmath;
 use crate::avx2_dispatch;
 use rayon::prelude::*;
 
@@ -90,36 +91,27 @@ pub fn forward(out: &mut [f32], probs: &mut [f32], q: &[f32], kv: &[f32], l: &La
         .for_each(|(((out, probs), q), kv)| forward_seq(out, probs, q, kv, l));
 }
 
+/// One sequence, all heads.
+fn forward_seq(out: &mut [f32], probs: &mut [f32], q: &[f32], kv: &[f32], l: &Layout) {
+    let scale = 1.0 / (l.head_dim as f32).sqrt();
+    for h in 0..l.heads {
+        let p = l.p(h);
+        mm(scale, q, l.q(h), kv, l.k(h).t(), 0.0, probs, p);
+        softmax_rows(&mut probs[p.offset..][..l.tq * l.tk], l);
+        mm(1.0, probs, p, kv, l.v(h), 0.0, out, l.o(h));
+    }
+}
+
 avx2_dispatch! {
-    /// One sequence, all heads.
-    fn forward_seq(out: &mut [f32], probs: &mut [f32], q: &[f32], kv: &[f32], l: &Layout) {
-        let (c, hd) = (l.channels(), l.head_dim);
-        let scale = 1.0 / (hd as f32).sqrt();
-        for h in 0..l.heads {
-            for i in 0..l.tq {
-                let qi = &q[i * l.q_stride + l.q_offset + h * hd..][..hd];
-                let p = &mut probs[(h * l.tq + i) * l.tk..][..l.tk];
-                let seen = l.visible(i);
-                let mut max = f32::NEG_INFINITY;
-                for (j, pj) in p[..seen].iter_mut().enumerate() {
-                    let kj = &kv[j * l.kv_stride + l.k_offset + h * hd..][..hd];
-                    *pj = dot(qi, kj) * scale;
-                    max = max.max(*pj);
-                }
-                let mut sum = 0.0;
-                for pj in &mut p[..seen] {
-                    *pj = fastmath::exp(*pj - max);
-                    sum += *pj;
-                }
-                let inv = 1.0 / sum;
-                p[..seen].iter_mut().for_each(|pj| *pj *= inv);
-                p[seen..].fill(0.0);
-                let o = &mut out[i * c + h * hd..][..hd];
-                o.fill(0.0);
-                for (j, &pj) in p[..seen].iter().enumerate() {
-                    axpy(pj, &kv[j * l.kv_stride + l.v_offset + h * hd..][..hd], o);
-                }
-            }
+    /// Softmax of each score row `[tq, tk]` over its visible keys; masked entries become 0.
+    fn softmax_rows(scores: &mut [f32], l: &Layout) {
+        for (i, row) in scores.chunks_exact_mut(l.tk).enumerate() {
+            let (vis, masked) = row.split_at_mut(l.visible(i));
+            let max = fastmath::max(vis);
+            vis.iter_mut().for_each(|x| *x = fastmath::exp(*x - max));
+            let inv = 1.0 / fastmath::sum(vis);
+            vis.iter_mut().for_each(|x| *x *= inv);
+            masked.fill(0.0);
         }
     }
 }
@@ -155,7 +147,9 @@ impl Rows<'_> {
     }
 }
 
-/// Accumulates the gradients of Q, K and V from `dout`. `scratch` holds `batch · tk` floats.
+/// Writes the gradients of Q, K and V from `dout` (every element of them: nothing else feeds
+/// into the projection output, so the buffers need no zeroing first). `scratch` holds
+/// `batch · tq · tk` floats.
 ///
 /// With `p` a softmax row and `dp = dout · vᵀ`, the score gradient is
 /// `ds = p ⊙ (dp − Σ p ⊙ dp)`; then `dq = ds · k / √d`, `dk = dsᵀ · q / √d`, `dv = pᵀ · dout`.
@@ -174,7 +168,7 @@ pub fn backward(
         .zip(q[..b * l.q_len()].par_chunks(l.q_len()))
         .zip(kv[..b * l.kv_len()].par_chunks(l.kv_len()))
         .zip(probs[..b * l.probs_len()].par_chunks(l.probs_len()))
-        .zip(scratch[..b * l.tk].par_chunks_mut(l.tk));
+        .zip(scratch[..b * l.tq * l.tk].par_chunks_mut(l.tq * l.tk));
     match grads {
         Grads::Packed(g) => g[..b * l.kv_len()]
             .par_chunks_mut(l.kv_len())
@@ -192,53 +186,140 @@ pub fn backward(
     }
 }
 
+/// One sequence, all heads. `ds` is a `[tq, tk]` scratch for the score gradient.
+fn backward_one(
+    g: &mut Rows<'_>,
+    dout: &[f32],
+    q: &[f32],
+    kv: &[f32],
+    probs: &[f32],
+    ds: &mut [f32],
+    l: &Layout,
+) {
+    let scale = 1.0 / (l.head_dim as f32).sqrt();
+    let s = Mat::dense(l.tq, l.tk, 0);
+    for h in 0..l.heads {
+        let (p, o) = (l.p(h), l.o(h));
+        mm(1.0, dout, o, kv, l.v(h).t(), 0.0, ds, s);
+        mm(1.0, probs, p.t(), dout, o, 0.0, g.kv(), l.v(h));
+        score_grad(ds, &probs[p.offset..][..l.tq * l.tk], l.tk, scale);
+        mm(1.0, ds, s, kv, l.k(h), 0.0, g.q(), l.q(h));
+        mm(1.0, ds, s.t(), q, l.q(h), 0.0, g.kv(), l.k(h));
+    }
+}
+
 avx2_dispatch! {
-    fn backward_one(
-        g: &mut Rows<'_>,
-        dout: &[f32],
-        q: &[f32],
-        kv: &[f32],
-        probs: &[f32],
-        dp: &mut [f32],
-        l: &Layout,
-    ) {
-        let (c, hd) = (l.channels(), l.head_dim);
-        let scale = 1.0 / (hd as f32).sqrt();
-        for h in 0..l.heads {
-            for i in 0..l.tq {
-                let seen = l.visible(i);
-                let p = &probs[(h * l.tq + i) * l.tk..][..seen];
-                let doi = &dout[i * c + h * hd..][..hd];
-                let qi = &q[i * l.q_stride + l.q_offset + h * hd..][..hd];
-                let mut sum = 0.0;
-                for (j, (&pj, dpj)) in p.iter().zip(dp.iter_mut()).enumerate() {
-                    let row = j * l.kv_stride + h * hd;
-                    *dpj = dot(doi, &kv[row + l.v_offset..][..hd]);
-                    axpy(pj, doi, &mut g.kv()[row + l.v_offset..][..hd]);
-                    sum += pj * *dpj;
-                }
-                for (j, (&pj, &dpj)) in p.iter().zip(dp.iter()).enumerate() {
-                    let ds = pj * (dpj - sum) * scale;
-                    let row = j * l.kv_stride + h * hd;
-                    let kj = &kv[row + l.k_offset..][..hd];
-                    axpy(
-                        ds,
-                        kj,
-                        &mut g.q()[i * l.q_stride + l.q_offset + h * hd..][..hd],
-                    );
-                    axpy(ds, qi, &mut g.kv()[row + l.k_offset..][..hd]);
-                }
-            }
+    /// `ds ← p ⊙ (dp − Σⱼ p ⊙ dp) · scale`, row by row (`ds` holds `dp` on entry).
+    fn score_grad(ds: &mut [f32], probs: &[f32], tk: usize, scale: f32) {
+        for (d, p) in ds.chunks_exact_mut(tk).zip(probs.chunks_exact(tk)) {
+            let sum = fastmath::dot(d, p);
+            d.iter_mut().zip(p).for_each(|(d, p)| *d = p * (*d - sum) * scale);
         }
     }
 }
 
-/// `y += a · x`.
-#[inline(always)]
-fn axpy(a: f32, x: &[f32], y: &mut [f32]) {
-    y.iter_mut().zip(x).for_each(|(y, x)| *y += a * x);
+/// A matrix inside a slice: element `(r, c)` at `offset + r · rs + c · cs`.
+#[derive(Debug, Clone, Copy)]
+struct Mat {
+    offset: usize,
+    rows: usize,
+    cols: usize,
+    rs: usize,
+    cs: usize,
 }
 
+impl Mat {
+    fn dense(rows: usize, cols: usize, offset: usize) -> Self {
+        Mat {
+            offset,
+            rows,
+            cols,
+            rs: cols,
+            cs: 1,
+        }
+    }
+
+    fn t(self) -> Self {
+        Mat {
+            rows: self.cols,
+            cols: self.rows,
+            rs: self.cs,
+            cs: self.rs,
+            ..self
+        }
+    }
+
+    /// One past the last element it reaches.
+    fn end(&self) -> usize {
+        self.offset + (self.rows - 1) * self.rs + (self.cols - 1) * self.cs + 1
+    }
+}
+
+impl Layout {
+    fn q(&self, h: usize) -> Mat {
+        self.head(self.tq, self.q_stride, self.q_offset, h)
+    }
+
+    fn k(&self, h: usize) -> Mat {
+        self.head(self.tk, self.kv_stride, self.k_offset, h)
+    }
+
+    fn v(&self, h: usize) -> Mat {
+        self.head(self.tk, self.kv_stride, self.v_offset, h)
+    }
+
+    /// Head `h` of the output `[tq, C]`.
+    fn o(&self, h: usize) -> Mat {
+        self.head(self.tq, self.channels(), 0, h)
+    }
+
+    /// Head `h`'s probabilities `[tq, tk]`.
+    fn p(&self, h: usize) -> Mat {
+        Mat::dense(self.tq, self.tk, h * self.tq * self.tk)
+    }
+
+    fn head(&self, rows: usize, stride: usize, offset: usize, h: usize) -> Mat {
+        Mat {
+            offset: offset + h * self.head_dim,
+            rows,
+            cols: self.head_dim,
+            rs: stride,
+            cs: 1,
+        }
+    }
+}
+
+/// `c ← alpha · a · b + beta · c` on views, bounds-checked before the unchecked kernel.
+#[allow(clippy::too_many_arguments)]
+fn mm(alpha: f32, a: &[f32], am: Mat, b: &[f32], bm: Mat, beta: f32, c: &mut [f32], cm: Mat) {
+    assert!(am.cols == bm.rows && am.rows == cm.rows && bm.cols == cm.cols);
+    if cm.rows == 0 || cm.cols == 0 || am.cols == 0 {
+        return;
+    }
+    assert!(am.end() <= a.len() && bm.end() <= b.len() && cm.end() <= c.len());
+    // SAFETY: every element the strides reach lies inside its slice (checked above), and the
+    // output view does not overlap itself (row and column strides of distinct elements differ).
+    unsafe {
+        matrixmultiply::sgemm(
+            cm.rows,
+            am.cols,
+            cm.cols,
+            alpha,
+            a.as_ptr().add(am.offset),
+            am.rs as isize,
+            am.cs as isize,
+            b.as_ptr().add(bm.offset),
+            bm.rs as isize,
+            bm.cs as isize,
+            beta,
+            c.as_mut_ptr().add(cm.offset),
+            cm.rs as isize,
+            cm.cs as isize,
+        );
+    }
+}
+
+#[cfg(test)]
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -260,7 +341,7 @@ mod tests {
         };
         let (_, probs) = run(&qkv);
         let mut dqkv = vec![0.0; qkv.len()];
-        let mut scratch = vec![0.0; b * t];
+        let mut scratch = vec![0.0; b * t * t];
         backward(
             Grads::Packed(&mut dqkv),
             &probe,
@@ -333,7 +414,7 @@ mod tests {
         }
         let probe = seeded(b * c, 4);
         let (mut dq, mut dkv) = (vec![0.0; q.len()], vec![0.0; kv.len()]);
-        let mut scratch = vec![0.0; b * t];
+        let mut scratch = vec![0.0; b * t * t];
         backward(
             Grads::Split {
                 dq: &mut dq,

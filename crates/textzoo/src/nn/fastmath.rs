@@ -29,7 +29,7 @@ pub fn exp(x: f32) -> f32 {
     p = p * r + 8.333_452e-3;
     p = p * r + 4.166_579_6e-2;
     p = p * r + 1.666_666_5e-1;
-    p = p * r + 5.000_000_1e-1;
+    p = p * r + 0.5;
     let y = p * r * r + r + 1.0;
     // t's low mantissa bits hold n; move n + 127 into the exponent field.
     let e = (t.to_bits() as i32 - SHIFT.to_bits() as i32 + 127) << 23;
@@ -68,6 +68,24 @@ pub fn sum(x: &[f32]) -> f32 {
         }
     }
     acc.iter().sum::<f32>() + tail
+}
+
+/// The largest element (−∞ for an empty slice), in lanes like [`dot`].
+#[inline(always)]
+pub fn max(x: &[f32]) -> f32 {
+    let mut acc = [f32::NEG_INFINITY; 8];
+    let x8 = x.chunks_exact(8);
+    let tail = x8
+        .remainder()
+        .iter()
+        .copied()
+        .fold(f32::NEG_INFINITY, f32::max);
+    for x in x8 {
+        for k in 0..8 {
+            acc[k] = acc[k].max(x[k]);
+        }
+    }
+    acc.iter().copied().fold(tail, f32::max)
 }
 
 /// Whether this CPU runs the AVX2 + FMA variants (checked once, then a cached flag).

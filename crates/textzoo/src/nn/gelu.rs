@@ -31,11 +31,13 @@ pub fn forward(out: &mut [f32], inp: &[f32]) {
         .for_each(|(y, x)| forward_chunk(y, x));
 }
 
-/// Accumulates `dinp += dout · gelu'(inp)`.
-pub fn backward(dinp: &mut [f32], inp: &[f32], dout: &[f32]) {
-    dinp.par_chunks_mut(CHUNK)
-        .zip(inp.par_chunks(CHUNK).zip(dout.par_chunks(CHUNK)))
-        .for_each(|(dx, (x, dy))| backward_chunk(dx, x, dy));
+/// `d ← d ⊙ gelu'(inp)` in place: the input gradient replaces the output gradient, as in
+/// dropout, so backward needs no second `[rows, ffn]` buffer.
+pub fn backward(d: &mut [f32], inp: &[f32]) {
+    let d = &mut d[..inp.len()];
+    d.par_chunks_mut(CHUNK)
+        .zip(inp.par_chunks(CHUNK))
+        .for_each(|(d, x)| backward_chunk(d, x));
 }
 
 avx2_dispatch! {
@@ -45,12 +47,12 @@ avx2_dispatch! {
 }
 
 avx2_dispatch! {
-    fn backward_chunk(dx: &mut [f32], x: &[f32], dy: &[f32]) {
-        for ((dx, &x), &dy) in dx.iter_mut().zip(x).zip(dy) {
+    fn backward_chunk(d: &mut [f32], x: &[f32]) {
+        for (d, &x) in d.iter_mut().zip(x) {
             let u = SQRT_2_OVER_PI * (x + COEFF * x * x * x);
             let t = tanh(u);
             let du = SQRT_2_OVER_PI * (1.0 + 3.0 * COEFF * x * x);
-            *dx += dy * (0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * du);
+            *d *= 0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * du;
         }
     }
 }
@@ -73,8 +75,8 @@ mod tests {
     fn gradient_matches_finite_differences() {
         let x: Vec<f32> = seeded(40, 1).iter().map(|v| v * 4.0).collect();
         let probe = seeded(40, 2);
-        let mut dx = vec![0.0; 40];
-        backward(&mut dx, &x, &probe);
+        let mut dx = probe.clone();
+        backward(&mut dx, &x);
         check("dx", &x, &dx, |v| {
             let mut y = vec![0.0; v.len()];
             forward(&mut y, v);

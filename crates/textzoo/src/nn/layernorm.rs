@@ -36,10 +36,15 @@ avx2_dispatch! {
         let c = x.len() as f32;
         let mu = fastmath::sum(x) / c;
         let mut acc = [0.0f32; 8];
-        for (k, v) in x.iter().enumerate() {
-            acc[k % 8] += (v - mu) * (v - mu);
+        let x8 = x.chunks_exact(8);
+        let tail: f32 = x8.remainder().iter().map(|v| (v - mu) * (v - mu)).sum();
+        for v in x8 {
+            for k in 0..8 {
+                acc[k] += (v[k] - mu) * (v[k] - mu);
+            }
         }
-        let s = 1.0 / (acc.iter().sum::<f32>() / c + EPS).sqrt();
+        let var = (acc.iter().sum::<f32>() + tail) / c;
+        let s = 1.0 / (var + EPS).sqrt();
         for (((y, x), w), b) in y.iter_mut().zip(x).zip(w).zip(b) {
             *y = (x - mu) * s * w + b;
         }
@@ -78,14 +83,23 @@ pub fn backward(
 avx2_dispatch! {
     fn backward_row(dx: &mut [f32], dy: &[f32], x: &[f32], w: &[f32], mu: f32, s: f32) {
         let c = x.len() as f32;
+        // g = dy ⊙ w; Σ g and Σ g ⊙ x̂ (= s · Σ g ⊙ (x − μ)) in SIMD lanes.
         let (mut g_acc, mut gx_acc) = ([0.0f32; 8], [0.0f32; 8]);
-        for (k, ((dy, x), w)) in dy.iter().zip(x).zip(w).enumerate() {
-            let g = dy * w;
-            g_acc[k % 8] += g;
-            gx_acc[k % 8] += g * (x - mu) * s;
+        let (mut g_tail, mut gx_tail) = (0.0f32, 0.0f32);
+        let (dy8, x8, w8) = (dy.chunks_exact(8), x.chunks_exact(8), w.chunks_exact(8));
+        for ((dy, x), w) in dy8.remainder().iter().zip(x8.remainder()).zip(w8.remainder()) {
+            g_tail += dy * w;
+            gx_tail += dy * w * (x - mu);
         }
-        let g_mean = g_acc.iter().sum::<f32>() / c;
-        let gx_mean = gx_acc.iter().sum::<f32>() / c;
+        for ((dy, x), w) in dy8.zip(x8).zip(w8) {
+            for k in 0..8 {
+                let g = dy[k] * w[k];
+                g_acc[k] += g;
+                gx_acc[k] += g * (x[k] - mu);
+            }
+        }
+        let g_mean = (g_acc.iter().sum::<f32>() + g_tail) / c;
+        let gx_mean = (gx_acc.iter().sum::<f32>() + gx_tail) * s / c;
         for (((dx, dy), x), w) in dx.iter_mut().zip(dy).zip(x).zip(w) {
             let xhat = (x - mu) * s;
             *dx += s * (dy * w - g_mean - xhat * gx_mean);

@@ -11,6 +11,8 @@
 
 use super::gru::{fit, recur_backward, recur_forward, sigmoid, tanh, Recurrent, RnnWeights};
 use super::ParamStore;
+use crate::avx2_dispatch;
+use rayon::prelude::*;
 use textzoo_rt::Rng;
 
 #[derive(Debug, Clone, Copy)]
@@ -81,25 +83,16 @@ impl Recurrent for LstmLayer {
             recur_forward(gates, h_prev, w_hh, batch, hd, true);
             let (c_past, c_next) = a.c.split_at_mut((t + 1) * bh);
             let c_prev = &c_past[t * bh..];
-            let tc = &mut a.tc[t * bh..(t + 1) * bh];
-            for b in 0..batch {
-                let gates = &mut gates[b * g..(b + 1) * g];
-                for j in 0..hd {
-                    let i = sigmoid(gates[j]);
-                    let f = sigmoid(gates[hd + j]);
-                    let gg = tanh(gates[2 * hd + j]);
-                    let o = sigmoid(gates[3 * hd + j]);
-                    gates[j] = i;
-                    gates[hd + j] = f;
-                    gates[2 * hd + j] = gg;
-                    gates[3 * hd + j] = o;
-                    let k = b * hd + j;
-                    let c = f * c_prev[k] + i * gg;
-                    c_next[k] = c;
-                    tc[k] = tanh(c);
-                    h_next[k] = o * tc[k];
-                }
-            }
+            // Rows of the batch are independent; the two cores share the transcendentals.
+            gates
+                .par_chunks_mut(g)
+                .zip(c_next[..bh].par_chunks_mut(hd))
+                .zip(a.tc[t * bh..(t + 1) * bh].par_chunks_mut(hd))
+                .zip(h_next[..bh].par_chunks_mut(hd))
+                .enumerate()
+                .for_each(|(b, (((gates, c_new), tc), h_new))| {
+                    step_row(gates, c_new, tc, h_new, &c_prev[b * hd..(b + 1) * hd]);
+                });
         }
     }
 
@@ -125,34 +118,86 @@ impl Recurrent for LstmLayer {
         a.dc.fill(0.0);
         let w_hh = &data[self.w.weight_hh.range()];
         for t in (0..seq).rev() {
-            let gates = &a.gates[t * batch * g..(t + 1) * batch * g];
-            let dgates = &mut a.dgates[t * batch * g..(t + 1) * batch * g];
+            let rows = t * batch * g..(t + 1) * batch * g;
+            let gates = &a.gates[rows.clone()];
             let c_prev = &a.c[t * bh..(t + 1) * bh];
             let tc = &a.tc[t * bh..(t + 1) * bh];
             let dout = &dout[t * bh..(t + 1) * bh];
-            for b in 0..batch {
-                let (gates, dgates) = (&gates[b * g..(b + 1) * g], &mut dgates[b * g..(b + 1) * g]);
-                for j in 0..hd {
-                    let (i, f) = (gates[j], gates[hd + j]);
-                    let (gg, o) = (gates[2 * hd + j], gates[3 * hd + j]);
-                    let k = b * hd + j;
-                    let dh = dout[k] + a.dh[k];
-                    let dc = a.dc[k] + dh * o * (1.0 - tc[k] * tc[k]);
-                    dgates[j] = dc * gg * i * (1.0 - i);
-                    dgates[hd + j] = dc * c_prev[k] * f * (1.0 - f);
-                    dgates[2 * hd + j] = dc * i * (1.0 - gg * gg);
-                    dgates[3 * hd + j] = dh * tc[k] * o * (1.0 - o);
-                    a.dc[k] = dc * f;
-                }
-            }
+            let dh_carry = &a.dh;
+            a.dgates[rows.clone()]
+                .par_chunks_mut(g)
+                .zip(a.dc.par_chunks_mut(hd))
+                .enumerate()
+                .for_each(|(b, (dgates, dc_carry))| {
+                    let (rows, k) = (b * g..(b + 1) * g, b * hd..(b + 1) * hd);
+                    let gates = &gates[rows];
+                    let (c_prev, tc) = (&c_prev[k.clone()], &tc[k.clone()]);
+                    grad_row(
+                        dgates,
+                        dc_carry,
+                        gates,
+                        c_prev,
+                        tc,
+                        &dout[k.clone()],
+                        &dh_carry[k],
+                    );
+                });
             if t > 0 {
-                recur_backward(&mut a.dh, dgates, w_hh, batch, hd, false);
+                recur_backward(&mut a.dh, &a.dgates[rows], w_hh, batch, hd, false);
             }
         }
         // The recurrent and input pre-activations are the same sum, so one gradient serves both.
         let h_prev = &a.h[..n * hd];
         self.w
             .accumulate_grads(&a.dgates, &a.dgates, x, h_prev, dx, data, grad, n);
+    }
+}
+
+avx2_dispatch! {
+    /// One batch row of one step: gate nonlinearities in place, then the new cell and state.
+    fn step_row(gates: &mut [f32], c_new: &mut [f32], tc: &mut [f32], h_new: &mut [f32], c_prev: &[f32]) {
+        let hd = c_new.len();
+        let (i, rest) = gates.split_at_mut(hd);
+        let (f, rest) = rest.split_at_mut(hd);
+        let (g, o) = rest.split_at_mut(hd);
+        let (tc, h_new, c_prev) = (&mut tc[..hd], &mut h_new[..hd], &c_prev[..hd]);
+        for j in 0..hd {
+            (i[j], f[j], g[j], o[j]) = (sigmoid(i[j]), sigmoid(f[j]), tanh(g[j]), sigmoid(o[j]));
+            c_new[j] = f[j] * c_prev[j] + i[j] * g[j];
+            tc[j] = tanh(c_new[j]);
+            h_new[j] = o[j] * tc[j];
+        }
+    }
+}
+
+avx2_dispatch! {
+    /// One batch row of one backward step: `dc_carry` holds dL/dc_t from the step after and
+    /// leaves with this step's share of dL/dc_{t−1}; `dh_carry` is dL/dh_t from the step after.
+    fn grad_row(
+        dgates: &mut [f32],
+        dc_carry: &mut [f32],
+        gates: &[f32],
+        c_prev: &[f32],
+        tc: &[f32],
+        dout: &[f32],
+        dh_carry: &[f32],
+    ) {
+        let hd = dc_carry.len();
+        let (i, f) = (&gates[..hd], &gates[hd..2 * hd]);
+        let (g, o) = (&gates[2 * hd..3 * hd], &gates[3 * hd..4 * hd]);
+        let (c_prev, tc, dout, dh_carry) = (&c_prev[..hd], &tc[..hd], &dout[..hd], &dh_carry[..hd]);
+        let (di, rest) = dgates.split_at_mut(hd);
+        let (df, rest) = rest.split_at_mut(hd);
+        let (dg, do_) = rest.split_at_mut(hd);
+        for j in 0..hd {
+            let dh = dout[j] + dh_carry[j];
+            let dc = dc_carry[j] + dh * o[j] * (1.0 - tc[j] * tc[j]);
+            di[j] = dc * g[j] * i[j] * (1.0 - i[j]);
+            df[j] = dc * c_prev[j] * f[j] * (1.0 - f[j]);
+            dg[j] = dc * i[j] * (1.0 - g[j] * g[j]);
+            do_[j] = dh * tc[j] * o[j] * (1.0 - o[j]);
+            dc_carry[j] = dc * f[j];
+        }
     }
 }
 

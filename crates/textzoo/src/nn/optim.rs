@@ -6,7 +6,7 @@
 //! beside the weights and resume continues the same trajectory.
 
 use super::ParamStore;
-use crate::{Error, Result};
+use crate::{avx2_dispatch, Error, Result};
 use rayon::prelude::*;
 
 const CHUNK: usize = 16384;
@@ -55,42 +55,116 @@ impl AdamW {
     /// touches only tensors marked `decay`: decaying norms, biases or embeddings gains nothing
     /// and hurts small models.
     pub fn update(&mut self, params: &mut ParamStore, lr: f32) {
+        self.apply(params, lr, 1.0, false);
+    }
+
+    /// A whole optimizer step: clips the gradient to global norm `max_norm`, updates, and zeroes
+    /// the gradient for the next step. Same result as [`clip_grad_norm`], [`update`](Self::update)
+    /// and `zero_grad` in turn, but two passes over memory instead of four. Returns the norm
+    /// before clipping; a non-finite norm skips the update (the step counter too) and still
+    /// zeroes the gradient.
+    pub fn step(&mut self, params: &mut ParamStore, lr: f32, max_norm: f32) -> f32 {
+        let norm = global_norm(&params.grad);
+        if !norm.is_finite() {
+            params.zero_grad();
+            return norm;
+        }
+        let scale = if norm > max_norm {
+            max_norm / (norm + 1e-6)
+        } else {
+            1.0
+        };
+        self.apply(params, lr, scale, true);
+        norm
+    }
+
+    fn apply(&mut self, params: &mut ParamStore, lr: f32, grad_scale: f32, zero_grad: bool) {
         assert_eq!(
             self.m.len(),
             params.len(),
             "optimizer built for another model"
         );
         self.step += 1;
-        let t = self.step as i32;
-        let bc1 = 1.0 - self.beta1.powi(t);
-        let bc2_sqrt = (1.0 - self.beta2.powi(t)).sqrt();
-        let (b1, b2, eps) = (self.beta1, self.beta2, self.eps);
-        let step_size = lr / bc1;
+        let t = self.step as f32;
+        let base = Step {
+            b1: self.beta1,
+            b2: self.beta2,
+            eps: self.eps,
+            keep: 1.0,
+            step_size: lr / (1.0 - self.beta1.powf(t)),
+            bc2_sqrt: (1.0 - self.beta2.powf(t)).sqrt(),
+            grad_scale,
+            zero_grad,
+        };
+        let decayed = 1.0 - lr * self.weight_decay;
         let ParamStore {
             data,
             grad,
             entries,
         } = params;
-        for e in entries.iter() {
-            let r = e.id.range();
-            let keep = if e.decay {
-                1.0 - lr * self.weight_decay
-            } else {
-                1.0
-            };
-            data[r.clone()]
-                .par_chunks_mut(CHUNK)
-                .zip(grad[r.clone()].par_chunks(CHUNK))
-                .zip(self.m[r.clone()].par_chunks_mut(CHUNK))
-                .zip(self.v[r].par_chunks_mut(CHUNK))
-                .for_each(|(((p, g), m), v)| {
-                    for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m).zip(v) {
-                        *m = b1 * *m + (1.0 - b1) * g;
-                        *v = b2 * *v + (1.0 - b2) * g * g;
-                        let denom = v.sqrt() / bc2_sqrt + eps;
-                        *p = *p * keep - step_size * *m / denom;
-                    }
-                });
+        // One parallel pass over the flat buffers; each chunk walks the tensors it overlaps
+        // (per-tensor passes would pay rayon's dispatch for every 128-float bias).
+        data.par_chunks_mut(CHUNK)
+            .zip(grad.par_chunks_mut(CHUNK))
+            .zip(self.m.par_chunks_mut(CHUNK))
+            .zip(self.v.par_chunks_mut(CHUNK))
+            .enumerate()
+            .for_each(|(i, (((p, g), m), v))| {
+                let lo = i * CHUNK;
+                let mut e = entries.partition_point(|e| e.id.range().end <= lo);
+                let mut start = 0;
+                while start < p.len() {
+                    let (end, decay) = match entries.get(e) {
+                        Some(x) => ((x.id.range().end - lo).min(p.len()), x.decay),
+                        None => (p.len(), false),
+                    };
+                    let h = Step {
+                        keep: if decay { decayed } else { 1.0 },
+                        ..base
+                    };
+                    let r = start..end;
+                    update_chunk(
+                        &mut p[r.clone()],
+                        &mut g[r.clone()],
+                        &mut m[r.clone()],
+                        &mut v[r],
+                        h,
+                    );
+                    start = end;
+                    e += 1;
+                }
+            });
+    }
+}
+
+/// The constants of one update of one tensor.
+#[derive(Clone, Copy)]
+struct Step {
+    b1: f32,
+    b2: f32,
+    eps: f32,
+    /// `1 − lr · weight_decay`, or 1 for tensors without decay.
+    keep: f32,
+    /// `lr / (1 − β₁ᵗ)`.
+    step_size: f32,
+    /// `√(1 − β₂ᵗ)`.
+    bc2_sqrt: f32,
+    /// Gradient clipping's factor, folded into the update.
+    grad_scale: f32,
+    zero_grad: bool,
+}
+
+avx2_dispatch! {
+    fn update_chunk(p: &mut [f32], g: &mut [f32], m: &mut [f32], v: &mut [f32], h: Step) {
+        for (((p, g), m), v) in p.iter_mut().zip(g.iter_mut()).zip(m).zip(v) {
+            let gs = *g * h.grad_scale;
+            *m = h.b1 * *m + (1.0 - h.b1) * gs;
+            *v = h.b2 * *v + (1.0 - h.b2) * gs * gs;
+            let denom = v.sqrt() / h.bc2_sqrt + h.eps;
+            *p = *p * h.keep - h.step_size * *m / denom;
+            if h.zero_grad {
+                *g = 0.0;
+            }
         }
     }
 }
@@ -111,21 +185,14 @@ pub fn clip_grad_norm(grad: &mut [f32], max_norm: f32) -> f32 {
 /// L2 norm with a fixed summation order (eight lanes per chunk, chunks added in order in
 /// `f64`), so the same gradient always gives the same bits.
 pub fn global_norm(grad: &[f32]) -> f32 {
-    let total: f64 = grad
-        .chunks(CHUNK)
-        .map(|c| {
-            let mut lanes = [0.0f32; 8];
-            let chunks = c.chunks_exact(8);
-            let tail: f32 = chunks.remainder().iter().map(|g| g * g).sum();
-            for g in chunks {
-                for k in 0..8 {
-                    lanes[k] += g[k] * g[k];
-                }
-            }
-            (lanes.iter().sum::<f32>() + tail) as f64
-        })
-        .sum();
+    let total: f64 = grad.chunks(CHUNK).map(|c| squares(c) as f64).sum();
     total.sqrt() as f32
+}
+
+avx2_dispatch! {
+    fn squares(g: &[f32]) -> f32 {
+        super::fastmath::dot(g, g)
+    }
 }
 
 #[cfg(test)]
@@ -176,6 +243,31 @@ mod tests {
         let mut bad = vec![f32::NAN, 1.0];
         assert!(clip_grad_norm(&mut bad, 1.0).is_nan());
         assert_eq!(bad[1], 1.0);
+    }
+
+    #[test]
+    fn fused_step_equals_clip_update_and_zero() {
+        let build = || {
+            let mut ps = ParamStore::default();
+            let w = ps.add("w", &[40_000], true);
+            let b = ps.add("b", &[3], false);
+            let n = ps.len();
+            ps.data.copy_from_slice(&crate::nn::gradcheck::seeded(n, 1));
+            ps.grad.copy_from_slice(&crate::nn::gradcheck::seeded(n, 2));
+            (ps, w, b)
+        };
+        let (mut a, ..) = build();
+        let (mut b, ..) = build();
+        let mut oa = AdamW::new(a.len(), 0.9, 0.95, 1e-8, 0.1);
+        let mut ob = oa.clone();
+        let na = clip_grad_norm(&mut a.grad, 1.0);
+        oa.update(&mut a, 0.01);
+        a.zero_grad();
+        let nb = ob.step(&mut b, 0.01, 1.0);
+        assert_eq!(na, nb);
+        assert_eq!(a.data, b.data);
+        assert_eq!(oa, ob);
+        assert!(b.grad.iter().all(|&g| g == 0.0));
     }
 
     #[test]

@@ -17,8 +17,17 @@ pub const GENERATED_FILE: &str = "generated.txt";
 
 /// Refuses prompts the model cannot start from, before any work.
 pub fn check_prompt(settings: &Prediction, meta: &ModelMeta) -> Result<()> {
-    let ids = meta.tokenizer.encode(&settings.prompt)?;
-    if ids.is_empty() && !meta.config.predicts_every_position() {
+    check_prompt_for(settings, &meta.config, &meta.tokenizer)
+}
+
+/// [`check_prompt`] for any model file (float or int8).
+pub fn check_prompt_for(
+    settings: &Prediction,
+    config: &crate::models::ModelConfig,
+    tokenizer: &TextTokenizer,
+) -> Result<()> {
+    let ids = tokenizer.encode(&settings.prompt)?;
+    if ids.is_empty() && !config.predicts_every_position() {
         return Err(Error::Usage(
             "prediction.prompt is empty: tiny_bert_generator predicts from a context, give it at least one word (causal models accept an empty prompt)".into(),
         ));
@@ -92,19 +101,35 @@ fn continuation(tokenizer: &TextTokenizer, ids: &[u32], prompt_len: usize) -> St
     }
 }
 
-/// The `prediction` service: the chain's float model or `general.model_path`.
+/// The `prediction` service: the chain's int8 model, else its float model, else
+/// `general.model_path` (float or int8: an int8 file runs on `textzoo-rt`).
 pub fn run(run: &mut Run) -> Result<()> {
-    let path = match (&run.artifacts.float_model, &run.config.general.model_path) {
-        (Some(p), _) | (None, Some(p)) => p.clone(),
-        (None, None) => return Err(Error::Usage("prediction needs general.model_path".into())),
+    let path = match (
+        &run.artifacts.int8_model,
+        &run.artifacts.float_model,
+        &run.config.general.model_path,
+    ) {
+        (Some(p), _, _) | (None, Some(p), _) | (None, None, Some(p)) => p.clone(),
+        (None, None, None) => {
+            return Err(Error::Usage("prediction needs general.model_path".into()))
+        }
     };
-    let loaded = crate::models::file::load(&path)?;
-    check_prompt(&run.config.prediction, &loaded.meta)?;
+    let (mut lm, tokenizer): (Box<dyn LanguageModel>, TextTokenizer) =
+        if crate::quantization::is_int8_file(&path)? {
+            let loaded = crate::quantization::load_int8(&path)?;
+            check_prompt_for(&run.config.prediction, &loaded.config, &loaded.tokenizer)?;
+            tracing::info!("generating with the int8 model {}", path.display());
+            let lm = crate::quantization::Int8Lm::new(loaded.model, loaded.config);
+            (Box::new(lm), loaded.tokenizer)
+        } else {
+            let loaded = crate::models::file::load(&path)?;
+            check_prompt(&run.config.prediction, &loaded.meta)?;
+            (Box::new(loaded.model), loaded.meta.tokenizer)
+        };
     let settings = run.config.prediction.clone();
     let seed = settings.seed.unwrap_or(run.config.general.global_seed);
-    let mut lm = loaded.model;
     let mut stdout = std::io::stdout();
-    let text = generate(&mut lm, &loaded.meta.tokenizer, &settings, seed, |piece| {
+    let text = generate(lm.as_mut(), &tokenizer, &settings, seed, |piece| {
         let _ = stdout.write_all(piece.as_bytes());
         let _ = stdout.flush();
     })?;

@@ -52,6 +52,20 @@ fn model_preflight(
     service: Service,
     path: &std::path::Path,
 ) -> Result<Option<PreparedData>> {
+    if crate::quantization::is_int8_file(path)? {
+        if service == Service::Quantization {
+            return Err(crate::quantization::refuse_int8_input(path));
+        }
+        // Evaluation and prediction run int8 models too.
+        let int8 = crate::quantization::load_int8(path)?;
+        if service == Service::Prediction {
+            crate::prediction::check_prompt_for(&config.prediction, &int8.config, &int8.tokenizer)?;
+        }
+        if !service.reads_corpus() {
+            return Ok(None);
+        }
+        return prepare_for_model(config, &int8.tokenizer, int8.config.seq_len).map(Some);
+    }
     let float = crate::models::file::load(path)?;
     if service == Service::Prediction {
         crate::prediction::check_prompt(&config.prediction, &float.meta)?;
@@ -111,7 +125,16 @@ impl Run {
     /// In a chain, a service that a later version will provide is skipped with a warning (and
     /// listed under `skipped` in `metrics.json`) so the rest of the chain still runs; a mode in
     /// which nothing could run fails with exit code 1.
+    ///
+    /// Afterwards, on success and on failure alike, the run is tracked (TensorBoard, plots,
+    /// report, MLflow); tracking only ever warns, so it cannot change the outcome.
     pub fn execute(&mut self) -> Result<()> {
+        let result = self.run_services();
+        crate::tracking::finalize(self, result.as_ref().err());
+        result
+    }
+
+    fn run_services(&mut self) -> Result<()> {
         let mode = self.config.operation_mode;
         let list = services(mode);
         let names: Vec<&str> = list.iter().map(|s| s.name()).collect();
@@ -154,11 +177,10 @@ impl Run {
             Service::Training => crate::training::run(self),
             Service::Evaluation => crate::evaluation::run(self),
             Service::Prediction => crate::prediction::run(self),
-            Service::Quantization | Service::Benchmarking | Service::Deployment => {
-                Err(Error::NotImplemented {
-                    service: service.name(),
-                })
-            }
+            Service::Quantization => crate::quantization::run(self),
+            Service::Benchmarking | Service::Deployment => Err(Error::NotImplemented {
+                service: service.name(),
+            }),
         }
     }
 }

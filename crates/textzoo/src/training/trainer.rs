@@ -247,13 +247,13 @@ impl<'a> Trainer<'a> {
                 "loss {loss:.3} | {tokens_per_s:.0} tok/s | lr {lr:.2e}"
             ));
 
-            if self.state.step % t.eval_interval == 0 {
+            if self.state.step.is_multiple_of(t.eval_interval) {
                 last_eval = Some(self.state.step);
                 if self.validate(val, lr, &progress)? {
                     break StopReason::EarlyStopping;
                 }
             }
-            if t.checkpoint_interval > 0 && self.state.step % t.checkpoint_interval == 0 {
+            if t.checkpoint_interval > 0 && self.state.step.is_multiple_of(t.checkpoint_interval) {
                 self.state.seconds = elapsed();
                 self.periodic_checkpoint()?;
             }
