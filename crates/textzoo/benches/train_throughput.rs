@@ -7,6 +7,7 @@
 //! cargo bench -p textzoo --bench train_throughput [-- tiny_gpt tiny_bert_generator gru lstm]
 //! ```
 //!
+//! Threads: a rayon pool of 2 and `MATMUL_NUM_THREADS=2` (unless set in the environment).
 //! Prints the median over 5 timed repetitions of target tokens/s (every position is a target
 //! for the causal models; one target per window for `tiny_bert_generator`, so its rate is
 //! windows/s) and the peak RSS. Each model runs in a child process of its own, so the peak
@@ -52,7 +53,12 @@ fn reference(kind: ModelName) -> ModelConfig {
 fn main() {
     if let Ok(name) = std::env::var(CHILD_ENV) {
         if let Some(&(_, kind)) = MODELS.iter().find(|(n, _)| *n == name) {
-            run(&name, kind);
+            // Inside the pool, the step's parallel loops and joins start on a worker instead
+            // of waking one from outside each time (a few percent per step).
+            match rayon::ThreadPoolBuilder::new().num_threads(THREADS).build() {
+                Ok(pool) => pool.install(|| run(&name, kind)),
+                Err(e) => eprintln!("rayon pool: {e}"),
+            }
         }
         return;
     }
@@ -77,9 +83,13 @@ fn main() {
         }
         // A fresh process per model: its own peak RSS, and one model's thread pools or heap
         // never slow the next.
+        // matrixmultiply's own threads, unless the caller chose (`MATMUL_NUM_THREADS=1` when
+        // the products are split over rayon instead).
+        let matmul_threads =
+            std::env::var("MATMUL_NUM_THREADS").unwrap_or_else(|_| THREADS.to_string());
         let status = Command::new(&exe)
             .env(CHILD_ENV, name)
-            .env("MATMUL_NUM_THREADS", THREADS.to_string())
+            .env("MATMUL_NUM_THREADS", matmul_threads)
             .status();
         if !matches!(status, Ok(s) if s.success()) {
             eprintln!("{name}: benchmark failed ({status:?})");
@@ -88,12 +98,6 @@ fn main() {
 }
 
 fn run(name: &str, kind: ModelName) {
-    if let Err(e) = rayon::ThreadPoolBuilder::new()
-        .num_threads(THREADS)
-        .build_global()
-    {
-        eprintln!("rayon pool: {e}");
-    }
     let config = reference(kind);
     let (seq, vocab) = (config.seq_len, config.vocab_size);
     let mut model = build(&config, 1);

@@ -1,6 +1,7 @@
 //! Softmax cross-entropy over the vocabulary, fused with its gradient.
 
 use super::fastmath;
+use crate::avx2_dispatch;
 use rayon::prelude::*;
 
 /// Mean cross-entropy of `logits` (`[n, vocab]`) against `targets` (`[n]`); writes
@@ -15,46 +16,52 @@ pub fn softmax_cross_entropy(
 ) -> f32 {
     let n = targets.len();
     let scale = 1.0 / n as f32;
-    // One exponential per logit (the fast `exp`: libm's was ~18 % of a GRU training step):
-    // with a gradient buffer the exponentials are kept there and normalised in place.
-    let row_loss = |row: &[f32], target: u32, grad: Option<&mut [f32]>| -> f64 {
-        let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        let log_z = match grad {
-            Some(grad) => {
-                let mut sum = 0.0f32;
-                for (g, &x) in grad.iter_mut().zip(row) {
-                    *g = fastmath::exp(x - max);
-                    sum += *g;
-                }
-                let k = scale / sum;
-                grad.iter_mut().for_each(|g| *g *= k);
-                grad[target as usize] -= scale;
-                max + sum.ln()
-            }
-            None => {
-                max + row
-                    .iter()
-                    .map(|&x| fastmath::exp(x - max))
-                    .sum::<f32>()
-                    .ln()
-            }
-        };
-        (log_z - row[target as usize]) as f64
-    };
     let rows: Vec<f64> = match dlogits {
         Some(d) => logits[..n * vocab]
             .par_chunks_exact(vocab)
             .zip(d[..n * vocab].par_chunks_exact_mut(vocab))
             .zip(targets.par_iter())
-            .map(|((row, grad), &t)| row_loss(row, t, Some(grad)))
+            .map(|((row, grad), &t)| row_with_grad(row, t, grad, scale))
             .collect(),
         None => logits[..n * vocab]
             .par_chunks_exact(vocab)
             .zip(targets.par_iter())
-            .map(|(row, &t)| row_loss(row, t, None))
+            .map(|(row, &t)| row_loss(row, t))
             .collect(),
     };
     (rows.iter().sum::<f64>() / n as f64) as f32
+}
+
+// One exponential per logit, in AVX2 lanes: the max, the exponentials and their sum are three
+// separate passes so that each vectorises (a running sum inside the exp loop forces one lane);
+// with a gradient buffer the exponentials are kept there and normalised in place. 2.8 ms instead
+// of 17-20 ms for the reference [1024, 4096] logits on two threads.
+avx2_dispatch! {
+    fn row_with_grad(row: &[f32], target: u32, grad: &mut [f32], scale: f32) -> f64 {
+        let max = fastmath::max(row);
+        grad.iter_mut().zip(row).for_each(|(g, &x)| *g = fastmath::exp(x - max));
+        let sum = fastmath::sum(grad);
+        let k = scale / sum;
+        grad.iter_mut().for_each(|g| *g *= k);
+        grad[target as usize] -= scale;
+        (max + sum.ln() - row[target as usize]) as f64
+    }
+}
+
+avx2_dispatch! {
+    fn row_loss(row: &[f32], target: u32) -> f64 {
+        let max = fastmath::max(row);
+        let mut acc = [0.0f32; 8];
+        let chunks = row.chunks_exact(8);
+        let tail: f32 = chunks.remainder().iter().map(|&x| fastmath::exp(x - max)).sum();
+        for x in chunks {
+            for k in 0..8 {
+                acc[k] += fastmath::exp(x[k] - max);
+            }
+        }
+        let sum = acc.iter().sum::<f32>() + tail;
+        (max + sum.ln() - row[target as usize]) as f64
+    }
 }
 
 #[cfg(test)]
