@@ -124,20 +124,7 @@ pub fn load(path: &Path) -> Result<LoadedModel> {
             format!("has format `{format}`, expected `{FLOAT_FORMAT}`"),
         ));
     }
-    let field = |key: &str| {
-        info.get(key)
-            .ok_or_else(|| Error::input(path, format!("is damaged: metadata `{key}` is missing")))
-    };
-    let config: ModelConfig = serde_json::from_str(field("model_config")?)
-        .map_err(|e| Error::input(path, format!("is damaged: model_config: {e}")))?;
-    let tokenizer = TextTokenizer::from_json(field("tokenizer")?)
-        .map_err(|e| Error::input(path, format!("is damaged: its tokenizer {e}")))?;
-    if tokenizer.vocab_size() != config.vocab_size {
-        return Err(Error::input(
-            path,
-            "is damaged: tokenizer and model disagree on the vocabulary size",
-        ));
-    }
+    let (config, tokenizer) = config_and_tokenizer(path, &info)?;
     let training = info
         .get("training")
         .and_then(|t| serde_json::from_str(t).ok())
@@ -168,6 +155,29 @@ pub fn load(path: &Path) -> Result<LoadedModel> {
         },
         checkpoint,
     })
+}
+
+/// The model config and tokenizer every textzoo model file (float or int8) carries in its
+/// metadata, checked against each other.
+pub fn config_and_tokenizer(
+    path: &Path,
+    info: &HashMap<String, String>,
+) -> Result<(ModelConfig, TextTokenizer)> {
+    let field = |key: &str| {
+        info.get(key)
+            .ok_or_else(|| Error::input(path, format!("is damaged: metadata `{key}` is missing")))
+    };
+    let config: ModelConfig = serde_json::from_str(field("model_config")?)
+        .map_err(|e| Error::input(path, format!("is damaged: model_config: {e}")))?;
+    let tokenizer = TextTokenizer::from_json(field("tokenizer")?)
+        .map_err(|e| Error::input(path, format!("is damaged: its tokenizer {e}")))?;
+    if tokenizer.vocab_size() != config.vocab_size {
+        return Err(Error::input(
+            path,
+            "is damaged: tokenizer and model disagree on the vocabulary size",
+        ));
+    }
+    Ok((config, tokenizer))
 }
 
 fn read_f32(path: &Path, tensors: &SafeTensors, name: &str, shape: &[usize]) -> Result<Vec<f32>> {

@@ -121,15 +121,8 @@ pub fn load_int8(path: &Path) -> Result<LoadedInt8> {
     }
     let (model, _) = Int8Model::from_bytes(&bytes)
         .map_err(|e| Error::input(path, format!("is a damaged int8 model: {e}")))?;
-    let field = |key: &str| {
-        info.get(key)
-            .ok_or_else(|| Error::input(path, format!("is damaged: metadata `{key}` is missing")))
-    };
-    let config: ModelConfig = serde_json::from_str(field("model_config")?)
-        .map_err(|e| Error::input(path, format!("is damaged: model_config: {e}")))?;
-    let tokenizer = TextTokenizer::from_json(field("tokenizer")?)
-        .map_err(|e| Error::input(path, format!("is damaged: its tokenizer {e}")))?;
-    if tokenizer.vocab_size() != config.vocab_size || model.config.vocab_size != config.vocab_size {
+    let (config, tokenizer) = file::config_and_tokenizer(path, &info)?;
+    if model.config.vocab_size != config.vocab_size {
         return Err(Error::input(
             path,
             "is damaged: tokenizer and model disagree on the vocabulary size",
