@@ -14,15 +14,42 @@ fn trained_model(dir: &std::path::Path) -> String {
     )
 }
 
+/// `general.model_path=…` of that model quantized.
+fn quantized_model(dir: &std::path::Path, float_arg: &str) -> String {
+    let run = dir.join("quantized");
+    let ran = textzoo(&with(
+        &tiny(&run),
+        &["operation_mode=quantization", float_arg],
+    ));
+    assert_eq!(ran.code, 0, "{}", ran.all());
+    format!(
+        "general.model_path={}",
+        run.join("quantized_models/model_int8.safetensors")
+            .display()
+    )
+}
+
 #[test]
 fn every_mode_runs_its_services_in_order() {
     let tmp = tempfile::tempdir().unwrap();
-    let model_arg = trained_model(tmp.path());
+    let float_arg = trained_model(tmp.path());
+    let int8_arg = quantized_model(tmp.path(), &float_arg);
     for (_, name, services, _) in textzoo::config::MODES {
         let run = tmp.path().join(name);
         let base = tiny(&run);
         let mode = format!("operation_mode={name}");
-        let ran = textzoo(&with(&base, &[&mode, &model_arg]));
+        // Deployment and benchmarking start from an int8 model; the rest from the float one.
+        let int8_first = matches!(services[0].name(), "deployment" | "benchmarking");
+        let model_arg = if int8_first { &int8_arg } else { &float_arg };
+        let quick = [
+            "benchmarking.emulate=false",
+            "benchmarking.repeats=1",
+            "benchmarking.num_tokens=2",
+            "deployment.hardware_setup.board=host",
+        ];
+        let mut args = with(&base, &[&mode, model_arg]);
+        args.extend(quick);
+        let ran = textzoo(&args);
         let expected: Vec<&str> = services.iter().map(|s| s.name()).collect();
         let listing = format!("operation_mode={name} runs: {}", expected.join(" → "));
         let log = std::fs::read_to_string(run.join("textzoo.log")).unwrap_or_default();
@@ -31,7 +58,7 @@ fn every_mode_runs_its_services_in_order() {
             "{name}: log lacks `{listing}`:\n{log}\n{}",
             ran.all()
         );
-        assert_ne!(ran.code, 101, "{name} panicked: {}", ran.all());
+        assert_eq!(ran.code, 0, "{name}: {}", ran.all());
         assert!(!ran.all().contains("panicked"), "{}", ran.all());
         let first = expected[0];
         assert!(
@@ -39,20 +66,4 @@ fn every_mode_runs_its_services_in_order() {
             "{name}: {log}"
         );
     }
-}
-
-#[test]
-fn a_service_not_built_yet_fails_clearly_with_exit_1() {
-    let tmp = tempfile::tempdir().unwrap();
-    let model_arg = trained_model(tmp.path());
-    let run = tmp.path().join("run");
-    let base = tiny(&run);
-    let ran = textzoo(&with(&base, &["operation_mode=deployment", &model_arg]));
-    assert_eq!(ran.code, 1, "{}", ran.all());
-    assert!(ran.stderr.contains("not implemented yet"), "{}", ran.stderr);
-    let metrics = std::fs::read_to_string(run.join("metrics.json")).unwrap();
-    assert!(
-        !metrics.contains("\"deployment\": {"),
-        "no fake result: {metrics}"
-    );
 }

@@ -7,7 +7,8 @@
 //! - `model`: the int8 model structs and their `.safetensors` file;
 //! - `transformer`: `tiny_gpt` (with its KV cache) and `tiny_bert_generator`;
 //! - `rnn`: `gru` and `lstm` (int16 state, sigmoid/tanh tables);
-//! - `rng`: PCG32, shared bit for bit with the device.
+//! - `rng`: PCG32, shared bit for bit with the device;
+//! - `sample`: greedy / top-k / top-p sampling with a libm-free exp, twin of `tz_sample.c`.
 
 #[cfg(target_arch = "x86_64")]
 mod avx2;
@@ -17,6 +18,7 @@ pub mod plan;
 pub mod quant;
 pub mod rng;
 pub mod rnn;
+pub mod sample;
 pub mod transformer;
 
 pub use model::{Config, Int8Model, Kind};

@@ -249,7 +249,7 @@ impl Int8Model {
     pub fn weight_bytes(&self) -> usize {
         let mut w = Writer::default();
         self.write_into(&mut w);
-        w.tensors.iter().map(|t| t.2.len()).sum()
+        w.tensors.iter().map(|t| t.3.len()).sum()
     }
 }
 

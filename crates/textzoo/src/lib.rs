@@ -4,8 +4,10 @@
 //! One module per stage of the workflow (DESIGN §3); the data flows one way:
 //! config → data → model → quantized model → deploy/bench.
 
+pub mod benchmarking;
 pub mod config;
 pub mod data;
+pub mod deployment;
 pub mod error;
 pub mod evaluation;
 pub mod interrupt;

@@ -173,6 +173,18 @@ pub enum ModelName {
     Lstm,
 }
 
+impl ModelName {
+    /// The name as written in `model.name`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ModelName::TinyBertGenerator => "tiny_bert_generator",
+            ModelName::TinyGpt => "tiny_gpt",
+            ModelName::Gru => "gru",
+            ModelName::Lstm => "lstm",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Model {

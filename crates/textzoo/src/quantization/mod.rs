@@ -13,7 +13,7 @@ use crate::models::file::{self, ModelMeta, FLOAT_FORMAT, INT8_FORMAT};
 use crate::models::lm::{model_window, LanguageModel};
 use crate::models::{FloatModel, ModelConfig};
 use crate::run::{write_atomic, Run};
-use convert::Settings;
+pub use convert::Settings;
 use rayon::prelude::*;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

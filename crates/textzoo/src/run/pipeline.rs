@@ -52,6 +52,13 @@ fn model_preflight(
     service: Service,
     path: &std::path::Path,
 ) -> Result<Option<PreparedData>> {
+    if matches!(service, Service::Deployment | Service::Benchmarking) {
+        let loaded = crate::deployment::load_for_deployment(path)?;
+        if service == Service::Deployment {
+            crate::deployment::preflight(config, &loaded)?;
+        }
+        return Ok(None);
+    }
     if crate::quantization::is_int8_file(path)? {
         if service == Service::Quantization {
             return Err(crate::quantization::refuse_int8_input(path));
@@ -178,9 +185,8 @@ impl Run {
             Service::Evaluation => crate::evaluation::run(self),
             Service::Prediction => crate::prediction::run(self),
             Service::Quantization => crate::quantization::run(self),
-            Service::Benchmarking | Service::Deployment => Err(Error::NotImplemented {
-                service: service.name(),
-            }),
+            Service::Deployment => crate::deployment::run(self),
+            Service::Benchmarking => crate::benchmarking::run(self),
         }
     }
 }

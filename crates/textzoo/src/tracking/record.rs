@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 /// MLflow refuses longer parameter values (`MAX_PARAM_VAL_LENGTH`).
 const MAX_PARAM_LEN: usize = 6000;
 /// The `metrics.json` sections whose numeric leaves become final metrics.
-const FINAL_SECTIONS: [&str; 4] = ["training", "float", "int8", "benchmark"];
+const FINAL_SECTIONS: [&str; 5] = ["training", "float", "int8", "deployment", "benchmark"];
 
 /// One value of one metric at one step.
 #[derive(Debug, Clone, PartialEq)]
@@ -339,17 +339,18 @@ pub fn final_metrics(metrics: &Value) -> Vec<(String, f64)> {
     out
 }
 
-/// A name MLflow accepts for a metric (letters, digits, `_ - . / space :`), in snake case.
+/// A name MLflow accepts for a metric (letters, digits, `_ - . / space :`), in snake case:
+/// `benchmark_MACCs decode (M)` becomes `benchmark_maccs_decode_m`.
 pub fn metric_key(raw: &str) -> String {
-    raw.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '/') {
-                c.to_ascii_lowercase()
-            } else {
-                '_'
-            }
-        })
-        .collect()
+    let mut out = String::with_capacity(raw.len());
+    for c in raw.chars() {
+        if c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '/') {
+            out.push(c.to_ascii_lowercase());
+        } else if !out.ends_with('_') {
+            out.push('_');
+        }
+    }
+    out.trim_end_matches('_').to_string()
 }
 
 /// The resolved configuration as dotted keys, and what else identifies the run's result.
@@ -508,7 +509,7 @@ mod tests {
             "run": {"operation_mode": "x", "n": 1},
             "training": {"steps": 30, "stopped_by": "max_steps", "history": [{"step": 1}]},
             "float": {"val_loss": 6.0},
-            "benchmark": {"host": {"ms_per_token": 1.5}},
+            "benchmark": {"host": {"ms_per_token": 1.5}, "MACCs decode (M)": 0.9},
         });
         assert_eq!(
             final_metrics(&m),
@@ -516,6 +517,7 @@ mod tests {
                 ("training_steps".into(), 30.0),
                 ("float_val_loss".into(), 6.0),
                 ("benchmark_host_ms_per_token".into(), 1.5),
+                ("benchmark_maccs_decode_m".into(), 0.9),
             ]
         );
     }

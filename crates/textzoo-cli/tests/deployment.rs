@@ -1,0 +1,305 @@
+//! Deployment end to end through the real binary: the generated C project, built natively,
+//! for the QEMU stand-ins of the MCU boards and for the Linux boards under user-mode QEMU,
+//! prints exactly what `textzoo operation_mode=prediction` writes to generated.txt; the real
+//! board builds link and fit; a model too large for the board is refused with the numbers.
+
+mod common;
+use common::*;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Trains a tiny float model of `name` for a few steps.
+fn trained(dir: &Path, name: &str) -> PathBuf {
+    let run = dir.join(format!("{name}_trained"));
+    let model = format!("model.name={name}");
+    let ran = textzoo(&with(
+        &tiny(&run),
+        &["operation_mode=training", &model, "training.max_steps=30"],
+    ));
+    assert_eq!(ran.code, 0, "{}", ran.all());
+    run.join("saved_models/model.safetensors")
+}
+
+/// `chain_qd` on `float`: quantizes and writes the C project for `board`.
+fn deploy(dir: &Path, float: &Path, board: &str, prediction: &[&str]) -> (PathBuf, PathBuf) {
+    let run = dir.join(format!("deploy_{}", dir.read_dir().unwrap().count()));
+    let model = format!("general.model_path={}", float.display());
+    let board = format!("deployment.hardware_setup.board={board}");
+    let base = tiny(&run);
+    let mut args = with(&base, &["operation_mode=chain_qd", &model, &board]);
+    args.extend_from_slice(prediction);
+    let ran = textzoo(&args);
+    assert_eq!(ran.code, 0, "{}", ran.all());
+    let int8 = run.join("quantized_models/model_int8.safetensors");
+    (int8, run.join("c_project"))
+}
+
+/// What `operation_mode=prediction` writes to generated.txt for the int8 model.
+fn predicted(dir: &Path, int8: &Path, prediction: &[&str]) -> String {
+    let run = dir.join(format!("predict_{}", dir.read_dir().unwrap().count()));
+    let model = format!("general.model_path={}", int8.display());
+    let run_dir = format!("hydra.run.dir={}", run.display());
+    let mut args = vec!["operation_mode=prediction", &model, &run_dir];
+    args.extend_from_slice(prediction);
+    let ran = textzoo(&args);
+    assert_eq!(ran.code, 0, "{}", ran.all());
+    std::fs::read_to_string(run.join("generated.txt")).unwrap()
+}
+
+/// `make -s <target>` in the project; stdout.
+fn make(project: &Path, args: &[&str]) -> String {
+    let out = Command::new("make")
+        .arg("-s")
+        .arg("-C")
+        .arg(project)
+        .args(args)
+        .output()
+        .expect("GNU make (installed by .ci/run)");
+    assert!(
+        out.status.success(),
+        "make {args:?} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+const SAMPLE: [&str; 5] = [
+    "prediction.prompt=alice was beginning",
+    "prediction.max_tokens=24",
+    "prediction.strategy=sample",
+    "prediction.temperature=0.9",
+    "prediction.seed=11",
+];
+
+#[test]
+fn host_builds_print_what_prediction_writes_for_every_model_kind() {
+    let tmp = tempfile::tempdir().unwrap();
+    for name in ["tiny_gpt", "tiny_bert_generator", "gru", "lstm"] {
+        let float = trained(tmp.path(), name);
+        let (int8, project) = deploy(tmp.path(), &float, "host", &SAMPLE);
+        // The defaults baked into app_config.h: sampling with the seed.
+        let want = predicted(tmp.path(), &int8, &SAMPLE);
+        assert_eq!(make(&project, &["run-host"]), format!("{want}\n"), "{name}");
+        // Other prompts and settings through the host build's arguments.
+        for (prompt, extra) in [
+            ("the queen", vec!["prediction.strategy=greedy"]),
+            ("she said", vec!["prediction.top_k=5", "prediction.seed=3"]),
+            ("", vec!["prediction.top_p=0.8"]),
+        ] {
+            if prompt.is_empty() && name == "tiny_bert_generator" {
+                continue; // needs a context (refused by prediction as well)
+            }
+            let p = format!("prediction.prompt={prompt}");
+            // The app's defaults come from SAMPLE (temperature 0.9); the rest is overridden.
+            let mut settings = vec![
+                p.as_str(),
+                "prediction.max_tokens=20",
+                "prediction.seed=11",
+                "prediction.temperature=0.9",
+            ];
+            settings.extend(extra.iter().copied());
+            let want = predicted(tmp.path(), &int8, &settings);
+            let mut args = vec![format!("--prompt={prompt}")];
+            args.push("--max-tokens=20".into());
+            args.push(
+                if extra.contains(&"prediction.strategy=greedy") {
+                    "--greedy"
+                } else {
+                    "--sample"
+                }
+                .into(),
+            );
+            for e in &extra {
+                if let Some(k) = e.strip_prefix("prediction.top_k=") {
+                    args.push(format!("--top-k={k}"));
+                }
+                if let Some(p) = e.strip_prefix("prediction.top_p=") {
+                    args.push(format!("--top-p={p}"));
+                }
+            }
+            let seed = extra
+                .iter()
+                .find_map(|e| e.strip_prefix("prediction.seed="))
+                .unwrap_or("11");
+            args.push(format!("--seed={seed}"));
+            let got = run_host(&project, &args);
+            assert_eq!(got, format!("{want}\n"), "{name} {args:?}");
+        }
+    }
+}
+
+/// Runs the host build with arguments (values with spaces are passed intact).
+fn run_host(project: &Path, args: &[String]) -> String {
+    make(project, &["host"]);
+    let mut argv = Vec::new();
+    for a in args {
+        match a.split_once('=') {
+            Some((k, v)) => {
+                argv.push(k.to_string());
+                argv.push(v.to_string());
+            }
+            None => argv.push(a.clone()),
+        }
+    }
+    let out = Command::new(project.join("build/host/app"))
+        .args(&argv)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn emulated_boards_print_the_same_text_and_board_builds_fit() {
+    let tmp = tempfile::tempdir().unwrap();
+    let float = trained(tmp.path(), "tiny_gpt");
+    for board in [
+        "STM32H7",
+        "STM32N6570-DK",
+        "STM32MP157F-DK2",
+        "STM32MP257F-EV1",
+    ] {
+        let (int8, project) = deploy(tmp.path(), &float, board, &SAMPLE);
+        let want = predicted(tmp.path(), &int8, &SAMPLE);
+        assert_eq!(
+            make(&project, &["run-qemu"]),
+            format!("{want}\n"),
+            "{board}"
+        );
+        // Greedy with another token count through -D overrides.
+        let greedy = [
+            "prediction.prompt=alice was beginning",
+            "prediction.max_tokens=9",
+            "prediction.strategy=greedy",
+        ];
+        let want = predicted(tmp.path(), &int8, &greedy);
+        let got = make(
+            &project,
+            &["run-qemu", "EXTRA_CFLAGS=-DTZ_MAX_TOKENS=9 -DTZ_GREEDY=1"],
+        );
+        assert_eq!(got, format!("{want}\n"), "{board} greedy");
+        // The real board build links with its own memory map.
+        let sizes = make(&project, &["size"]);
+        assert!(sizes.contains(".text"), "{board}: {sizes}");
+    }
+}
+
+#[test]
+fn the_project_has_the_documented_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let float = trained(tmp.path(), "tiny_gpt");
+    let (_, project) = deploy(tmp.path(), &float, "STM32H7", &[]);
+    for f in [
+        "Makefile",
+        "README.md",
+        "src/model.h",
+        "src/model.c",
+        "src/embedding.h",
+        "src/tokenizer.h",
+        "src/tokenizer.c",
+        "src/app_config.h",
+        "src/textzoo_rt.c",
+        "src/app.c",
+    ] {
+        assert!(project.join(f).is_file(), "{f} missing");
+    }
+    let model_h = std::fs::read_to_string(project.join("src/model.h")).unwrap();
+    assert!(model_h.contains("TZ_ARENA_BYTES"), "{model_h}");
+    let readme = std::fs::read_to_string(project.join("README.md")).unwrap();
+    assert!(
+        readme.contains("STM32H7") || readme.contains("H743"),
+        "{readme}"
+    );
+}
+
+#[test]
+fn a_model_too_large_for_the_board_is_refused_with_the_numbers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("big");
+    // ~3.3 M int8 weights: more than the STM32H7's 2 MB of flash.
+    let ran = textzoo(&with(
+        &tiny(&run),
+        &[
+            "operation_mode=training",
+            "model.name=tiny_gpt",
+            "model.embed_dim=256",
+            "model.ffn_dim=1024",
+            "model.num_layers=4",
+            "model.num_heads=4",
+            "training.max_steps=1",
+        ],
+    ));
+    assert_eq!(ran.code, 0, "{}", ran.all());
+    let float = run.join("saved_models/model.safetensors");
+    let quant = tmp.path().join("big_q");
+    let model = format!("general.model_path={}", float.display());
+    let ran = textzoo(&with(
+        &tiny(&quant),
+        &["operation_mode=quantization", &model],
+    ));
+    assert_eq!(ran.code, 0, "{}", ran.all());
+    let int8 = quant.join("quantized_models/model_int8.safetensors");
+    let model = format!("general.model_path={}", int8.display());
+
+    let refused = tmp.path().join("refused");
+    let ran = textzoo(&with(
+        &tiny(&refused),
+        &[
+            "operation_mode=deployment",
+            &model,
+            "deployment.hardware_setup.board=STM32H7",
+        ],
+    ));
+    assert_eq!(ran.code, 2, "{}", ran.all());
+    let msg = ran.all();
+    assert!(msg.contains("does not fit"), "{msg}");
+    assert!(msg.contains("flash needs"), "{msg}");
+    assert!(msg.contains("too much"), "{msg}");
+    assert!(!msg.contains("RAM needs"), "RAM fits: {msg}");
+    assert!(is_absent_or_empty(&refused), "nothing written");
+
+    // The same model fits the STM32N6570-DK's external flash.
+    let ok = tmp.path().join("n6");
+    let ran = textzoo(&with(
+        &tiny(&ok),
+        &[
+            "operation_mode=deployment",
+            &model,
+            "deployment.hardware_setup.board=STM32N6570-DK",
+        ],
+    ));
+    assert_eq!(ran.code, 0, "{}", ran.all());
+    assert!(ok.join("c_project/src/model.c").is_file());
+}
+
+#[test]
+fn float_models_and_foreign_directories_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let float = trained(tmp.path(), "gru");
+    let run = tmp.path().join("float");
+    let model = format!("general.model_path={}", float.display());
+    let ran = textzoo(&with(&tiny(&run), &["operation_mode=deployment", &model]));
+    assert_eq!(ran.code, 2, "{}", ran.all());
+    assert!(ran.all().contains("chain_qd"), "{}", ran.all());
+    assert!(is_absent_or_empty(&run));
+
+    let mine = tmp.path().join("my_firmware");
+    std::fs::create_dir_all(&mine).unwrap();
+    std::fs::write(mine.join("main.c"), "int main(void) { return 0; }\n").unwrap();
+    let target = format!("deployment.c_project_path={}", mine.display());
+    let ran = textzoo(&with(
+        &tiny(&tmp.path().join("qd")),
+        &["operation_mode=chain_qd", &model, &target],
+    ));
+    assert_eq!(ran.code, 2, "{}", ran.all());
+    assert!(ran.all().contains("did not generate"), "{}", ran.all());
+    assert_eq!(
+        std::fs::read_to_string(mine.join("main.c")).unwrap(),
+        "int main(void) { return 0; }\n"
+    );
+}

@@ -1,0 +1,795 @@
+/* textzoo_rt.c — the int8 runtime of textzoo, a C99 twin of the Rust crate `textzoo-rt`.
+ *
+ * Every function here is the loop nest of its Rust namesake (quant.rs, kernels.rs,
+ * transformer.rs, rnn.rs) with pointers instead of slices. Integer sums are exact (the Rust
+ * portable kernels' 16-lane accumulation order gives the same int32 as a plain loop), so the
+ * loops are free to be written for speed; the float steps are in exactly the Rust order.
+ *
+ * Sections: buffers | quantization arithmetic | kernels | transformer | recurrent | API.
+ * Memory: all static. The buffer sizes come from the generated model.h (TZ_ARENA_BYTES,
+ * TZ_KV_BYTES, TZ_VOCAB_SIZE, TZ_SEQ_LEN); c_model.rs's ram_bytes() counts exactly the
+ * arrays declared below.
+ *
+ * Portability notes: `>>` of a negative int32 is an arithmetic shift (implementation-defined
+ * in C99, arithmetic on every compiler textzoo targets, as in Rust); every other operation is
+ * defined for the values that reach it. The arena is an int32_t array and is only ever
+ * accessed as int32_t or through character types (int8_t/uint8_t), so strict aliasing holds.
+ */
+#include "textzoo_rt.h"
+#include "model.h"
+
+#include <stddef.h>
+#include <string.h>
+
+/* Optional SIMD int8 dot products (exact integer sums, so the same bits as the portable
+ * loops; define TZ_PORTABLE to turn them off): Helium (Cortex-M55, arm_mve.h), else the
+ * DSP extension's SMLAD (Cortex-M4/M7/M33/M55, and Armv7-A). */
+#if !defined(TZ_PORTABLE) && defined(__ARM_FEATURE_MVE) && (__ARM_FEATURE_MVE & 1)
+#include <arm_mve.h>
+#define TZ_MVE 1
+#elif !defined(TZ_PORTABLE) && defined(__ARM_FEATURE_DSP) && defined(__ARM_FEATURE_SIMD32)
+#include <arm_acle.h>
+#define TZ_SMLAD 1
+#endif
+
+/* ==========================================================================================
+ * Static buffers
+ */
+
+#define TZ_MAX1(n) ((n) > 0 ? (n) : 1)
+#define TZ_ARENA_WORDS TZ_MAX1((TZ_ARENA_BYTES + 3) / 4)
+#define TZ_KV_STATE_ELEMS TZ_MAX1((TZ_KV_BYTES + 1) / 2)
+
+/* The activation arena (int32 elements: every planner offset is 16-aligned). */
+static int32_t tz_arena[TZ_ARENA_WORDS];
+/* tiny_gpt: the int8 KV cache [layers][2][seq_len][C]; gru/lstm: int16 h [layers][H], then
+ * the LSTM cell c [layers][H]. */
+static int16_t tz_kv_state[TZ_KV_STATE_ELEMS];
+static float tz_logits[TZ_MAX1(TZ_VOCAB_SIZE)];
+/* Tokens whose keys/values (or recurrent state) the buffers hold, and the current window. */
+static uint16_t tz_cached[TZ_MAX1(TZ_SEQ_LEN)];
+static uint16_t tz_window[TZ_MAX1(TZ_SEQ_LEN)];
+static int tz_cached_n;
+static const tz_model *tz_owner;
+
+static int8_t *tz_a8(tz_slot s) { return (int8_t *)tz_arena + s.offset; }
+static int32_t *tz_a32(tz_slot s) { return tz_arena + s.offset / 4; }
+static int8_t *tz_kv(void) { return (int8_t *)tz_kv_state; }
+
+/* ==========================================================================================
+ * Quantization arithmetic (quant.rs)
+ */
+
+static int32_t tz_sat32(int64_t x) {
+    return x < INT32_MIN ? INT32_MIN : x > INT32_MAX ? INT32_MAX : (int32_t)x;
+}
+
+static int8_t tz_sat8(int32_t x) { return (int8_t)(x < -128 ? -128 : x > 127 ? 127 : x); }
+
+static int16_t tz_sat16(int32_t x) {
+    return (int16_t)(x < -32768 ? -32768 : x > 32767 ? 32767 : x);
+}
+
+static int32_t tz_sat_add32(int32_t a, int32_t b) { return tz_sat32((int64_t)a + b); }
+
+static int32_t tz_clamp32(int32_t x, int32_t lo, int32_t hi) {
+    return x < lo ? lo : x > hi ? hi : x;
+}
+
+static int64_t tz_clamp64(int64_t x, int64_t lo, int64_t hi) {
+    return x < lo ? lo : x > hi ? hi : x;
+}
+
+/* gemmlowp SaturatingRoundingDoublingHighMul: round(a * b / 2^31), ties towards +inf. */
+static int32_t tz_srdhm(int32_t a, int32_t b) {
+    int64_t ab, nudge;
+    if (a == INT32_MIN && b == INT32_MIN) return INT32_MAX;
+    ab = (int64_t)a * b;
+    nudge = ab >= 0 ? ((int64_t)1 << 30) : 1 - ((int64_t)1 << 30);
+    return (int32_t)((ab + nudge) / ((int64_t)1 << 31));
+}
+
+/* gemmlowp RoundingDivideByPOT: round(x / 2^exponent), ties away from zero. */
+static int32_t tz_rdbp(int32_t x, int32_t exponent) {
+    int32_t mask = (int32_t)(((int64_t)1 << exponent) - 1);
+    int32_t remainder = x & mask;
+    int32_t threshold = (mask >> 1) + (x < 0 ? 1 : 0);
+    return (x >> exponent) + (remainder > threshold ? 1 : 0);
+}
+
+/* TFLite MultiplyByQuantizedMultiplier (double rounding; the left shift saturates). */
+static int32_t tz_mbqm(int32_t x, int32_t mult, int32_t shift) {
+    int32_t left = shift > 0 ? shift : 0;
+    int32_t right = shift > 0 ? 0 : -shift;
+    int32_t shifted = tz_sat32((int64_t)x * ((int64_t)1 << left));
+    return tz_rdbp(tz_srdhm(shifted, mult), right);
+}
+
+static int32_t tz_rq(int32_t x, tz_requant r) { return tz_mbqm(x, r.mult, r.shift); }
+
+/* sat8(zp + requant(acc)), the requantized value clamped to +-1024 first (no overflow). */
+static int8_t tz_requant_i8(int32_t acc, int32_t mult, int32_t shift, int32_t zp) {
+    return tz_sat8(zp + tz_clamp32(tz_mbqm(acc, mult, shift), -1024, 1024));
+}
+
+/* Extra fraction bits of two-term sums (kernels::FRAC_BITS). */
+#define TZ_FRAC_BITS 8
+
+/* Two requantized terms summed with TZ_FRAC_BITS extra bits, rounded once. */
+static int8_t tz_add2(int32_t a, tz_requant ra, int32_t b, tz_requant rb, int32_t zp) {
+    int32_t sum = tz_sat_add32(tz_rq(a, ra), tz_rq(b, rb));
+    return tz_sat8(zp + tz_rdbp(sum, TZ_FRAC_BITS));
+}
+
+/* round(x) half away from zero, saturated to int8 (quant::round_f32_to_i8). Single precision
+ * throughout: 0.5f, never 0.5. */
+static int8_t tz_round_f32_to_i8(float x) {
+    float r;
+    if (x > 200.0f) {
+        x = 200.0f;
+    } else if (x < -200.0f) {
+        x = -200.0f;
+    } else if (x != x) {
+        x = 0.0f;
+    }
+    r = x >= 0.0f ? x + 0.5f : x - 0.5f;
+    return tz_sat8((int32_t)r);
+}
+
+float tz_sqrtf(float x) {
+    uint32_t u, r, bit;
+    uint64_t mant, rem;
+    int32_t e;
+    memcpy(&u, &x, sizeof u);
+    if ((u & 0x7fffffffu) == 0) return x; /* +-0 */
+    if (u & 0x80000000u) {                /* negative: NaN */
+        u = 0x7fc00000u;
+        memcpy(&x, &u, sizeof u);
+        return x;
+    }
+    if ((u >> 23) == 0xff) return x; /* +inf, NaN */
+    e = (int32_t)(u >> 23);
+    mant = u & 0x7fffffu;
+    if (e == 0) { /* subnormal: normalise */
+        e = 1;
+        while (!(mant & 0x800000u)) {
+            mant <<= 1;
+            e -= 1;
+        }
+    } else {
+        mant |= 0x800000u;
+    }
+    /* x = mant * 2^(e - 127 - 23), mant in [2^23, 2^24). Make the exponent even. */
+    e -= 127;
+    if (e & 1) {
+        mant <<= 1;
+        e -= 1;
+    }
+    /* sqrt(x) = sqrt(mant * 2^23) * 2^(e/2 - 23), with mant * 2^23 in [2^46, 2^48). */
+    mant <<= 23;
+    r = 0;
+    rem = 0;
+    for (bit = 1u << 23; bit != 0; bit >>= 1) {
+        uint64_t t = (uint64_t)(r | bit) * (r | bit);
+        if (t <= mant) r |= bit;
+    }
+    rem = mant - (uint64_t)r * r;
+    /* Round to nearest: x is never exactly halfway between two roots' squares. */
+    if (rem > r) r += 1;
+    if (r == (1u << 24)) {
+        r >>= 1;
+        e += 2;
+    }
+    u = ((uint32_t)(e / 2 + 127) << 23) | (r & 0x7fffffu);
+    memcpy(&x, &u, sizeof u);
+    return x;
+}
+
+/* ==========================================================================================
+ * Kernels (kernels.rs, portable path)
+ */
+
+#if defined(TZ_SMLAD)
+/* Four int8 as one word (memcpy: unaligned loads are fine on every target with SMLAD). */
+static uint32_t tz_load4(const int8_t *p) {
+    uint32_t v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+/* Rotate right by 8 (one ROR; gcc 12's arm_acle.h has no __ror). */
+static uint32_t tz_ror8(uint32_t x) { return (x >> 8) | (x << 24); }
+
+/* acc + sum of the four byte products of x and y: bytes 0, 2 then 1, 3 as int16 pairs. */
+static int32_t tz_smlad4(uint32_t x, uint32_t y, int32_t acc) {
+    acc = __smlad(__sxtb16(x), __sxtb16(y), acc);
+    return __smlad(__sxtb16(tz_ror8(x)), __sxtb16(tz_ror8(y)), acc);
+}
+#endif
+
+/* sum a[i] * b[i] over int8 (exact). */
+static int32_t tz_dot(const int8_t *a, const int8_t *b, int n) {
+    int32_t s = 0;
+    int i = 0;
+#if defined(TZ_MVE)
+    for (; i + 16 <= n; i += 16) s = vmladavaq_s8(s, vld1q_s8(a + i), vld1q_s8(b + i));
+#elif defined(TZ_SMLAD)
+    for (; i + 4 <= n; i += 4) s = tz_smlad4(tz_load4(a + i), tz_load4(b + i), s);
+#endif
+    for (; i < n; i++) s += (int32_t)a[i] * b[i];
+    return s;
+}
+
+/* Four dot products of x with rows w, w + k, w + 2k, w + 3k (x read once for four outputs). */
+static void tz_dot4(const int8_t *x, const int8_t *w, int k, int32_t out[4]) {
+    const int8_t *w0 = w, *w1 = w + k, *w2 = w + 2 * k, *w3 = w + 3 * k;
+    int32_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    int i = 0;
+#if defined(TZ_MVE)
+    for (; i + 16 <= k; i += 16) {
+        int8x16_t xv = vld1q_s8(x + i);
+        s0 = vmladavaq_s8(s0, xv, vld1q_s8(w0 + i));
+        s1 = vmladavaq_s8(s1, xv, vld1q_s8(w1 + i));
+        s2 = vmladavaq_s8(s2, xv, vld1q_s8(w2 + i));
+        s3 = vmladavaq_s8(s3, xv, vld1q_s8(w3 + i));
+    }
+#elif defined(TZ_SMLAD)
+    for (; i + 4 <= k; i += 4) {
+        uint32_t xw = tz_load4(x + i);
+        int16x2_t xe = __sxtb16(xw), xo = __sxtb16(tz_ror8(xw));
+        uint32_t a = tz_load4(w0 + i), b = tz_load4(w1 + i);
+        uint32_t c = tz_load4(w2 + i), d = tz_load4(w3 + i);
+        s0 = __smlad(xo, __sxtb16(tz_ror8(a)), __smlad(xe, __sxtb16(a), s0));
+        s1 = __smlad(xo, __sxtb16(tz_ror8(b)), __smlad(xe, __sxtb16(b), s1));
+        s2 = __smlad(xo, __sxtb16(tz_ror8(c)), __smlad(xe, __sxtb16(c), s2));
+        s3 = __smlad(xo, __sxtb16(tz_ror8(d)), __smlad(xe, __sxtb16(d), s3));
+    }
+#endif
+    for (; i < k; i++) {
+        int32_t xi = x[i];
+        s0 += xi * w0[i];
+        s1 += xi * w1[i];
+        s2 += xi * w2[i];
+        s3 += xi * w3[i];
+    }
+    out[0] = s0;
+    out[1] = s1;
+    out[2] = s2;
+    out[3] = s3;
+}
+
+/* What a fully connected layer does with its accumulators (kernels::Epilogue). */
+enum { TZ_EPI_REQUANT, TZ_EPI_LUT, TZ_EPI_RESIDUAL };
+
+typedef struct {
+    int kind;
+    int32_t zp;
+    const int8_t *lut;  /* TZ_EPI_LUT */
+    const int8_t *res;  /* TZ_EPI_RESIDUAL: [n][m] */
+    int32_t res_zp;     /* TZ_EPI_RESIDUAL */
+    tz_requant res_rq;  /* TZ_EPI_RESIDUAL */
+} tz_epi;
+
+static int8_t tz_epi_apply(const tz_epi *e, const tz_linear *l, int r, int o, int32_t acc) {
+    int m = l->out_dim;
+    switch (e->kind) {
+    case TZ_EPI_LUT:
+        return e->lut[tz_requant_i8(acc, l->mult[o], l->shift[o], e->zp) + 128];
+    case TZ_EPI_RESIDUAL: {
+        tz_requant ro;
+        ro.mult = l->mult[o];
+        ro.shift = l->shift[o];
+        return tz_add2(acc, ro, (int32_t)e->res[r * m + o] - e->res_zp, e->res_rq, e->zp);
+    }
+    default:
+        return tz_requant_i8(acc, l->mult[o], l->shift[o], e->zp);
+    }
+}
+
+/* out[n][m] = epilogue(bias + x[n][k] . w[m][k]^T). */
+static void tz_fc(int8_t *out, const int8_t *x, const tz_linear *l, int n, const tz_epi *e) {
+    int k = l->in_dim, m = l->out_dim, m4 = m / 4 * 4;
+    int r, o, j;
+    int32_t d[4];
+    for (r = 0; r < n; r++) {
+        const int8_t *xr = x + (size_t)r * k;
+        for (o = 0; o < m4; o += 4) {
+            tz_dot4(xr, l->w + (size_t)o * k, k, d);
+            for (j = 0; j < 4; j++)
+                out[(size_t)r * m + o + j] = tz_epi_apply(e, l, r, o + j, l->bias[o + j] + d[j]);
+        }
+        for (; o < m; o++)
+            out[(size_t)r * m + o] =
+                tz_epi_apply(e, l, r, o, l->bias[o] + tz_dot(xr, l->w + (size_t)o * k, k));
+    }
+}
+
+/* The head: out[n][m] = (float)(bias[o] + x[r] . w[o]) * scale[o]. */
+static void tz_fc_logits(float *out, const int8_t *x, const int8_t *w, const int32_t *bias,
+                         const float *scale, int n, int k, int m) {
+    int m4 = m / 4 * 4;
+    int r, o, j;
+    int32_t d[4];
+    for (r = 0; r < n; r++) {
+        const int8_t *xr = x + (size_t)r * k;
+        float *orow = out + (size_t)r * m;
+        for (o = 0; o < m4; o += 4) {
+            tz_dot4(xr, w + (size_t)o * k, k, d);
+            for (j = 0; j < 4; j++) orow[o + j] = (float)(bias[o + j] + d[j]) * scale[o + j];
+        }
+        for (; o < m; o++)
+            orow[o] = (float)(bias[o] + tz_dot(xr, w + (size_t)o * k, k)) * scale[o];
+    }
+}
+
+/* Layer norm of n rows of c int8 values (kernels::layernorm): integer statistics, then
+ * r = 1 / sqrt(ss * var_scale + eps) and y = (d * r) * a + b in f32, in this order. */
+static void tz_layernorm_rows(int8_t *out, const int8_t *x, const tz_layernorm *ln, int n, int c) {
+    int r, i;
+    for (r = 0; r < n; r++) {
+        const int8_t *xr = x + (size_t)r * c;
+        int8_t *orow = out + (size_t)r * c;
+        int32_t sum = 0;
+        int64_t ss = 0;
+        float rstd;
+        for (i = 0; i < c; i++) sum += xr[i];
+        for (i = 0; i < c; i++) {
+            int32_t d = c * (int32_t)xr[i] - sum;
+            ss += (int64_t)d * d;
+        }
+        rstd = 1.0f / tz_sqrtf((float)ss * ln->var_scale + ln->eps);
+        for (i = 0; i < c; i++) {
+            float d = (float)(c * (int32_t)xr[i] - sum);
+            orow[i] = tz_round_f32_to_i8(d * rstd * ln->a[i] + ln->b[i]);
+        }
+    }
+}
+
+/* Softmax probabilities have scale 1 / TZ_PROB_ONE. */
+#define TZ_PROB_ONE 255
+
+/* round(num / den) = (num + den / 2) / den through a 32-bit reciprocal (kernels::div_round). */
+static uint32_t tz_div_round(uint64_t num, uint64_t den, uint64_t inv) {
+    uint64_t nn = num + den / 2, q;
+    if (nn >= ((uint64_t)1 << 32)) return (uint32_t)(nn / den);
+    q = (nn * inv) >> 32;
+    return (uint32_t)(q + (nn - q * den >= den ? 1 : 0));
+}
+
+/* Softmax of n int32 scores through the exponential table into u8 probabilities; scores
+ * are overwritten with the table values. */
+static void tz_softmax_lut(uint8_t *probs, int32_t *scores, int n, tz_requant rq,
+                           const int32_t *exp_lut) {
+    int32_t max = INT32_MIN;
+    uint64_t sum = 0, inv;
+    int j;
+    for (j = 0; j < n; j++)
+        if (scores[j] > max) max = scores[j];
+    for (j = 0; j < n; j++) {
+        int32_t idx = tz_clamp32(tz_rq(max - scores[j], rq), 0, TZ_EXP_LUT_LEN - 1);
+        scores[j] = exp_lut[idx];
+        sum += (uint64_t)scores[j];
+    }
+    inv = ((uint64_t)1 << 32) / (sum > 0 ? sum : 1);
+    for (j = 0; j < n; j++)
+        probs[j] = (uint8_t)tz_div_round((uint64_t)scores[j] * TZ_PROB_ONE, sum, inv);
+}
+
+/* Attention scratch (arena slots). */
+typedef struct {
+    int32_t *scores;
+    uint8_t *probs;
+    int32_t *ksum;
+    int32_t *acc;
+} tz_attn_scratch;
+
+/* Attention for query rows q[rows][C] at positions pos0.. over keys/values k, v (rows 0.. of
+ * a cache or window). causal: row i sees keys 0..=pos0 + i; otherwise all n_keys. */
+static void tz_attention(int8_t *out, const int8_t *q, const int8_t *k, const int8_t *v,
+                         int rows, int pos0, int n_keys, int causal, const tz_attn *p,
+                         int heads, int hd, const int32_t *exp_lut, const tz_attn_scratch *s) {
+    int c = heads * hd;
+    int h, i, j, d;
+    if (causal && n_keys > pos0 + rows) n_keys = pos0 + rows;
+    for (h = 0; h < heads; h++) {
+        int h0 = h * hd;
+        for (j = 0; j < n_keys; j++) {
+            const int8_t *kj = k + (size_t)j * c + h0;
+            int32_t ks = 0;
+            for (d = 0; d < hd; d++) ks += kj[d];
+            s->ksum[j] = ks;
+        }
+        for (i = 0; i < rows; i++) {
+            int seen = causal ? pos0 + i + 1 : n_keys;
+            const int8_t *qi = q + (size_t)i * c + h0;
+            int32_t qsum = 0, corr, psum = 0, zfix;
+            int8_t *orow = out + (size_t)i * c + h0;
+            for (d = 0; d < hd; d++) qsum += qi[d];
+            corr = hd * p->q_zp * p->k_zp - p->k_zp * qsum;
+            for (j = 0; j < seen; j++)
+                s->scores[j] =
+                    tz_dot(qi, k + (size_t)j * c + h0, hd) + corr - p->q_zp * s->ksum[j];
+            tz_softmax_lut(s->probs, s->scores, seen, p->softmax, exp_lut);
+            for (d = 0; d < hd; d++) s->acc[d] = 0;
+            for (j = 0; j < seen; j++) {
+                int32_t pj = s->probs[j];
+                const int8_t *vj;
+                if (pj == 0) continue;
+                psum += pj;
+                vj = v + (size_t)j * c + h0;
+                for (d = 0; d < hd; d++) s->acc[d] += pj * vj[d];
+            }
+            zfix = p->v_zp * psum;
+            for (d = 0; d < hd; d++)
+                orow[d] = tz_requant_i8(s->acc[d] - zfix, p->pv.mult, p->pv.shift, p->out_zp);
+        }
+    }
+}
+
+/* ==========================================================================================
+ * Transformer: tiny_gpt (KV cache) and tiny_bert_generator (transformer.rs)
+ */
+
+/* The block input of layer l (x0 or the previous block's output). */
+static tz_slot tz_block_input(const tz_transformer *t, int l) {
+    return l == 0 ? t->x0 : t->slots[l - 1].y;
+}
+
+static void tz_embed(const tz_model *m, int8_t *out, const uint16_t *tokens, int n, int pos0) {
+    const tz_transformer *t = m->transformer;
+    int c = m->embed_dim, r, i;
+    for (r = 0; r < n; r++) {
+        int tok = tokens[r], pos = pos0 + r;
+        tz_requant tr, pr;
+        const int8_t *te = t->tok_emb + (size_t)tok * c, *pe = t->pos_emb + (size_t)pos * c;
+        int8_t *orow = out + (size_t)r * c;
+        tr.mult = t->tok_mult[tok];
+        tr.shift = t->tok_shift[tok];
+        pr.mult = t->pos_mult[pos];
+        pr.shift = t->pos_shift[pos];
+        for (i = 0; i < c; i++) orow[i] = tz_add2(te[i], tr, pe[i], pr, t->x0_zp);
+    }
+}
+
+/* Block `layer` over `rows` rows: keys/values into rows kv0.. of the layer's cache (or its
+ * arena slots); attention over rows 0..kv0 + rows; with last_only, only the last row goes
+ * past K/V. */
+static void tz_block_run(const tz_model *m, int layer, int rows, int kv0, int causal,
+                         int last_only) {
+    const tz_transformer *t = m->transformer;
+    const tz_block *b = &t->blocks[layer];
+    const tz_layer_slots *ls = &t->slots[layer];
+    int c = m->embed_dim, T = m->seq_len;
+    int hd = c / m->num_heads;
+    tz_slot xs = tz_block_input(t, layer);
+    int8_t *kc, *vc, *ln1 = tz_a8(ls->ln1);
+    int q_rows = last_only ? 1 : rows, first = last_only ? rows - 1 : 0;
+    tz_epi e;
+    tz_attn_scratch sc;
+
+    tz_layernorm_rows(ln1, tz_a8(xs), &b->ln1, rows, c);
+    if (m->kind == TZ_KIND_TINY_GPT) {
+        kc = tz_kv() + (size_t)2 * layer * T * c;
+        vc = kc + (size_t)T * c;
+    } else {
+        kc = tz_a8(ls->k);
+        vc = tz_a8(ls->v);
+    }
+    memset(&e, 0, sizeof e);
+    e.kind = TZ_EPI_REQUANT;
+    e.zp = b->attn.k_zp;
+    tz_fc(kc + (size_t)kv0 * c, ln1, &b->k, rows, &e);
+    e.zp = b->attn.v_zp;
+    tz_fc(vc + (size_t)kv0 * c, ln1, &b->v, rows, &e);
+    e.zp = b->attn.q_zp;
+    tz_fc(tz_a8(ls->q), ln1 + (size_t)first * c, &b->q, q_rows, &e);
+
+    sc.scores = tz_a32(ls->scores);
+    sc.probs = (uint8_t *)tz_a8(ls->probs);
+    sc.ksum = tz_a32(ls->ksum);
+    sc.acc = tz_a32(ls->pv_acc);
+    tz_attention(tz_a8(ls->att), tz_a8(ls->q), kc, vc, q_rows, kv0 + first, kv0 + rows, causal,
+                 &b->attn, m->num_heads, hd, t->exp_lut, &sc);
+
+    e.kind = TZ_EPI_RESIDUAL;
+    e.res = tz_a8(xs) + (size_t)first * c;
+    e.res_zp = b->x_zp;
+    e.res_rq = b->res1;
+    e.zp = b->res2_zp;
+    tz_fc(tz_a8(ls->res2), tz_a8(ls->att), &b->proj, q_rows, &e);
+
+    tz_layernorm_rows(tz_a8(ls->ln2), tz_a8(ls->res2), &b->ln2, q_rows, c);
+
+    e.kind = TZ_EPI_LUT;
+    e.zp = b->up_zp;
+    e.lut = b->gelu;
+    tz_fc(tz_a8(ls->h), tz_a8(ls->ln2), &b->up, q_rows, &e);
+
+    e.kind = TZ_EPI_RESIDUAL;
+    e.res = tz_a8(ls->res2);
+    e.res_zp = b->res2_zp;
+    e.res_rq = b->res2;
+    e.zp = b->y_zp;
+    tz_fc(tz_a8(ls->y), tz_a8(ls->h), &b->down, q_rows, &e);
+}
+
+/* Final layer norm and head on rows x_row0.. of the last hidden state. */
+static void tz_head(const tz_model *m, int x_row0, int rows, float *out) {
+    const tz_transformer *t = m->transformer;
+    int c = m->embed_dim;
+    int8_t *x = tz_a8(tz_block_input(t, m->num_layers)) + (size_t)x_row0 * c;
+    int8_t *ln = tz_a8(t->lnf);
+    tz_layernorm_rows(ln, x, &t->ln_f, rows, c);
+    tz_fc_logits(out, ln, t->head_w, t->head_bias, t->head_scale, rows, c, m->vocab_size);
+}
+
+/* Runs n tokens at positions pos0.. through every block (tiny_gpt: causal, K/V appended to
+ * the cache at kv0; tiny_bert_generator: one window, last-row block at the end). */
+static void tz_blocks(const tz_model *m, const uint16_t *tokens, int n, int pos0, int kv0) {
+    int bert = m->kind == TZ_KIND_TINY_BERT_GENERATOR;
+    int l;
+    tz_embed(m, tz_a8(m->transformer->x0), tokens, n, pos0);
+    for (l = 0; l < m->num_layers; l++)
+        tz_block_run(m, l, n, kv0, !bert, bert && l + 1 == m->num_layers);
+}
+
+/* tiny_gpt: resets the cache and runs tokens[0..n) (1 <= n <= seq_len); `tokens` may be
+ * tz_cached itself. Decoder::prefill. */
+static void tz_gpt_prefill(const tz_model *m, const uint16_t *tokens, int n) {
+    tz_blocks(m, tokens, n, 0, 0);
+    tz_head(m, n - 1, 1, tz_logits);
+    if (tokens != tz_cached) memmove(tz_cached, tokens, (size_t)n * sizeof *tokens);
+    tz_cached_n = n;
+}
+
+/* tiny_gpt: Decoder::step with Decoder::keep = keep. */
+static void tz_gpt_step_run(const tz_model *m, uint16_t token, int keep) {
+    int T = m->seq_len, pos = tz_cached_n;
+    if (pos == 0) {
+        tz_gpt_prefill(m, &token, 1);
+        return;
+    }
+    if (pos == T) {
+        if (keep > T - 1) keep = T - 1;
+        if (keep < 1) keep = T > 1 ? 1 : 0;
+        memmove(tz_cached, tz_cached + (T - keep), (size_t)keep * sizeof *tz_cached);
+        tz_cached[keep] = token;
+        tz_gpt_prefill(m, tz_cached, keep + 1);
+        return;
+    }
+    tz_blocks(m, &token, 1, pos, pos);
+    tz_head(m, 0, 1, tz_logits);
+    tz_cached[pos] = token;
+    tz_cached_n = pos + 1;
+}
+
+/* tiny_bert_generator: one window of n tokens (a short one sits at the last positions);
+ * the last row's logits. transformer::window_logits. */
+static void tz_bert_window(const tz_model *m, const uint16_t *tokens, int n) {
+    tz_blocks(m, tokens, n, m->seq_len - n, 0);
+    tz_head(m, m->num_layers == 0 ? n - 1 : 0, 1, tz_logits);
+}
+
+/* ==========================================================================================
+ * Recurrent: gru and lstm with int16 state (rnn.rs)
+ */
+
+#define TZ_PRE_BITS 20
+#define TZ_LUT_IN_BITS 12
+#define TZ_STATE_BITS 15
+
+/* (a * b) / 2^s rounded half away from zero (s = 0: the plain product), in 64 bits. */
+static int64_t tz_mul_shift(int32_t a, int32_t b, int32_t s) {
+    int64_t p = (int64_t)a * b, half;
+    if (s == 0) return p;
+    half = (int64_t)1 << (s - 1);
+    return (p >= 0 ? p + half : p - half) / ((int64_t)1 << s);
+}
+
+/* The table at x (Q3.12): lut[i] + (lut[i + 1] - lut[i]) * frac / 128. */
+static int32_t tz_lut_eval(const int16_t *lut, int16_t x) {
+    int32_t u = (int32_t)x + 32768;
+    int32_t i = u >> 7, frac = u & 127;
+    int32_t a = lut[i], b = lut[i + 1];
+    return a + (int32_t)tz_mul_shift(b - a, frac, 7);
+}
+
+/* Q20 sum -> table input (Q3.12), saturated. */
+static int16_t tz_to_lut_in(int32_t pre) {
+    return tz_sat16(tz_rdbp(pre, TZ_PRE_BITS - TZ_LUT_IN_BITS));
+}
+
+/* acc[o] = sum_i x[i] * w[o][i], int16 x int8 (exact for k <= 516). */
+static void tz_fc_acc_i16(int32_t *acc, const int16_t *x, const int8_t *w, int k, int m) {
+    int o, i;
+    for (o = 0; o < m; o++) {
+        const int8_t *wr = w + (size_t)o * k;
+        int32_t s = 0;
+        for (i = 0; i < k; i++) s += (int32_t)x[i] * wr[i];
+        acc[o] = s;
+    }
+}
+
+/* The same with an int8 input (layer 0 reads the embedding row, whose int16 copy in
+ * textzoo-rt holds the same values: the sums are identical). */
+static void tz_fc_acc_i8(int32_t *acc, const int8_t *x, const int8_t *w, int k, int m) {
+    int o;
+    for (o = 0; o < m; o++) acc[o] = tz_dot(x, w + (size_t)o * k, k);
+}
+
+static int32_t tz_rq_at(const int32_t *mult, const int32_t *shift, int j, int32_t acc) {
+    return tz_mbqm(acc, mult[j], shift[j]);
+}
+
+/* Gate pre-activation j (Q20): W_ih x + W_hh h + bias, saturating. */
+static int32_t tz_pre(const tz_rnn_layer *ly, const int32_t *acc_ih, const int32_t *acc_hh,
+                      int j) {
+    return tz_sat_add32(tz_sat_add32(tz_rq_at(ly->ih_mult, ly->ih_shift, j, acc_ih[j]),
+                                     tz_rq_at(ly->hh_mult, ly->hh_shift, j, acc_hh[j])),
+                        ly->bias[j]);
+}
+
+/* Consumes one token and leaves its next-token logits in tz_logits (RnnState::step). */
+static void tz_rnn_step(const tz_model *m, uint16_t token) {
+    const tz_recurrent *rn = m->recurrent;
+    int e = m->embed_dim, H = m->hidden_dim, V = m->vocab_size, L = m->num_layers;
+    int lstm = m->kind == TZ_KIND_LSTM;
+    int g = (lstm ? 4 : 3) * H;
+    int16_t *hs = tz_kv_state, *cs = tz_kv_state + (size_t)L * H;
+    const int16_t *sig = rn->sigmoid_lut, *th = rn->tanh_lut;
+    const int8_t *w;
+    int32_t *acc;
+    int l, j, o0, chunk;
+    for (l = 0; l < L; l++) {
+        const tz_rnn_layer *ly = &rn->layers[l];
+        int32_t *acc_ih = tz_a32(ly->ih), *acc_hh = tz_a32(ly->hh);
+        int16_t *hl = hs + (size_t)l * H;
+        if (l == 0)
+            tz_fc_acc_i8(acc_ih, rn->tok_emb + (size_t)token * e, ly->w_ih, ly->in_dim, g);
+        else
+            tz_fc_acc_i16(acc_ih, hs + (size_t)(l - 1) * H, ly->w_ih, ly->in_dim, g);
+        tz_fc_acc_i16(acc_hh, hl, ly->w_hh, H, g);
+        if (lstm) {
+            int16_t *cl = cs + (size_t)l * H;
+            int32_t cb = ly->cell_bits;
+            for (j = 0; j < H; j++) {
+                int32_t ig = tz_lut_eval(sig, tz_to_lut_in(tz_pre(ly, acc_ih, acc_hh, j)));
+                int32_t fg = tz_lut_eval(sig, tz_to_lut_in(tz_pre(ly, acc_ih, acc_hh, H + j)));
+                int32_t gg = tz_lut_eval(th, tz_to_lut_in(tz_pre(ly, acc_ih, acc_hh, 2 * H + j)));
+                int32_t og = tz_lut_eval(sig, tz_to_lut_in(tz_pre(ly, acc_ih, acc_hh, 3 * H + j)));
+                int64_t c64 = tz_mul_shift(fg, cl[j], TZ_STATE_BITS) +
+                              tz_mul_shift(ig, gg, TZ_STATE_BITS + cb);
+                int16_t cn = tz_sat16((int32_t)tz_clamp64(c64, -65536, 65536));
+                int64_t cin;
+                int32_t tc;
+                cl[j] = cn;
+                /* c (Q(15 - cb)) to the table's Q3.12 */
+                cin = cb <= 3 ? tz_mul_shift(cn, 1, 3 - cb)
+                              : (int64_t)cn * ((int64_t)1 << (cb - 3));
+                tc = tz_lut_eval(th, tz_sat16((int32_t)tz_clamp64(cin, -65536, 65536)));
+                hl[j] = tz_sat16((int32_t)tz_mul_shift(og, tc, TZ_STATE_BITS));
+            }
+        } else {
+            for (j = 0; j < H; j++) {
+                int32_t r = tz_lut_eval(sig, tz_to_lut_in(tz_pre(ly, acc_ih, acc_hh, j)));
+                int32_t z = tz_lut_eval(sig, tz_to_lut_in(tz_pre(ly, acc_ih, acc_hh, H + j)));
+                int32_t hn = tz_sat_add32(
+                    tz_rq_at(ly->hh_mult, ly->hh_shift, 2 * H + j, acc_hh[2 * H + j]),
+                    ly->bias_hn[j]);
+                int32_t xn = tz_sat_add32(
+                    tz_rq_at(ly->ih_mult, ly->ih_shift, 2 * H + j, acc_ih[2 * H + j]),
+                    ly->bias[2 * H + j]);
+                int32_t rn32 = (int32_t)tz_clamp64(tz_mul_shift(r, hn, TZ_STATE_BITS),
+                                                   INT32_MIN, INT32_MAX);
+                int32_t n = tz_lut_eval(th, tz_to_lut_in(tz_sat_add32(xn, rn32)));
+                int32_t hp = hl[j];
+                int64_t hnew = (int64_t)n + tz_mul_shift(z, hp - n, TZ_STATE_BITS);
+                hl[j] = tz_sat16((int32_t)tz_clamp64(hnew, -65536, 65536));
+            }
+        }
+    }
+    /* Head on the top layer's state, TZ_RNN_HEAD_CHUNK outputs per pass. */
+    w = rn->head_w;
+    acc = tz_a32(rn->head);
+    chunk = V < TZ_RNN_HEAD_CHUNK ? V : TZ_RNN_HEAD_CHUNK;
+    for (o0 = 0; o0 < V; o0 += chunk) {
+        const int16_t *top = hs + (size_t)(L - 1) * H;
+        int n = V - o0 < chunk ? V - o0 : chunk;
+        tz_fc_acc_i16(acc, top, w + (size_t)o0 * H, H, n);
+        for (j = 0; j < n; j++)
+            tz_logits[o0 + j] = (float)acc[j] * rn->head_scale[o0 + j] + rn->head_bias[o0 + j];
+    }
+}
+
+/* ==========================================================================================
+ * API: the next-logits policy (textzoo quantization::Int8Lm::next_logits)
+ */
+
+void tz_reset(void) {
+    tz_cached_n = 0;
+    tz_owner = NULL;
+}
+
+/* Whether this runtime's static buffers hold model m. */
+static int tz_fits(const tz_model *m) {
+    if (m == NULL) return 0;
+    if (m->kind == TZ_KIND_TINY_GPT || m->kind == TZ_KIND_TINY_BERT_GENERATOR) {
+        if (m->transformer == NULL) return 0;
+    } else if (m->kind == TZ_KIND_GRU || m->kind == TZ_KIND_LSTM) {
+        if (m->recurrent == NULL || m->num_layers < 1) return 0;
+    } else {
+        return 0;
+    }
+    return m->seq_len >= 1 && m->seq_len <= TZ_SEQ_LEN && m->vocab_size >= 1 &&
+           m->vocab_size <= TZ_VOCAB_SIZE && m->arena_bytes <= 4 * (int32_t)TZ_ARENA_WORDS &&
+           m->kv_bytes <= 2 * (int32_t)TZ_KV_STATE_ELEMS;
+}
+
+/* A new model forgets the previous one's cache. */
+static void tz_own(const tz_model *m) {
+    if (tz_owner != m) {
+        tz_cached_n = 0;
+        tz_owner = m;
+    }
+}
+
+/* Whether window[0..wn) strictly extends the cached tokens. */
+static int tz_extends(const uint16_t *window, int wn) {
+    return tz_cached_n > 0 && tz_cached_n < wn &&
+           memcmp(window, tz_cached, (size_t)tz_cached_n * sizeof *window) == 0;
+}
+
+const float *tz_next_logits(const tz_model *m, const uint16_t *context, int n) {
+    int T, wn, i, tail;
+    if (!tz_fits(m) || n < 0 || (n > 0 && context == NULL)) return NULL;
+    T = m->seq_len;
+    tail = n < T ? n : T;
+    /* model_window: the last seq_len tokens; tiny_bert_generator left-pads with <pad>;
+     * causal models read [<pad>] for an empty context. */
+    if (m->kind == TZ_KIND_TINY_BERT_GENERATOR) {
+        wn = T;
+        for (i = 0; i < T - tail; i++) tz_window[i] = TZ_PAD_ID;
+    } else if (tail == 0) {
+        wn = 1;
+        tz_window[0] = TZ_PAD_ID;
+    } else {
+        wn = tail;
+    }
+    for (i = 0; i < tail; i++) tz_window[wn - tail + i] = context[n - tail + i];
+    for (i = 0; i < wn; i++)
+        if (tz_window[i] >= m->vocab_size) return NULL;
+    tz_own(m);
+
+    switch (m->kind) {
+    case TZ_KIND_TINY_GPT:
+        if (tz_extends(tz_window, wn)) {
+            for (i = tz_cached_n; i < wn; i++) tz_gpt_step_run(m, tz_window[i], T - 1);
+        } else {
+            tz_gpt_prefill(m, tz_window, wn);
+        }
+        break;
+    case TZ_KIND_TINY_BERT_GENERATOR:
+        tz_bert_window(m, tz_window, wn);
+        tz_cached_n = 0;
+        break;
+    default:
+        if (!tz_extends(tz_window, wn)) {
+            int cells = m->kind == TZ_KIND_LSTM ? 2 : 1;
+            memset(tz_kv_state, 0,
+                   (size_t)cells * m->num_layers * m->hidden_dim * sizeof *tz_kv_state);
+            tz_cached_n = 0;
+        }
+        for (i = tz_cached_n; i < wn; i++) tz_rnn_step(m, tz_window[i]);
+        memcpy(tz_cached, tz_window, (size_t)wn * sizeof *tz_window);
+        tz_cached_n = wn;
+        break;
+    }
+    return tz_logits;
+}
+
+const float *tz_gpt_step(const tz_model *m, uint16_t token, int keep) {
+    if (!tz_fits(m) || m->kind != TZ_KIND_TINY_GPT || token >= m->vocab_size) return NULL;
+    tz_own(m);
+    tz_gpt_step_run(m, token, keep);
+    return tz_logits;
+}
