@@ -62,6 +62,21 @@ pub enum Command {
     /// Merge text files (globs allowed) into one training corpus, like the model zoo's
     /// combine_corpus.py.
     CombineCorpus(CombineArgs),
+    /// Write an int8 model as C sources alone (model, embeddings, vocabulary and the runtime,
+    /// no application, platform or Makefile), for your own firmware — the model zoo's
+    /// conversion scripts.
+    ModelToC(ModelToCArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ModelToCArgs {
+    /// The int8 model file (`quantized_models/model_int8.safetensors`).
+    #[arg(value_name = "INT8_MODEL")]
+    pub model: PathBuf,
+    /// Directory to write the sources to (created; an existing one must be empty or an
+    /// earlier output of textzoo).
+    #[arg(long, short = 'o', value_name = "DIR")]
+    pub output: PathBuf,
 }
 
 #[derive(Debug, clap::Args)]

@@ -28,8 +28,10 @@ fn main() -> ExitCode {
 }
 
 fn run(args: args::Args) -> anyhow::Result<()> {
-    if let Some(args::Command::CombineCorpus(c)) = args.command {
-        return combine_corpus(c);
+    match args.command {
+        Some(args::Command::CombineCorpus(c)) => return combine_corpus(c),
+        Some(args::Command::ModelToC(m)) => return model_to_c(m),
+        None => {}
     }
     let source = ConfigSource {
         config_path: args.config_path,
@@ -85,6 +87,20 @@ fn to_yaml<T: serde::Serialize>(value: &T) -> anyhow::Result<String> {
         text.push('\n');
     }
     Ok(text)
+}
+
+fn model_to_c(args: args::ModelToCArgs) -> anyhow::Result<()> {
+    let files = textzoo::deployment::export_sources(&args.model, &args.output)?;
+    for name in &files {
+        println!("{}", args.output.join(name).display());
+    }
+    println!(
+        "wrote {} C files for {} to {} (build them with -std=c99 -ffp-contract=off; see src/textzoo_rt.h for the API)",
+        files.len(),
+        args.model.display(),
+        args.output.display()
+    );
+    Ok(())
 }
 
 fn combine_corpus(args: args::CombineArgs) -> anyhow::Result<()> {

@@ -303,3 +303,31 @@ fn float_models_and_foreign_directories_are_refused() {
         "int main(void) { return 0; }\n"
     );
 }
+
+#[test]
+fn model_to_c_writes_sources_that_compile_for_your_own_firmware() {
+    let tmp = tempfile::tempdir().unwrap();
+    let float = trained(tmp.path(), "lstm");
+    let (int8, _) = deploy(tmp.path(), &float, "host", &[]);
+    let out = tmp.path().join("headers");
+    let ran = textzoo(&["model-to-c", int8.to_str().unwrap(), "-o", out.to_str().unwrap()]);
+    assert_eq!(ran.code, 0, "{}", ran.all());
+    for f in ["model.h", "model.c", "embedding.h", "tokenizer.h", "tokenizer.c", "textzoo_rt.h"] {
+        assert!(out.join(f).is_file(), "{f}: {}", ran.stdout);
+    }
+    assert!(!out.join("app.c").exists() && !out.join("Makefile").exists());
+    for c in ["model.c", "tokenizer.c", "textzoo_rt.c", "tz_sample.c", "tz_text.c"] {
+        let status = Command::new("cc")
+            .args(["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-ffp-contract=off", "-c"])
+            .arg(out.join(c))
+            .arg("-o")
+            .arg(out.join(format!("{c}.o")))
+            .status()
+            .unwrap();
+        assert!(status.success(), "{c} does not compile");
+    }
+    // A float model is refused.
+    let ran = textzoo(&["model-to-c", float.to_str().unwrap(), "-o", tmp.path().join("x").to_str().unwrap()]);
+    assert_eq!(ran.code, 2, "{}", ran.all());
+    assert!(ran.all().contains("int8"), "{}", ran.all());
+}
