@@ -95,10 +95,15 @@ fn host_builds_print_what_prediction_writes_for_every_model_kind() {
             let mut settings = vec![
                 p.as_str(),
                 "prediction.max_tokens=20",
-                "prediction.seed=11",
                 "prediction.temperature=0.9",
             ];
             settings.extend(extra.iter().copied());
+            if !extra.iter().any(|e| e.starts_with("prediction.seed=")) {
+                settings.push("prediction.seed=11");
+            }
+            if !extra.contains(&"prediction.strategy=greedy") {
+                settings.push("prediction.strategy=sample");
+            }
             let want = predicted(tmp.path(), &int8, &settings);
             let mut args = vec![format!("--prompt={prompt}")];
             args.push("--max-tokens=20".into());
@@ -310,15 +315,41 @@ fn model_to_c_writes_sources_that_compile_for_your_own_firmware() {
     let float = trained(tmp.path(), "lstm");
     let (int8, _) = deploy(tmp.path(), &float, "host", &[]);
     let out = tmp.path().join("headers");
-    let ran = textzoo(&["model-to-c", int8.to_str().unwrap(), "-o", out.to_str().unwrap()]);
+    let ran = textzoo(&[
+        "model-to-c",
+        int8.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
     assert_eq!(ran.code, 0, "{}", ran.all());
-    for f in ["model.h", "model.c", "embedding.h", "tokenizer.h", "tokenizer.c", "textzoo_rt.h"] {
+    for f in [
+        "model.h",
+        "model.c",
+        "embedding.h",
+        "tokenizer.h",
+        "tokenizer.c",
+        "textzoo_rt.h",
+    ] {
         assert!(out.join(f).is_file(), "{f}: {}", ran.stdout);
     }
     assert!(!out.join("app.c").exists() && !out.join("Makefile").exists());
-    for c in ["model.c", "tokenizer.c", "textzoo_rt.c", "tz_sample.c", "tz_text.c"] {
+    for c in [
+        "model.c",
+        "tokenizer.c",
+        "textzoo_rt.c",
+        "tz_sample.c",
+        "tz_text.c",
+    ] {
         let status = Command::new("cc")
-            .args(["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-ffp-contract=off", "-c"])
+            .args([
+                "-std=c99",
+                "-Wall",
+                "-Wextra",
+                "-Werror",
+                "-pedantic",
+                "-ffp-contract=off",
+                "-c",
+            ])
             .arg(out.join(c))
             .arg("-o")
             .arg(out.join(format!("{c}.o")))
@@ -327,7 +358,12 @@ fn model_to_c_writes_sources_that_compile_for_your_own_firmware() {
         assert!(status.success(), "{c} does not compile");
     }
     // A float model is refused.
-    let ran = textzoo(&["model-to-c", float.to_str().unwrap(), "-o", tmp.path().join("x").to_str().unwrap()]);
+    let ran = textzoo(&[
+        "model-to-c",
+        float.to_str().unwrap(),
+        "-o",
+        tmp.path().join("x").to_str().unwrap(),
+    ]);
     assert_eq!(ran.code, 2, "{}", ran.all());
     assert!(ran.all().contains("int8"), "{}", ran.all());
 }

@@ -759,14 +759,9 @@ const float *tz_next_logits(const tz_model *m, const uint16_t *context, int n)
 }
 "#;
 
-const PLATFORM_H: &str = "#include <stdint.h>\nvoid tz_platform_init(void);\n\
-    void tz_platform_write(const char *s, int n);\nvoid tz_platform_exit(int code);\n\
-    uint64_t tz_platform_ticks(void);\n";
-const PLATFORM_C: &str = "#include <stdio.h>\n#include <stdlib.h>\n#include \"platform.h\"\n\
-    void tz_platform_init(void) {}\n\
-    void tz_platform_write(const char *s, int n) { fwrite(s, 1, (size_t)n, stdout); }\n\
-    void tz_platform_exit(int code) { fflush(stdout); exit(code); }\n\
-    uint64_t tz_platform_ticks(void) { return 0; }\n";
+/// The real platform layer of host builds.
+const PLATFORM_H: &str = include_str!("c/platform.h");
+const PLATFORM_C: &str = include_str!("c/platform/platform_host.c");
 
 impl LanguageModel for FakeLm {
     fn config(&self) -> &ModelConfig {
