@@ -16,9 +16,6 @@ pub enum Error {
     /// A value the user gave is unusable for this model or data (e.g. a prompt).
     #[error("invalid input: {0}")]
     Usage(String),
-    /// The service exists in the design but a later issue implements it.
-    #[error("{service}: not implemented yet in this version of textzoo")]
-    NotImplemented { service: &'static str },
     #[error("{context}: {err}")]
     Io {
         context: String,

@@ -101,6 +101,7 @@ pub fn count(project: &Path, board: &BoardProfile, tokens: usize) -> Result<Emul
         .split(" build/")
         .next()
         .unwrap_or(&command)
+        .trim_end_matches(" -kernel")
         .to_string();
     Emulated::from_counts(
         &first,

@@ -1,4 +1,4 @@
-//! Board profiles and the platform half of the generated C project (DESIGN §7, SPEC.md).
+//! Board profiles and the platform half of the generated C project (DESIGN §7).
 //!
 //! A profile carries what the memory-fit check, the benchmark's clock-based estimates and the
 //! generated Makefile need to know about a board. [`project_files`] returns the board-specific

@@ -19,8 +19,8 @@ pub const MARKER: &str = ".textzoo-c-project";
 
 /// The runtime sources, identical in every project.
 const RUNTIME: &[(&str, &str)] = &[
-    ("src/textzoo_rt.h", include_str!("c/textzoo_rt.h")),
-    ("src/textzoo_rt.c", include_str!("c/textzoo_rt.c")),
+    ("src/textzoo_rt.h", c_model::TEXTZOO_RT_H),
+    ("src/textzoo_rt.c", c_model::TEXTZOO_RT_C),
     ("src/tz_sample.h", include_str!("c/tz_sample.h")),
     ("src/tz_sample.c", include_str!("c/tz_sample.c")),
     ("src/tz_text.h", include_str!("c/tz_text.h")),

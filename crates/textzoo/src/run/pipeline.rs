@@ -152,28 +152,11 @@ impl Run {
         );
         self.metrics.set("run", "operation_mode", mode_name(mode));
         self.metrics.set("run", "services", names.clone());
-        let mut ran = 0;
-        let mut skipped = Vec::new();
         for (i, &service) in list.iter().enumerate() {
             tracing::info!("[{}/{}] {}", i + 1, list.len(), service.name());
-            match self.service(service) {
-                Ok(()) => ran += 1,
-                Err(err @ Error::NotImplemented { .. }) if list.len() > 1 => {
-                    tracing::warn!("{err}; skipped");
-                    skipped.push(service.name());
-                    self.metrics.set("run", "skipped", skipped.clone());
-                }
-                Err(err) => {
-                    self.metrics.save(&self.dir)?;
-                    return Err(err);
-                }
-            }
+            let result = self.service(service);
             self.metrics.save(&self.dir)?;
-        }
-        if ran == 0 {
-            return Err(Error::NotImplemented {
-                service: mode_name(mode),
-            });
+            result?;
         }
         Ok(())
     }

@@ -122,14 +122,11 @@ pub fn write_all(run_dir: &Path, record: &Record, metrics: &Metrics) -> Vec<Plot
         "float_vs_int8.svg",
         float_vs_int8(metrics.section("float"), metrics.section("int8")),
     ));
-    let benchmark = metrics
-        .section("benchmark")
-        .cloned()
-        .map(Value::Object)
-        .or_else(|| {
-            let text = std::fs::read_to_string(run_dir.join("benchmark.json")).ok()?;
-            serde_json::from_str(&text).ok()
-        });
+    // The full report has the per-layer table; metrics.json only its totals.
+    let benchmark = std::fs::read_to_string(run_dir.join("benchmark.json"))
+        .ok()
+        .and_then(|text| serde_json::from_str(&text).ok())
+        .or_else(|| metrics.section("benchmark").cloned().map(Value::Object));
     wanted.push((
         "Memory per layer",
         "memory.svg",

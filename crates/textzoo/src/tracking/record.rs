@@ -154,13 +154,6 @@ impl Record {
         if let Some(err) = error {
             tags.insert("textzoo.error".into(), truncate(&format!("{err}"), 5000));
         }
-        if let Some(Value::Array(skipped)) = run.metrics.get("run", "skipped") {
-            let names: Vec<String> = skipped
-                .iter()
-                .filter_map(|v| v.as_str().map(str::to_string))
-                .collect();
-            tags.insert("textzoo.skipped".into(), names.join(","));
-        }
         Ok(Record {
             experiment: run.config.general.project_name.clone(),
             run_name,

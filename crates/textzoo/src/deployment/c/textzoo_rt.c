@@ -197,14 +197,81 @@ static uint32_t tz_load4(const int8_t *p) {
     return v;
 }
 
-/* Rotate right by 8 (one ROR; gcc 12's arm_acle.h has no __ror). */
-static uint32_t tz_ror8(uint32_t x) { return (x >> 8) | (x << 24); }
+/* Bytes 1 and 3 of x sign-extended to two int16: SXTB16 with its ROR #8 folded in (gcc 12
+ * does not fold __sxtb16 of a rotate, so GNU C compilers get the one instruction as asm;
+ * not volatile: the compiler may schedule or drop it like any pure expression). */
+#if defined(__GNUC__)
+static uint32_t tz_sxtb16_ror8(uint32_t x) {
+    uint32_t r;
+    __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(x));
+    return r;
+}
+#else
+static uint32_t tz_sxtb16_ror8(uint32_t x) { return __sxtb16((x >> 8) | (x << 24)); }
+#endif
 
 /* acc + sum of the four byte products of x and y: bytes 0, 2 then 1, 3 as int16 pairs. */
 static int32_t tz_smlad4(uint32_t x, uint32_t y, int32_t acc) {
     acc = __smlad(__sxtb16(x), __sxtb16(y), acc);
-    return __smlad(__sxtb16(tz_ror8(x)), __sxtb16(tz_ror8(y)), acc);
+    return __smlad(tz_sxtb16_ror8(x), tz_sxtb16_ror8(y), acc);
 }
+
+/* acc + the four byte products of the word w with the activations xe (bytes 0, 2 as int16)
+ * and xo (bytes 1, 3). */
+#define TZ_SMLAD_W(acc, xe, xo, w) \
+    ((acc) = __smlad((xo), tz_sxtb16_ror8(w), __smlad((xe), __sxtb16(w), (acc))))
+
+#if defined(__GNUC__) && !defined(__clang__) && defined(__OPTIMIZE__)
+/* gcc, optimizing (the asm takes 13 registers, more than -O0 leaves free): tz_dot4's inner
+ * loop is inline asm (in C, gcc 12 hoists the loads and spills), and tz_fc expands each
+ * input row once into int16 pairs on the stack (tz_expand), so that the loop only
+ * sign-extends weights: 21 instructions per 16 MACs, plus the loop test per 64. */
+#define TZ_SMLAD_ASM 1
+/* The longest row expanded (2 bytes of stack per input); longer rows are read as int8. */
+#define TZ_XS_MAX 512
+
+/* xs[2j], xs[2j + 1] = bytes 0, 2 and bytes 1, 3 of x[4j..4j + 3] as int16 pairs (j < k / 4):
+ * the operands SMLAD pairs with a weight word's SXTB16 and SXTB16 ROR #8. */
+static void tz_expand(uint32_t *xs, const int8_t *x, int k) {
+    int j;
+    for (j = 0; j < k / 4; j++) {
+        uint32_t v = tz_load4(x + 4 * j);
+        xs[2 * j] = __sxtb16(v);
+        xs[2 * j + 1] = tz_sxtb16_ror8(v);
+    }
+}
+
+/* Asm pieces of tz_dot4's loop. Operands: accumulators s0..s3, rows 0 and 2 at wa and wb
+ * (rows 1 and 3 at register offset k), activations at xp (up to xend), scratch xe, xo (x as
+ * int16 pairs), wv (a weight word), t. */
+#define TZ_ASM_ROW(acc, addr)                       \
+    "ldr %[wv], " addr "\n\t"                        \
+    "sxtb16 %[t], %[wv]\n\t"                         \
+    "smlad %[" acc "], %[xe], %[t], %[" acc "]\n\t" \
+    "sxtb16 %[t], %[wv], ror #8\n\t"                 \
+    "smlad %[" acc "], %[xo], %[t], %[" acc "]\n\t"
+#define TZ_ASM_ROWS4                                                   \
+    TZ_ASM_ROW("s1", "[%[wa], %[k]]") TZ_ASM_ROW("s0", "[%[wa]], #4") \
+    TZ_ASM_ROW("s3", "[%[wb], %[k]]") TZ_ASM_ROW("s2", "[%[wb]], #4")
+/* Four inputs from xs (A32 LDRD needs an even/odd register pair, so two LDRs there). */
+#if defined(__thumb2__)
+#define TZ_ASM_XS "ldrd %[xe], %[xo], [%[xp]], #8\n\t" TZ_ASM_ROWS4
+#else
+#define TZ_ASM_XS "ldr %[xe], [%[xp]], #4\n\tldr %[xo], [%[xp]], #4\n\t" TZ_ASM_ROWS4
+#endif
+/* Four int8 inputs from x. */
+#define TZ_ASM_X8                     \
+    "ldr %[xe], [%[xp]], #4\n\t"      \
+    "sxtb16 %[xo], %[xe], ror #8\n\t" \
+    "sxtb16 %[xe], %[xe]\n\t" TZ_ASM_ROWS4
+#define TZ_ASM_LOOP(step) "1:\n\t" step step step step "cmp %[xp], %[xend]\n\tbne 1b"
+#define TZ_ASM_OPERANDS                                                                   \
+    : [s0] "+r"(s0), [s1] "+r"(s1), [s2] "+r"(s2), [s3] "+r"(s3), [xp] "+r"(xp),         \
+      [wa] "+r"(wa), [wb] "+r"(wb), [xe] "=&r"(xe), [xo] "=&r"(xo), [wv] "=&r"(wv),       \
+      [t] "=&r"(t)                                                                        \
+    : [k] "r"(k), [xend] "r"(xend)                                                        \
+    : "cc", "memory"
+#endif
 #endif
 
 /* sum a[i] * b[i] over int8 (exact). */
@@ -220,13 +287,14 @@ static int32_t tz_dot(const int8_t *a, const int8_t *b, int n) {
     return s;
 }
 
-/* Four dot products of x with rows w, w + k, w + 2k, w + 3k (x read once for four outputs). */
-static void tz_dot4(const int8_t *x, const int8_t *w, int k, int32_t out[4]) {
-    const int8_t *w0 = w, *w1 = w + k, *w2 = w + 2 * k, *w3 = w + 3 * k;
+/* out[j] = the dot product of x[0..n) with w[j * stride ..][0..n) for j < 4 (x read once
+ * for four outputs). */
+static void tz_dot4_c(const int8_t *x, const int8_t *w, int n, int stride, int32_t out[4]) {
+    const int8_t *w0 = w, *w1 = w + stride, *w2 = w + 2 * stride, *w3 = w + 3 * stride;
     int32_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
     int i = 0;
 #if defined(TZ_MVE)
-    for (; i + 16 <= k; i += 16) {
+    for (; i + 16 <= n; i += 16) {
         int8x16_t xv = vld1q_s8(x + i);
         s0 = vmladavaq_s8(s0, xv, vld1q_s8(w0 + i));
         s1 = vmladavaq_s8(s1, xv, vld1q_s8(w1 + i));
@@ -234,18 +302,16 @@ static void tz_dot4(const int8_t *x, const int8_t *w, int k, int32_t out[4]) {
         s3 = vmladavaq_s8(s3, xv, vld1q_s8(w3 + i));
     }
 #elif defined(TZ_SMLAD)
-    for (; i + 4 <= k; i += 4) {
+    for (; i + 4 <= n; i += 4) {
         uint32_t xw = tz_load4(x + i);
-        int16x2_t xe = __sxtb16(xw), xo = __sxtb16(tz_ror8(xw));
-        uint32_t a = tz_load4(w0 + i), b = tz_load4(w1 + i);
-        uint32_t c = tz_load4(w2 + i), d = tz_load4(w3 + i);
-        s0 = __smlad(xo, __sxtb16(tz_ror8(a)), __smlad(xe, __sxtb16(a), s0));
-        s1 = __smlad(xo, __sxtb16(tz_ror8(b)), __smlad(xe, __sxtb16(b), s1));
-        s2 = __smlad(xo, __sxtb16(tz_ror8(c)), __smlad(xe, __sxtb16(c), s2));
-        s3 = __smlad(xo, __sxtb16(tz_ror8(d)), __smlad(xe, __sxtb16(d), s3));
+        uint32_t xe = __sxtb16(xw), xo = tz_sxtb16_ror8(xw);
+        TZ_SMLAD_W(s0, xe, xo, tz_load4(w0 + i));
+        TZ_SMLAD_W(s1, xe, xo, tz_load4(w1 + i));
+        TZ_SMLAD_W(s2, xe, xo, tz_load4(w2 + i));
+        TZ_SMLAD_W(s3, xe, xo, tz_load4(w3 + i));
     }
 #endif
-    for (; i < k; i++) {
+    for (; i < n; i++) {
         int32_t xi = x[i];
         s0 += xi * w0[i];
         s1 += xi * w1[i];
@@ -256,6 +322,42 @@ static void tz_dot4(const int8_t *x, const int8_t *w, int k, int32_t out[4]) {
     out[1] = s1;
     out[2] = s2;
     out[3] = s3;
+}
+
+/* Four dot products of x with rows w, w + k, w + 2k, w + 3k. xs: NULL, or (TZ_SMLAD_ASM) x
+ * expanded by tz_expand. */
+static void tz_dot4(const int8_t *x, const uint32_t *xs, const int8_t *w, int k,
+                    int32_t out[4]) {
+#if defined(TZ_SMLAD_ASM)
+    /* Inputs 0 .. i - 1 in the asm loop, sixteen a turn; the rest in C. */
+    int32_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    int i = k & ~15;
+    if (i > 0) {
+        const int8_t *wa = w, *wb = w + 2 * k;
+        uint32_t xe, xo, wv, t;
+        if (xs != NULL) {
+            const uint32_t *xp = xs, *xend = xs + i / 2;
+            __asm__(TZ_ASM_LOOP(TZ_ASM_XS) TZ_ASM_OPERANDS);
+        } else {
+            const int8_t *xp = x, *xend = x + i;
+            __asm__(TZ_ASM_LOOP(TZ_ASM_X8) TZ_ASM_OPERANDS);
+        }
+    }
+    if (i < k) {
+        tz_dot4_c(x + i, w + i, k - i, k, out);
+        s0 += out[0];
+        s1 += out[1];
+        s2 += out[2];
+        s3 += out[3];
+    }
+    out[0] = s0;
+    out[1] = s1;
+    out[2] = s2;
+    out[3] = s3;
+#else
+    (void)xs;
+    tz_dot4_c(x, w, k, k, out);
+#endif
 }
 
 /* What a fully connected layer does with its accumulators (kernels::Epilogue). */
@@ -291,10 +393,18 @@ static void tz_fc(int8_t *out, const int8_t *x, const tz_linear *l, int n, const
     int k = l->in_dim, m = l->out_dim, m4 = m / 4 * 4;
     int r, o, j;
     int32_t d[4];
+    const uint32_t *xs = NULL;
+#if defined(TZ_SMLAD_ASM)
+    uint32_t xs_buf[TZ_XS_MAX / 2];
+    if (k <= TZ_XS_MAX) xs = xs_buf;
+#endif
     for (r = 0; r < n; r++) {
         const int8_t *xr = x + (size_t)r * k;
+#if defined(TZ_SMLAD_ASM)
+        if (xs != NULL) tz_expand(xs_buf, xr, k);
+#endif
         for (o = 0; o < m4; o += 4) {
-            tz_dot4(xr, l->w + (size_t)o * k, k, d);
+            tz_dot4(xr, xs, l->w + (size_t)o * k, k, d);
             for (j = 0; j < 4; j++)
                 out[(size_t)r * m + o + j] = tz_epi_apply(e, l, r, o + j, l->bias[o + j] + d[j]);
         }
@@ -310,11 +420,19 @@ static void tz_fc_logits(float *out, const int8_t *x, const int8_t *w, const int
     int m4 = m / 4 * 4;
     int r, o, j;
     int32_t d[4];
+    const uint32_t *xs = NULL;
+#if defined(TZ_SMLAD_ASM)
+    uint32_t xs_buf[TZ_XS_MAX / 2];
+    if (k <= TZ_XS_MAX) xs = xs_buf;
+#endif
     for (r = 0; r < n; r++) {
         const int8_t *xr = x + (size_t)r * k;
         float *orow = out + (size_t)r * m;
+#if defined(TZ_SMLAD_ASM)
+        if (xs != NULL) tz_expand(xs_buf, xr, k);
+#endif
         for (o = 0; o < m4; o += 4) {
-            tz_dot4(xr, w + (size_t)o * k, k, d);
+            tz_dot4(xr, xs, w + (size_t)o * k, k, d);
             for (j = 0; j < 4; j++) orow[o + j] = (float)(bias[o + j] + d[j]) * scale[o + j];
         }
         for (; o < m; o++)
