@@ -31,6 +31,23 @@
 #include <arm_acle.h>
 #define TZ_SMLAD 1
 #endif
+/* The DSP extension's saturating QADD for the requantization arithmetic (the same values as
+ * the portable C). */
+#if !defined(TZ_PORTABLE) && defined(__ARM_FEATURE_DSP)
+#if !defined(TZ_SMLAD)
+#include <arm_acle.h>
+#endif
+#define TZ_DSP 1
+#endif
+
+/* Small functions of the per-output arithmetic, inlined into the loops (GNU C: always). */
+#if defined(__GNUC__)
+#define TZ_INLINE __attribute__((always_inline)) inline
+#define TZ_NOINLINE __attribute__((noinline))
+#else
+#define TZ_INLINE inline
+#define TZ_NOINLINE
+#endif
 
 /* ==========================================================================================
  * Static buffers
@@ -60,55 +77,102 @@ static int8_t *tz_kv(void) { return (int8_t *)tz_kv_state; }
  * Quantization arithmetic (quant.rs)
  */
 
+#if !defined(TZ_DSP)
 static int32_t tz_sat32(int64_t x) {
     return x < INT32_MIN ? INT32_MIN : x > INT32_MAX ? INT32_MAX : (int32_t)x;
 }
+#endif
 
-static int8_t tz_sat8(int32_t x) { return (int8_t)(x < -128 ? -128 : x > 127 ? 127 : x); }
-
-static int16_t tz_sat16(int32_t x) {
-    return (int16_t)(x < -32768 ? -32768 : x > 32767 ? 32767 : x);
+/* Upper bound first, then the lower one: the order gcc turns into SSAT. */
+static TZ_INLINE int8_t tz_sat8(int32_t x) {
+#if defined(TZ_DSP)
+    return (int8_t)__ssat(x, 8);
+#else
+    x = x > 127 ? 127 : x;
+    return (int8_t)(x < -128 ? -128 : x);
+#endif
 }
 
-static int32_t tz_sat_add32(int32_t a, int32_t b) { return tz_sat32((int64_t)a + b); }
+static TZ_INLINE int16_t tz_sat16(int32_t x) {
+    x = x > 32767 ? 32767 : x;
+    return (int16_t)(x < -32768 ? -32768 : x);
+}
 
-static int32_t tz_clamp32(int32_t x, int32_t lo, int32_t hi) {
-    return x < lo ? lo : x > hi ? hi : x;
+static TZ_INLINE int32_t tz_sat_add32(int32_t a, int32_t b) {
+#if defined(TZ_DSP)
+    return __qadd(a, b);
+#else
+    return tz_sat32((int64_t)a + b);
+#endif
+}
+
+static TZ_INLINE int32_t tz_clamp32(int32_t x, int32_t lo, int32_t hi) {
+    x = x > hi ? hi : x;
+    return x < lo ? lo : x;
 }
 
 static int64_t tz_clamp64(int64_t x, int64_t lo, int64_t hi) {
     return x < lo ? lo : x > hi ? hi : x;
 }
 
-/* gemmlowp SaturatingRoundingDoublingHighMul: round(a * b / 2^31), ties towards +inf. */
-static int32_t tz_srdhm(int32_t a, int32_t b) {
-    int64_t ab, nudge;
-    if (a == INT32_MIN && b == INT32_MIN) return INT32_MAX;
-    ab = (int64_t)a * b;
-    nudge = ab >= 0 ? ((int64_t)1 << 30) : 1 - ((int64_t)1 << 30);
-    return (int32_t)((ab + nudge) / ((int64_t)1 << 31));
+/* gemmlowp SaturatingRoundingDoublingHighMul: round(a * b / 2^31), ties towards +inf.
+ * gemmlowp adds the nudge 2^30 (ab >= 0) or 1 - 2^30 (ab < 0) and divides truncating towards
+ * zero; for ab < 0 that is floor((ab + 1 - 2^30 + 2^31 - 1) / 2^31), so both cases are
+ * (ab + 2^30) >> 31 (one SMLAL and a funnel shift). That value fits in int32 except for
+ * a = b = INT32_MIN (2^31, saturated to INT32_MAX), and it is never -2^31 (|ab| < 2^62
+ * otherwise), so its low word 0x80000000 marks exactly the saturating case. */
+static TZ_INLINE int32_t tz_srdhm(int32_t a, int32_t b) {
+    int64_t v = (int64_t)a * b + ((int64_t)1 << 30);
+#if defined(TZ_DSP)
+    /* QADD doubles the high word with saturation (2^30 -> INT32_MAX, the special case). */
+    int32_t hi = (int32_t)(v >> 32);
+    return __qadd(hi, hi) | (int32_t)((uint32_t)v >> 31);
+#else
+    int64_t q = v >> 31;
+    return (uint32_t)q == 0x80000000u ? INT32_MAX : (int32_t)q;
+#endif
 }
 
-/* gemmlowp RoundingDivideByPOT: round(x / 2^exponent), ties away from zero. */
-static int32_t tz_rdbp(int32_t x, int32_t exponent) {
-    int32_t mask = (int32_t)(((int64_t)1 << exponent) - 1);
+/* gemmlowp RoundingDivideByPOT: round(x / 2^exponent), ties away from zero (0 <= exponent
+ * <= 31). */
+static TZ_INLINE int32_t tz_rdbp(int32_t x, int32_t exponent) {
+    int32_t mask = (int32_t)(((uint32_t)1 << exponent) - 1u);
     int32_t remainder = x & mask;
     int32_t threshold = (mask >> 1) + (x < 0 ? 1 : 0);
     return (x >> exponent) + (remainder > threshold ? 1 : 0);
 }
 
-/* TFLite MultiplyByQuantizedMultiplier (double rounding; the left shift saturates). */
-static int32_t tz_mbqm(int32_t x, int32_t mult, int32_t shift) {
-    int32_t left = shift > 0 ? shift : 0;
-    int32_t right = shift > 0 ? 0 : -shift;
-    int32_t shifted = tz_sat32((int64_t)x * ((int64_t)1 << left));
-    return tz_rdbp(tz_srdhm(shifted, mult), right);
+/* tz_mbqm for shift >= 0: x * 2^shift saturated, then the high product (RoundingDivideByPOT
+ * by 0 is the identity). Out of line, so that the compiler does not compute it alongside
+ * the common shift < 0 case. */
+static TZ_NOINLINE int32_t tz_mbqm_left(int32_t x, int32_t mult, int32_t shift) {
+    if (x > (INT32_MAX >> shift)) {
+        x = INT32_MAX;
+    } else if (x < (INT32_MIN >> shift)) {
+        x = INT32_MIN;
+    } else {
+        x = (int32_t)((uint32_t)x << shift);
+    }
+    return tz_srdhm(x, mult);
 }
 
-static int32_t tz_rq(int32_t x, tz_requant r) { return tz_mbqm(x, r.mult, r.shift); }
+/* TFLite MultiplyByQuantizedMultiplier (double rounding; the left shift saturates). For
+ * shift < 0 it is tz_rdbp by e = -shift in 1..31, with the remainder's bits moved to the
+ * top of a word, lo = (y mod 2^e) * 2^(32 - e) (even): lo + (y >= 0) > 2^31 is gemmlowp's
+ * test remainder > (2^e - 1) / 2 + (y < 0). */
+static TZ_INLINE int32_t tz_mbqm(int32_t x, int32_t mult, int32_t shift) {
+    int32_t y;
+    uint32_t lo;
+    if (shift >= 0) return tz_mbqm_left(x, mult, shift);
+    y = tz_srdhm(x, mult);
+    lo = (uint32_t)y << (32 + shift);
+    return (y >> -shift) + (lo + ((uint32_t)~y >> 31) > 0x80000000u ? 1 : 0);
+}
+
+static TZ_INLINE int32_t tz_rq(int32_t x, tz_requant r) { return tz_mbqm(x, r.mult, r.shift); }
 
 /* sat8(zp + requant(acc)), the requantized value clamped to +-1024 first (no overflow). */
-static int8_t tz_requant_i8(int32_t acc, int32_t mult, int32_t shift, int32_t zp) {
+static TZ_INLINE int8_t tz_requant_i8(int32_t acc, int32_t mult, int32_t shift, int32_t zp) {
     return tz_sat8(zp + tz_clamp32(tz_mbqm(acc, mult, shift), -1024, 1024));
 }
 
@@ -116,7 +180,7 @@ static int8_t tz_requant_i8(int32_t acc, int32_t mult, int32_t shift, int32_t zp
 #define TZ_FRAC_BITS 8
 
 /* Two requantized terms summed with TZ_FRAC_BITS extra bits, rounded once. */
-static int8_t tz_add2(int32_t a, tz_requant ra, int32_t b, tz_requant rb, int32_t zp) {
+static TZ_INLINE int8_t tz_add2(int32_t a, tz_requant ra, int32_t b, tz_requant rb, int32_t zp) {
     int32_t sum = tz_sat_add32(tz_rq(a, ra), tz_rq(b, rb));
     return tz_sat8(zp + tz_rdbp(sum, TZ_FRAC_BITS));
 }
@@ -188,6 +252,7 @@ float tz_sqrtf(float x) {
 /* ==========================================================================================
  * Kernels (kernels.rs, portable path)
  */
+
 
 #if defined(TZ_SMLAD)
 /* Four int8 as one word (memcpy: unaligned loads are fine on every target with SMLAD). */
@@ -324,39 +389,58 @@ static void tz_dot4_c(const int8_t *x, const int8_t *w, int n, int stride, int32
     out[3] = s3;
 }
 
-/* Four dot products of x with rows w, w + k, w + 2k, w + 3k. xs: NULL, or (TZ_SMLAD_ASM) x
- * expanded by tz_expand. */
+/* out[o] += the dot product of x[0..n) with row w + o * stride, for o < m4 (a multiple of 4). */
+static void tz_dot4_add(const int8_t *x, const int8_t *w, int n, int stride, int m4,
+                        int32_t *out) {
+    int o;
+    int32_t d[4];
+    for (o = 0; o < m4; o += 4, w += (size_t)4 * stride) {
+        tz_dot4_c(x, w, n, stride, d);
+        out[o] += d[0];
+        out[o + 1] += d[1];
+        out[o + 2] += d[2];
+        out[o + 3] += d[3];
+    }
+}
+
+#if defined(TZ_SMLAD_ASM)
+/* One group of four rows in tz_dot4: the asm loop over inputs 0 .. i - 1 (xp from x0 to
+ * xend), the bias as the start of the sums. */
+#define TZ_DOT4_GROUPS(xtype, x0, xend_, loop)                           \
+    for (o = 0; o < m4; o += 4) {                                        \
+        int32_t s0 = bias[o], s1 = bias[o + 1], s2 = bias[o + 2], s3 = bias[o + 3]; \
+        const int8_t *wa = w + (size_t)o * k, *wb = wa + 2 * k;          \
+        const xtype *xp = (x0), *xend = (xend_);                         \
+        uint32_t xe, xo, wv, t;                                          \
+        __asm__(loop TZ_ASM_OPERANDS);                                   \
+        out[o] = s0;                                                     \
+        out[o + 1] = s1;                                                 \
+        out[o + 2] = s2;                                                 \
+        out[o + 3] = s3;                                                 \
+    }
+#endif
+
+/* out[o] = bias[o] + the dot product of x with row w + o * k, for o < m4 (a multiple of 4;
+ * four rows at a time; int32 sums are exact, so the bias may start the sum). xs: NULL, or
+ * (TZ_SMLAD_ASM) x expanded by tz_expand. */
 static void tz_dot4(const int8_t *x, const uint32_t *xs, const int8_t *w, int k,
-                    int32_t out[4]) {
+                    const int32_t *bias, int m4, int32_t *out) {
+    int o;
 #if defined(TZ_SMLAD_ASM)
     /* Inputs 0 .. i - 1 in the asm loop, sixteen a turn; the rest in C. */
-    int32_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
     int i = k & ~15;
-    if (i > 0) {
-        const int8_t *wa = w, *wb = w + 2 * k;
-        uint32_t xe, xo, wv, t;
-        if (xs != NULL) {
-            const uint32_t *xp = xs, *xend = xs + i / 2;
-            __asm__(TZ_ASM_LOOP(TZ_ASM_XS) TZ_ASM_OPERANDS);
-        } else {
-            const int8_t *xp = x, *xend = x + i;
-            __asm__(TZ_ASM_LOOP(TZ_ASM_X8) TZ_ASM_OPERANDS);
-        }
+    if (i == 0) {
+        for (o = 0; o < m4; o++) out[o] = bias[o];
+    } else if (xs != NULL) {
+        TZ_DOT4_GROUPS(uint32_t, xs, xs + i / 2, TZ_ASM_LOOP(TZ_ASM_XS))
+    } else {
+        TZ_DOT4_GROUPS(int8_t, x, x + i, TZ_ASM_LOOP(TZ_ASM_X8))
     }
-    if (i < k) {
-        tz_dot4_c(x + i, w + i, k - i, k, out);
-        s0 += out[0];
-        s1 += out[1];
-        s2 += out[2];
-        s3 += out[3];
-    }
-    out[0] = s0;
-    out[1] = s1;
-    out[2] = s2;
-    out[3] = s3;
+    if (i < k) tz_dot4_add(x + i, w + i, k - i, k, m4, out);
 #else
     (void)xs;
-    tz_dot4_c(x, w, k, k, out);
+    for (o = 0; o < m4; o++) out[o] = bias[o];
+    tz_dot4_add(x, w, k, k, m4, out);
 #endif
 }
 
@@ -372,27 +456,45 @@ typedef struct {
     tz_requant res_rq;  /* TZ_EPI_RESIDUAL */
 } tz_epi;
 
-static int8_t tz_epi_apply(const tz_epi *e, const tz_linear *l, int r, int o, int32_t acc) {
-    int m = l->out_dim;
+/* orow[o + j] = the epilogue of acc[j] (output o + j, j < cnt); res: the residual row. The
+ * kind is switched on once per call, not per output. */
+static void tz_epi_run(const tz_epi *e, const tz_linear *l, int8_t *orow, const int8_t *res,
+                       int o, int cnt, const int32_t *acc) {
+    const int32_t *mult = l->mult + o, *shift = l->shift + o;
+    int32_t zp = e->zp;
+    int j;
+    orow += o;
     switch (e->kind) {
-    case TZ_EPI_LUT:
-        return e->lut[tz_requant_i8(acc, l->mult[o], l->shift[o], e->zp) + 128];
+    case TZ_EPI_LUT: {
+        const int8_t *lut = e->lut + 128;
+        for (j = 0; j < cnt; j++) orow[j] = lut[tz_requant_i8(acc[j], mult[j], shift[j], zp)];
+        break;
+    }
     case TZ_EPI_RESIDUAL: {
-        tz_requant ro;
-        ro.mult = l->mult[o];
-        ro.shift = l->shift[o];
-        return tz_add2(acc, ro, (int32_t)e->res[r * m + o] - e->res_zp, e->res_rq, e->zp);
+        int32_t res_zp = e->res_zp;
+        tz_requant rr = e->res_rq;
+        res += o;
+        for (j = 0; j < cnt; j++) {
+            tz_requant ro;
+            ro.mult = mult[j];
+            ro.shift = shift[j];
+            orow[j] = tz_add2(acc[j], ro, (int32_t)res[j] - res_zp, rr, zp);
+        }
+        break;
     }
     default:
-        return tz_requant_i8(acc, l->mult[o], l->shift[o], e->zp);
+        for (j = 0; j < cnt; j++) orow[j] = tz_requant_i8(acc[j], mult[j], shift[j], zp);
     }
 }
+
+/* Outputs per tz_dot4 call (a multiple of 4; int32 accumulators on the stack). */
+#define TZ_CHUNK 32
 
 /* out[n][m] = epilogue(bias + x[n][k] . w[m][k]^T). */
 static void tz_fc(int8_t *out, const int8_t *x, const tz_linear *l, int n, const tz_epi *e) {
     int k = l->in_dim, m = l->out_dim, m4 = m / 4 * 4;
-    int r, o, j;
-    int32_t d[4];
+    int r, o;
+    int32_t acc[TZ_CHUNK];
     const uint32_t *xs = NULL;
 #if defined(TZ_SMLAD_ASM)
     uint32_t xs_buf[TZ_XS_MAX / 2];
@@ -400,17 +502,20 @@ static void tz_fc(int8_t *out, const int8_t *x, const tz_linear *l, int n, const
 #endif
     for (r = 0; r < n; r++) {
         const int8_t *xr = x + (size_t)r * k;
+        int8_t *orow = out + (size_t)r * m;
+        const int8_t *res = e->kind == TZ_EPI_RESIDUAL ? e->res + (size_t)r * m : NULL;
 #if defined(TZ_SMLAD_ASM)
         if (xs != NULL) tz_expand(xs_buf, xr, k);
 #endif
-        for (o = 0; o < m4; o += 4) {
-            tz_dot4(xr, xs, l->w + (size_t)o * k, k, d);
-            for (j = 0; j < 4; j++)
-                out[(size_t)r * m + o + j] = tz_epi_apply(e, l, r, o + j, l->bias[o + j] + d[j]);
+        for (o = 0; o < m4; o += TZ_CHUNK) {
+            int cnt = m4 - o < TZ_CHUNK ? m4 - o : TZ_CHUNK;
+            tz_dot4(xr, xs, l->w + (size_t)o * k, k, l->bias + o, cnt, acc);
+            tz_epi_run(e, l, orow, res, o, cnt, acc);
         }
-        for (; o < m; o++)
-            out[(size_t)r * m + o] =
-                tz_epi_apply(e, l, r, o, l->bias[o] + tz_dot(xr, l->w + (size_t)o * k, k));
+        for (o = m4; o < m; o++) {
+            acc[0] = l->bias[o] + tz_dot(xr, l->w + (size_t)o * k, k);
+            tz_epi_run(e, l, orow, res, o, 1, acc);
+        }
     }
 }
 
@@ -419,7 +524,7 @@ static void tz_fc_logits(float *out, const int8_t *x, const int8_t *w, const int
                          const float *scale, int n, int k, int m) {
     int m4 = m / 4 * 4;
     int r, o, j;
-    int32_t d[4];
+    int32_t acc[TZ_CHUNK];
     const uint32_t *xs = NULL;
 #if defined(TZ_SMLAD_ASM)
     uint32_t xs_buf[TZ_XS_MAX / 2];
@@ -431,11 +536,12 @@ static void tz_fc_logits(float *out, const int8_t *x, const int8_t *w, const int
 #if defined(TZ_SMLAD_ASM)
         if (xs != NULL) tz_expand(xs_buf, xr, k);
 #endif
-        for (o = 0; o < m4; o += 4) {
-            tz_dot4(xr, xs, w + (size_t)o * k, k, d);
-            for (j = 0; j < 4; j++) orow[o + j] = (float)(bias[o + j] + d[j]) * scale[o + j];
+        for (o = 0; o < m4; o += TZ_CHUNK) {
+            int cnt = m4 - o < TZ_CHUNK ? m4 - o : TZ_CHUNK;
+            tz_dot4(xr, xs, w + (size_t)o * k, k, bias + o, cnt, acc);
+            for (j = 0; j < cnt; j++) orow[o + j] = (float)acc[j] * scale[o + j];
         }
-        for (; o < m; o++)
+        for (o = m4; o < m; o++)
             orow[o] = (float)(bias[o] + tz_dot(xr, w + (size_t)o * k, k)) * scale[o];
     }
 }
