@@ -17,7 +17,7 @@ ref="--config-path config_file_examples --config-name reference_training.yaml"
 train() { # name, extra overrides...
   name=$1; shift
   $tz $ref model.name=tiny_gpt training.max_minutes=null training.max_steps=20 \
-    training.eval_interval=10 hydra.run.dir="$out/$name/train" "$@" >/dev/null
+    training.eval_interval=10 hydra.run.dir="$out/$name/train" "$@" >/dev/null 2>&1
 }
 train reference
 train small model.embed_dim=48 model.ffn_dim=192 model.tie_embeddings=true
