@@ -4,24 +4,17 @@
 //! and recurrent-state reuse are exercised the same way on both sides).
 
 use super::c_model::{self, CModelFiles, TEXTZOO_RT_C, TEXTZOO_RT_H};
+use super::c_test_support::{run_with_input, STRICT_CFLAGS};
 use crate::config::{Calibration, Granularity, ModelName};
 use crate::models::lm::LanguageModel;
 use crate::models::{build, ModelConfig};
 use crate::quantization::convert::Settings;
 use crate::quantization::{memory_bytes, quantize, Int8Lm};
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use textzoo_rt::{Int8Model, Rng};
 
-const HOST_FLAGS: &[&str] = &[
-    "-std=c99",
-    "-Wall",
-    "-Wextra",
-    "-Werror",
-    "-pedantic",
-    "-ffp-contract=off",
-];
+const HOST_FLAGS: &[&str] = STRICT_CFLAGS;
 
 /// The driver: reads commands (from stdin, or from `script.h` with `-DTZ_EMBEDDED_SCRIPT` on
 /// a board without one), prints one line of f32 bit patterns per result.
@@ -205,28 +198,7 @@ fn run_driver(exe: &Path, input: &str) -> Vec<String> {
 
 /// Runs `cmd` in `dir` with `input` on stdin; its stdout lines.
 fn run_command(cmd: &mut Command, dir: &Path, input: &str) -> Vec<String> {
-    let mut child = cmd
-        .current_dir(dir)
-        .env("ASAN_OPTIONS", "detect_leaks=0")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    // Fed from a thread: the driver's output would fill the pipe while its input is written.
-    let mut stdin = child.stdin.take().unwrap();
-    let input = input.to_string();
-    let feeder = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
-    let out = child.wait_with_output().unwrap();
-    feeder.join().unwrap().unwrap();
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed ({}):\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .unwrap()
+    run_with_input(cmd.current_dir(dir), input)
         .lines()
         .map(String::from)
         .collect()

@@ -1,15 +1,15 @@
 //! The C text and sampling twins (`tz_text.c`, `tz_sample.c`, `tokenizer.c`, `app.c`)
 //! compiled with the host compiler and compared with the Rust originals.
 
+use super::c_test_support::{run_with_input, STRICT_CFLAGS};
 use super::c_tokenizer::{c_string_literal, emit};
 use crate::config::{ModelName, Normalization, Prediction, Preprocessing, Strategy};
 use crate::config::{TokenizerKind, WordPattern};
 use crate::data::TextTokenizer;
 use crate::models::lm::LanguageModel;
 use crate::models::ModelConfig;
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use textzoo_rt::sample::{exp, SampleConfig, TokenSampler};
 use textzoo_rt::Rng;
 
@@ -19,15 +19,6 @@ const TZ_SAMPLE_H: &str = include_str!("c/tz_sample.h");
 const TZ_SAMPLE_C: &str = include_str!("c/tz_sample.c");
 const APP_C: &str = include_str!("c/app.c");
 
-const CFLAGS: &[&str] = &[
-    "-std=c99",
-    "-Wall",
-    "-Wextra",
-    "-Werror",
-    "-pedantic",
-    "-ffp-contract=off",
-    "-O2",
-];
 const SANITIZE: &[&str] = &[
     "-fsanitize=address,undefined",
     "-fno-sanitize-recover",
@@ -160,7 +151,8 @@ fn unhex(s: &str) -> Vec<u8> {
 fn compile(dir: &Path, sources: &[&str], exe: &str, extra: &[&str]) -> PathBuf {
     let out = dir.join(exe);
     let status = Command::new("cc")
-        .args(CFLAGS)
+        .args(STRICT_CFLAGS)
+        .arg("-O2")
         .args(extra)
         .arg("-I")
         .arg(dir)
@@ -178,25 +170,7 @@ fn compile(dir: &Path, sources: &[&str], exe: &str, extra: &[&str]) -> PathBuf {
 }
 
 fn run(exe: &Path, args: &[&str], input: &str) -> String {
-    let mut child = Command::new(exe)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("test program runs");
-    let mut stdin = child.stdin.take().unwrap();
-    let input = input.to_string();
-    let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
-    let out = child.wait_with_output().unwrap();
-    writer.join().unwrap().unwrap();
-    assert!(
-        out.status.success(),
-        "{} failed: {}",
-        exe.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    run_with_input(Command::new(exe).args(args), input)
 }
 
 /// The tokenizer's C files plus the static ones, in a fresh directory.

@@ -10,6 +10,8 @@ pub mod c_model;
 #[cfg(test)]
 mod c_runtime_tests;
 #[cfg(test)]
+mod c_test_support;
+#[cfg(test)]
 mod c_text_tests;
 pub mod c_tokenizer;
 pub mod fit;
