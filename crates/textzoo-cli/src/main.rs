@@ -45,10 +45,11 @@ fn run(args: args::Args) -> anyhow::Result<()> {
         return Ok(());
     }
     config::check_paths(&resolved.config).map_err(textzoo::Error::from)?;
+    let threads = textzoo::run::threads::configure(resolved.config.general.num_threads);
     textzoo::interrupt::install();
     let preflight = Preflight::check(&resolved.config)?;
     let dir = create_run_dir(&resolved.config.hydra.run.dir)?;
-    let result = execute(&resolved, &dir, preflight);
+    let result = execute(&resolved, &dir, preflight, threads);
     if let Err(err) = &result {
         tracing::error!("{err:#}");
     }
@@ -56,7 +57,12 @@ fn run(args: args::Args) -> anyhow::Result<()> {
     result
 }
 
-fn execute(resolved: &config::Resolved, dir: &Path, preflight: Preflight) -> anyhow::Result<()> {
+fn execute(
+    resolved: &config::Resolved,
+    dir: &Path,
+    preflight: Preflight,
+    threads: usize,
+) -> anyhow::Result<()> {
     let hydra = dir.join(".hydra");
     write_atomic(
         &hydra.join("config.yaml"),
@@ -72,7 +78,7 @@ fn execute(resolved: &config::Resolved, dir: &Path, preflight: Preflight) -> any
         .as_ref()
         .map_or("built-in defaults".to_string(), |p| p.display().to_string());
     tracing::info!(
-        "textzoo {} — configuration from {origin}, run directory {}",
+        "textzoo {} — configuration from {origin}, run directory {}, {threads} threads",
         env!("CARGO_PKG_VERSION"),
         dir.display()
     );

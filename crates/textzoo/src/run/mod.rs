@@ -4,6 +4,7 @@ mod dir;
 mod files;
 mod metrics;
 mod pipeline;
+pub mod threads;
 
 pub use dir::create_run_dir;
 pub use files::write_atomic;
