@@ -10,7 +10,7 @@ pub mod report;
 
 use crate::config::{Board, Config, TokenizerKind};
 use crate::data::PAD_ID;
-use crate::deployment::{self, boards, fit, project};
+use crate::deployment::{self, boards, project};
 use crate::error::Result;
 use crate::quantization::LoadedInt8;
 use crate::run::{write_atomic, Run};
@@ -59,13 +59,7 @@ pub fn run(run: &mut Run) -> Result<()> {
     let profile = boards::profile(board);
     let mut notes = Vec::new();
     let (prompt, tokens) = workload(&loaded, &run.config, &mut notes)?;
-    let footprint = fit::Footprint::of(
-        &loaded.model,
-        &loaded.tokenizer,
-        profile.stack_bytes,
-        tokens + 1,
-    );
-    let fit = fit::Fit::new(footprint, &profile);
+    let fit = deployment::fit_on(&loaded, board, tokens + 1);
     let repeats = run.config.benchmarking.repeats.max(1);
     tracing::info!(
         "benchmarking {} for {} ({repeats} repeats, {tokens} tokens)",

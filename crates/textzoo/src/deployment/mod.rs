@@ -24,8 +24,9 @@ use crate::run::Run;
 use fit::{kib, Fit, Footprint};
 use std::path::{Path, PathBuf};
 
-/// The footprint of `loaded` against `board`, refused when it does not fit.
-pub fn check_fit(loaded: &LoadedInt8, board: Board, max_tokens: usize) -> Result<Fit> {
+/// The footprint of `loaded`'s project (its app generating up to `max_tokens` tokens)
+/// against `board`.
+pub fn fit_on(loaded: &LoadedInt8, board: Board, max_tokens: usize) -> Fit {
     let profile = boards::profile(board);
     let footprint = Footprint::of(
         &loaded.model,
@@ -33,7 +34,12 @@ pub fn check_fit(loaded: &LoadedInt8, board: Board, max_tokens: usize) -> Result
         profile.stack_bytes,
         max_tokens,
     );
-    let fit = Fit::new(footprint, &profile);
+    Fit::new(footprint, &profile)
+}
+
+/// [`fit_on`], refused when it does not fit.
+pub fn check_fit(loaded: &LoadedInt8, board: Board, max_tokens: usize) -> Result<Fit> {
+    let fit = fit_on(loaded, board, max_tokens);
     fit.require()?;
     Ok(fit)
 }
