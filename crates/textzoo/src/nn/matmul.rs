@@ -1,5 +1,11 @@
 //! Matrix products through `matrixmultiply` (its threading feature uses the cores given by
 //! `MATMUL_NUM_THREADS`, set from `general.num_threads`). Row-major throughout.
+//!
+//! Why not `gemm`: `benches/gemm_compare` times both crates on every product of a reference
+//! training step. On the products alone `gemm` is 6–13 % faster except for `tiny_gpt` on two
+//! threads (6 % slower); swapped in here, whole training steps were slower for `tiny_gpt` and
+//! no faster for `tiny_bert_generator` (`cargo bench --bench train_throughput`, three
+//! alternating runs each), so the engine keeps the lighter crate.
 
 /// Whether an operand is stored as given or transposed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,0 +1,226 @@
+//! `matrixmultiply` against `gemm` on the GEMM shapes of one reference training step
+//! (vocab 4096, seq 32, embed 128, ffn 512, batch 32): the forward product, the input gradient
+//! and the weight gradient of every linear layer, for `tiny_gpt` (all 1 024 rows) and
+//! `tiny_bert_generator` (its last block and head on the 32 last rows only).
+//!
+//! Each thread count runs in a child process of its own, because `matrixmultiply` reads
+//! `MATMUL_NUM_THREADS` once per process. Within a process the two libraries alternate product
+//! by product, so drifting machine load hits both alike. Reports, per model, the sum over one
+//! step's products of each product's median time, and the ratio `gemm / matrixmultiply`
+//! (below 1: `gemm` is faster); with `--shapes`, every product's GFLOP/s as well.
+
+use std::process::Command;
+use std::time::Instant;
+
+const REPETITIONS: usize = 41;
+const CHILD_ENV: &str = "GEMM_COMPARE_THREADS";
+
+#[derive(Clone, Copy)]
+enum Op {
+    N,
+    T,
+}
+
+/// One product `c[m, n] = op(a)[m, k] · op(b)[k, n]`, as the engine calls it (row-major).
+struct Shape {
+    name: &'static str,
+    m: usize,
+    k: usize,
+    n: usize,
+    op_a: Op,
+    op_b: Op,
+}
+
+/// Forward (`x · wᵀ`), input gradient (`dy · w`) and weight gradient (`dyᵀ · x`) of a linear
+/// layer `inp → out` over `rows` rows.
+fn linear(name: &'static str, rows: usize, inp: usize, out: usize) -> [Shape; 3] {
+    let shape = |m, k, n, op_a, op_b| Shape {
+        name,
+        m,
+        k,
+        n,
+        op_a,
+        op_b,
+    };
+    [
+        shape(rows, inp, out, Op::N, Op::T),
+        shape(rows, out, inp, Op::N, Op::N),
+        shape(out, rows, inp, Op::T, Op::N),
+    ]
+}
+
+fn workloads() -> Vec<(&'static str, Vec<Shape>)> {
+    let (rows, last, c, f, v) = (1024, 32, 128, 512, 4096);
+    let full_block = || {
+        [
+            linear("qkv", rows, c, 3 * c),
+            linear("proj", rows, c, c),
+            linear("up", rows, c, f),
+            linear("down", rows, f, c),
+        ]
+    };
+    let mut gpt: Vec<Shape> = full_block().into_iter().flatten().collect();
+    gpt.extend(full_block().into_iter().flatten());
+    gpt.extend(linear("head", rows, c, v));
+    let mut bert: Vec<Shape> = full_block().into_iter().flatten().collect();
+    for layer in [
+        linear("kv", rows, c, 2 * c),
+        linear("q", last, c, c),
+        linear("proj", last, c, c),
+        linear("up", last, c, f),
+        linear("down", last, f, c),
+        linear("head", last, c, v),
+    ] {
+        bert.extend(layer);
+    }
+    vec![("tiny_gpt", gpt), ("tiny_bert_generator", bert)]
+}
+
+/// Row and column strides of `op(x)` viewed as `[rows, cols]`.
+fn strides(op: Op, rows: usize, cols: usize) -> (isize, isize) {
+    match op {
+        Op::N => (cols as isize, 1),
+        Op::T => (1, rows as isize),
+    }
+}
+
+fn with_matrixmultiply(s: &Shape, a: &[f32], b: &[f32], c: &mut [f32]) {
+    let (rsa, csa) = strides(s.op_a, s.m, s.k);
+    let (rsb, csb) = strides(s.op_b, s.k, s.n);
+    // SAFETY: the buffers hold m·k, k·n and m·n elements, all the strides reach.
+    unsafe {
+        matrixmultiply::sgemm(
+            s.m,
+            s.k,
+            s.n,
+            1.0,
+            a.as_ptr(),
+            rsa,
+            csa,
+            b.as_ptr(),
+            rsb,
+            csb,
+            0.0,
+            c.as_mut_ptr(),
+            s.n as isize,
+            1,
+        );
+    }
+}
+
+fn with_gemm(s: &Shape, a: &[f32], b: &[f32], c: &mut [f32], threads: usize) {
+    let (rsa, csa) = strides(s.op_a, s.m, s.k);
+    let (rsb, csb) = strides(s.op_b, s.k, s.n);
+    let parallelism = if threads > 1 {
+        gemm::Parallelism::Rayon(threads)
+    } else {
+        gemm::Parallelism::None
+    };
+    // SAFETY: as above; `gemm` takes (column, row) strides and computes dst = beta · a · b.
+    unsafe {
+        gemm::gemm(
+            s.m,
+            s.n,
+            s.k,
+            c.as_mut_ptr(),
+            1,
+            s.n as isize,
+            false,
+            a.as_ptr(),
+            csa,
+            rsa,
+            b.as_ptr(),
+            csb,
+            rsb,
+            0.0,
+            1.0,
+            false,
+            false,
+            false,
+            parallelism,
+        );
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// Median seconds of each library for one product, interleaved.
+fn time_shape(s: &Shape, threads: usize) -> (f64, f64) {
+    let a: Vec<f32> = (0..s.m * s.k).map(|i| (i % 13) as f32 * 0.01).collect();
+    let b: Vec<f32> = (0..s.k * s.n).map(|i| (i % 11) as f32 * 0.01).collect();
+    let mut c = vec![0.0f32; s.m * s.n];
+    let (mut mm, mut gm) = (Vec::new(), Vec::new());
+    for rep in 0..REPETITIONS + 3 {
+        let t = Instant::now();
+        with_matrixmultiply(s, &a, &b, &mut c);
+        let t_mm = t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        with_gemm(s, &a, &b, &mut c, threads);
+        let t_gm = t.elapsed().as_secs_f64();
+        if rep >= 3 {
+            mm.push(t_mm);
+            gm.push(t_gm);
+        }
+    }
+    (median(mm), median(gm))
+}
+
+fn child(threads: usize, per_shape: bool) {
+    println!("\n{threads} thread(s), medians of {REPETITIONS}");
+    for (model, shapes) in workloads() {
+        let (mut total_mm, mut total_gm, mut flops) = (0.0, 0.0, 0.0);
+        for s in &shapes {
+            let (mm, gm) = time_shape(s, threads);
+            let f = 2.0 * (s.m * s.k * s.n) as f64;
+            if per_shape {
+                println!(
+                    "  {model:<20} {:<5} {:>5}x{:>5}x{:>5}  matrixmultiply {:>6.1}  gemm {:>6.1} GFLOP/s",
+                    s.name, s.m, s.k, s.n, f / mm / 1e9, f / gm / 1e9
+                );
+            }
+            total_mm += mm;
+            total_gm += gm;
+            flops += f;
+        }
+        println!(
+            "{model:<20} {:>2} products, {:.2} GFLOP: matrixmultiply {:>6.2} ms ({:>5.1} GFLOP/s), gemm {:>6.2} ms ({:>5.1} GFLOP/s), gemm/matrixmultiply {:.2}",
+            shapes.len(),
+            flops / 1e9,
+            total_mm * 1e3,
+            flops / total_mm / 1e9,
+            total_gm * 1e3,
+            flops / total_gm / 1e9,
+            total_gm / total_mm
+        );
+    }
+}
+
+fn main() {
+    let per_shape = std::env::args().any(|a| a == "--shapes");
+    if let Some(threads) = std::env::var(CHILD_ENV).ok().and_then(|t| t.parse().ok()) {
+        match rayon::ThreadPoolBuilder::new().num_threads(threads).build() {
+            Ok(pool) => pool.install(|| child(threads, per_shape)),
+            Err(e) => eprintln!("rayon pool: {e}"),
+        }
+        return;
+    }
+    let exe = match std::env::current_exe() {
+        Ok(exe) => exe,
+        Err(e) => {
+            eprintln!("cannot find this executable: {e}");
+            std::process::exit(1);
+        }
+    };
+    for threads in [1, 2] {
+        let mut cmd = Command::new(&exe);
+        cmd.args(std::env::args().skip(1))
+            .env(CHILD_ENV, threads.to_string())
+            .env("MATMUL_NUM_THREADS", threads.to_string());
+        if !matches!(cmd.status(), Ok(s) if s.success()) {
+            eprintln!("{threads}-thread run failed");
+        }
+    }
+}
