@@ -1,13 +1,14 @@
 //! Training throughput of every model at the issue's reference size (vocab 4096, seq_len 32,
 //! embed 128, 4 heads, 2 layers, ffn 512; recurrent models 1 layer of 256), batch 32, on two
-//! threads: one step is forward + softmax cross-entropy + backward + AdamW with gradient
-//! clipping (`AdamW::step`, which also zeroes the gradient for the next step).
+//! threads: one step is the trainer's (`training::shards`: the batch's two halves forward +
+//! softmax cross-entropy + backward at once) + AdamW with gradient clipping (`AdamW::step`,
+//! which also zeroes the gradient for the next step).
 //!
 //! ```text
 //! cargo bench -p textzoo --bench train_throughput [-- tiny_gpt tiny_bert_generator gru lstm]
 //! ```
 //!
-//! Threads: a rayon pool of 2 and `MATMUL_NUM_THREADS=2` (unless set in the environment).
+//! Threads: a rayon pool of 2, which also runs the matrix products.
 //! Prints the median over 5 timed repetitions of target tokens/s (every position is a target
 //! for the causal models; one target per window for `tiny_bert_generator`, so its rate is
 //! windows/s) and the peak RSS. Each model runs in a child process of its own, so the peak
@@ -17,8 +18,8 @@ use std::process::Command;
 use std::time::Instant;
 use textzoo::config::ModelName;
 use textzoo::models::{build, ModelConfig};
-use textzoo::nn::loss::softmax_cross_entropy;
 use textzoo::nn::optim::AdamW;
+use textzoo::training::shards::{Shards, Step};
 use textzoo_rt::Rng;
 
 const THREADS: usize = 2;
@@ -83,14 +84,7 @@ fn main() {
         }
         // A fresh process per model: its own peak RSS, and one model's thread pools or heap
         // never slow the next.
-        // matrixmultiply's own threads, unless the caller chose (`MATMUL_NUM_THREADS=1` when
-        // the products are split over rayon instead).
-        let matmul_threads =
-            std::env::var("MATMUL_NUM_THREADS").unwrap_or_else(|_| THREADS.to_string());
-        let status = Command::new(&exe)
-            .env(CHILD_ENV, name)
-            .env("MATMUL_NUM_THREADS", matmul_threads)
-            .status();
+        let status = Command::new(&exe).env(CHILD_ENV, name).status();
         if !matches!(status, Ok(s) if s.success()) {
             eprintln!("{name}: benchmark failed ({status:?})");
         }
@@ -118,12 +112,16 @@ fn run(name: &str, kind: ModelName) {
         })
         .collect();
     let targets_per_step = batches[0].1.len();
-    let mut dlogits = vec![0.0; targets_per_step * vocab];
+    let mut shards = Shards::new(model.as_ref());
     let mut step = |i: usize| {
         let (tokens, targets) = &batches[i % batches.len()];
-        let logits = model.forward(tokens, BATCH, seq, true, &mut rng);
-        let loss = softmax_cross_entropy(logits, targets, vocab, Some(&mut dlogits));
-        model.backward(&dlogits);
+        let batch = Step {
+            tokens,
+            targets,
+            batch: BATCH,
+            seq,
+        };
+        let loss = shards.loss_and_grad(model.as_mut(), &batch, &mut rng);
         opt.step(model.params_mut(), 1e-3, 1.0);
         loss
     };

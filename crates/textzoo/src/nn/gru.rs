@@ -15,7 +15,7 @@
 //! input projections do not depend on the state, so all `T·B` of them are one larger GEMM done
 //! before the loop; the same holds for the weight gradients after the backward loop.
 
-use super::matmul::{gemm, Op};
+use super::matmul::{gemm, strided_gemm, Op};
 use super::{fastmath, ParamId, ParamStore};
 use crate::avx2_dispatch;
 use rayon::prelude::*;
@@ -173,50 +173,6 @@ pub(crate) fn recur_backward(
     let (a, b, c) = ((1, hidden), (1, g), (1, hidden));
     let beta = if accumulate { 1.0 } else { 0.0 };
     strided_gemm(hidden, g, batch, (w_hh, a), (dg, b), (dh, c), beta);
-}
-
-/// `c[m, n] = a[m, k] · b[k, n] + beta · c` over matrices given as (slice, (row stride, column
-/// stride)): the transposed views above that `matmul::gemm`'s row-major interface cannot express.
-fn strided_gemm(
-    m: usize,
-    k: usize,
-    n: usize,
-    (a, (rsa, csa)): (&[f32], (usize, usize)),
-    (b, (rsb, csb)): (&[f32], (usize, usize)),
-    (c, (rsc, csc)): (&mut [f32], (usize, usize)),
-    beta: f32,
-) {
-    if m == 0 || n == 0 || k == 0 {
-        return;
-    }
-    let reach = |rows: usize, cols: usize, rs: usize, cs: usize| (rows - 1) * rs + (cols - 1) * cs;
-    assert!(
-        reach(m, k, rsa, csa) < a.len()
-            && reach(k, n, rsb, csb) < b.len()
-            && reach(m, n, rsc, csc) < c.len(),
-        "strided_gemm: view outside its buffer"
-    );
-    // SAFETY: the assert bounds the furthest element each view reaches with non-negative
-    // strides, and the output views used here map distinct (row, column) pairs to distinct
-    // elements.
-    unsafe {
-        matrixmultiply::sgemm(
-            m,
-            k,
-            n,
-            1.0,
-            a.as_ptr(),
-            rsa as isize,
-            csa as isize,
-            b.as_ptr(),
-            rsb as isize,
-            csb as isize,
-            beta,
-            c.as_mut_ptr(),
-            rsc as isize,
-            csc as isize,
-        );
-    }
 }
 
 /// Both through [`fastmath::exp`], so the row loops below compile to SIMD code: with libm

@@ -5,9 +5,7 @@ use crate::avx2_dispatch;
 use rayon::prelude::*;
 
 /// Mean cross-entropy of `logits` (`[n, vocab]`) against `targets` (`[n]`); writes
-/// `dlogits = (softmax − onehot) / n` when given. Rows run in parallel (vocab-sized rows are
-/// the widest tensors of these models); the per-row losses are summed in order afterwards, so
-/// the result does not depend on how rayon split the work (same seed → same bits).
+/// `dlogits = (softmax − onehot) / n` when given.
 pub fn softmax_cross_entropy(
     logits: &[f32],
     targets: &[u32],
@@ -15,9 +13,24 @@ pub fn softmax_cross_entropy(
     dlogits: Option<&mut [f32]>,
 ) -> f32 {
     let n = targets.len();
-    let scale = 1.0 / n as f32;
-    let rows: Vec<f64> = match dlogits {
-        Some(d) => logits[..n * vocab]
+    let grad = dlogits.map(|d| (d, 1.0 / n as f32));
+    (cross_entropy_sum(logits, targets, vocab, grad) / n as f64) as f32
+}
+
+/// Summed cross-entropy of `logits` (`[n, vocab]`) against `targets` (`[n]`); with
+/// `(dlogits, scale)`, writes `dlogits = scale · (softmax − onehot)` (part of a batch passes
+/// `1 / whole batch`). Rows run in parallel (vocab-sized rows are the widest tensors of these
+/// models); the per-row losses are summed in order afterwards, so the result does not depend on
+/// how rayon split the work (same seed → same bits).
+pub fn cross_entropy_sum(
+    logits: &[f32],
+    targets: &[u32],
+    vocab: usize,
+    grad: Option<(&mut [f32], f32)>,
+) -> f64 {
+    let n = targets.len();
+    let rows: Vec<f64> = match grad {
+        Some((d, scale)) => logits[..n * vocab]
             .par_chunks_exact(vocab)
             .zip(d[..n * vocab].par_chunks_exact_mut(vocab))
             .zip(targets.par_iter())
@@ -29,7 +42,7 @@ pub fn softmax_cross_entropy(
             .map(|(row, &t)| row_loss(row, t))
             .collect(),
     };
-    (rows.iter().sum::<f64>() / n as f64) as f32
+    rows.iter().sum::<f64>()
 }
 
 // One exponential per logit, in AVX2 lanes: the max, the exponentials and their sum are three

@@ -1,7 +1,6 @@
-//! `general.num_threads`: the one thread count of a run, applied to both thread pools that do
-//! the work — rayon's (data, element-wise layers, evaluation) and `matrixmultiply`'s (the matrix
-//! products, which read `MATMUL_NUM_THREADS` once, at their first use, and otherwise run on a
-//! single thread).
+//! `general.num_threads`: the one thread count of a run, the size of rayon's global pool, which
+//! does all the parallel work — data, element-wise layers, evaluation, and the matrix products
+//! (`nn::matmul` splits them over rayon's threads).
 
 /// The thread count `general.num_threads` asks for (0: one per available core).
 pub fn resolve(num_threads: usize) -> usize {
@@ -11,12 +10,10 @@ pub fn resolve(num_threads: usize) -> usize {
     std::thread::available_parallelism().map_or(1, usize::from)
 }
 
-/// Applies the thread count. Call once, before any parallel work or matrix product: both
-/// pools are created on first use and keep their size for the life of the process.
+/// Applies the thread count. Call once, before any parallel work: the pool is created on first
+/// use and keeps its size for the life of the process.
 pub fn configure(num_threads: usize) -> usize {
     let n = resolve(num_threads);
-    // The process is still single-threaded here, so changing the environment is sound.
-    std::env::set_var("MATMUL_NUM_THREADS", n.to_string());
     if let Err(e) = rayon::ThreadPoolBuilder::new()
         .num_threads(n)
         .build_global()

@@ -1,6 +1,7 @@
 //! The `training` service: build (or resume) a model, train it, save the float model file.
 
 pub mod schedule;
+pub mod shards;
 pub mod state;
 pub mod trainer;
 

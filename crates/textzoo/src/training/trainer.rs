@@ -2,6 +2,7 @@
 //! periodic validation, early stopping, checkpoints and resume.
 
 use super::schedule::learning_rate;
+use super::shards::{Shards, Step};
 use super::state::{derive_seed, TrainState};
 use crate::config::{Config, LrScheduleKind};
 use crate::data::windows::{epoch_starts, window_count};
@@ -11,7 +12,6 @@ use crate::evaluation::evaluate;
 use crate::models::file::{self, CheckpointState, ModelMeta};
 use crate::models::lm::LanguageModel;
 use crate::models::FloatModel;
-use crate::nn::loss::softmax_cross_entropy;
 use crate::nn::optim::{clip_grad_norm, global_norm, AdamW};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::Write;
@@ -59,6 +59,7 @@ pub struct Paths {
 pub struct Trainer<'a> {
     pub cfg: &'a Config,
     pub model: Box<dyn FloatModel>,
+    shards: Shards,
     pub optim: AdamW,
     pub state: TrainState,
     pub meta: ModelMeta,
@@ -100,6 +101,7 @@ impl<'a> Trainer<'a> {
         };
         Ok(Self {
             cfg,
+            shards: Shards::new(model.as_ref()),
             model,
             optim,
             state,
@@ -133,7 +135,6 @@ impl<'a> Trainer<'a> {
         let cfg = self.cfg;
         let t = &cfg.training;
         let seq = self.model.config().seq_len;
-        let vocab = self.model.config().vocab_size;
         let batch_size = t.batch_size;
         let steps_per_epoch = window_count(train.len(), seq, self.target())
             .div_ceil(batch_size)
@@ -155,7 +156,6 @@ impl<'a> Trainer<'a> {
         progress.set_position(self.state.step);
         let mut order = self.epoch_order(train.len(), self.state.epoch);
         let mut batch = Batch::default();
-        let mut dlogits: Vec<f32> = Vec::new();
         let mut last_eval = None;
         let reason = loop {
             if step_limit.is_some_and(|l| self.state.step >= l) {
@@ -201,12 +201,15 @@ impl<'a> Trainer<'a> {
                 batch.pad_left_randomly(SHORT_CONTEXT_PROB, &mut rng);
             }
             self.model.params_mut().zero_grad();
-            let logits = self
-                .model
-                .forward(&batch.tokens, batch.batch, seq, true, &mut rng);
-            dlogits.resize(logits.len(), 0.0);
-            let loss = softmax_cross_entropy(logits, &batch.targets, vocab, Some(&mut dlogits));
-            self.model.backward(&dlogits);
+            let step = Step {
+                tokens: &batch.tokens,
+                targets: &batch.targets,
+                batch: batch.batch,
+                seq,
+            };
+            let loss = self
+                .shards
+                .loss_and_grad(self.model.as_mut(), &step, &mut rng);
             let grad = &mut self.model.params_mut().grad;
             let norm = if t.grad_clip > 0.0 {
                 clip_grad_norm(grad, t.grad_clip as f32)

@@ -1,0 +1,215 @@
+//! Data parallelism inside one training step: the batch is cut into [`SHARDS`] parts of whole
+//! windows, each run forward and backward at the same time by its own copy of the model, and
+//! the copies' gradients are added into the model's.
+//!
+//! Why: at these sizes one step is many small products and element-wise passes, each of which
+//! wakes and waits for the other thread when split; two independent halves keep both cores busy
+//! with no hand-over in between. `cargo bench --bench train_throughput` measured it against
+//! splitting every operation (see the training issue's notes).
+//!
+//! Determinism: the cut depends only on the batch size (never on the thread count), each part
+//! draws its dropout masks from its own generator forked from the step's, and the gradients
+//! are added in part order, so the same seed gives the same bits on one thread or many.
+
+use crate::avx2_dispatch;
+use crate::models::{build, FloatModel};
+use crate::nn::loss::cross_entropy_sum;
+use crate::nn::matmul::unsplit;
+use rayon::prelude::*;
+use textzoo_rt::Rng;
+
+/// Parts per batch. Two matches the two cores the reference numbers are measured on; more
+/// cores still help inside each part (matrix products and element-wise passes split further).
+pub const SHARDS: usize = 2;
+
+/// The model's copies for parts 2.. (part 1 runs on the model itself) and each part's
+/// gradient of the logits.
+pub struct Shards {
+    replicas: Vec<Box<dyn FloatModel>>,
+    dlogits: Vec<Vec<f32>>,
+}
+
+/// One batch of windows `[batch, seq]` and their targets (`seq` or one per window).
+pub struct Step<'a> {
+    pub tokens: &'a [u32],
+    pub targets: &'a [u32],
+    pub batch: usize,
+    pub seq: usize,
+}
+
+impl Shards {
+    /// Copies of `model`'s architecture; their weights are set from the model at every step.
+    pub fn new(model: &dyn FloatModel) -> Self {
+        Shards {
+            replicas: (1..SHARDS).map(|_| build(model.config(), 0)).collect(),
+            dlogits: vec![Vec::new(); SHARDS],
+        }
+    }
+
+    /// Mean cross-entropy over the whole batch, with its gradient added into
+    /// `model.params().grad` (dropout on: this is a training pass).
+    pub fn loss_and_grad(
+        &mut self,
+        model: &mut (dyn FloatModel + 'static),
+        s: &Step<'_>,
+        rng: &mut Rng,
+    ) -> f32 {
+        let parts = SHARDS.min(s.batch).max(1);
+        let per_window = s.targets.len() / s.batch.max(1);
+        let vocab = model.config().vocab_size;
+        let scale = 1.0 / s.targets.len() as f32;
+        let rngs: Vec<Rng> = (0..parts).map(|_| rng.fork()).collect();
+        let spare_threads = rayon::current_num_threads() > parts;
+        for r in &mut self.replicas[..parts - 1] {
+            copy(&mut r.params_mut().data, &model.params().data);
+        }
+        let mut models: Vec<&mut dyn FloatModel> = vec![&mut *model];
+        models.extend(self.replicas.iter_mut().map(|r| r.as_mut()));
+        let losses: Vec<f64> = models
+            .into_par_iter()
+            .zip(self.dlogits.par_iter_mut())
+            .zip(rngs)
+            .enumerate()
+            .map(|(i, ((m, dlogits), mut rng))| {
+                let (w0, w1) = (i * s.batch / parts, (i + 1) * s.batch / parts);
+                let tokens = &s.tokens[w0 * s.seq..w1 * s.seq];
+                let targets = &s.targets[w0 * per_window..w1 * per_window];
+                let mut run = || {
+                    let logits = m.forward(tokens, w1 - w0, s.seq, true, &mut rng);
+                    dlogits.resize(logits.len(), 0.0);
+                    let loss = cross_entropy_sum(logits, targets, vocab, Some((dlogits, scale)));
+                    m.backward(dlogits);
+                    loss
+                };
+                if spare_threads {
+                    run()
+                } else {
+                    unsplit(run)
+                }
+            })
+            .collect();
+        for r in &mut self.replicas[..parts - 1] {
+            add_and_clear(&mut model.params_mut().grad, &mut r.params_mut().grad);
+        }
+        (losses.iter().sum::<f64>() / s.targets.len() as f64) as f32
+    }
+}
+
+/// Elements per parallel task of the whole-parameter passes below.
+const CHUNK: usize = 1 << 15;
+
+/// The model's weights into a copy, on every thread (one thread alone leaves the other idle
+/// for a millisecond per step at the reference size).
+fn copy(into: &mut [f32], from: &[f32]) {
+    into.par_chunks_mut(CHUNK)
+        .zip(from.par_chunks(CHUNK))
+        .for_each(|(a, b)| a.copy_from_slice(b));
+}
+
+/// `into += from; from = 0`, so the copy starts its next backward from zero.
+fn add_and_clear(into: &mut [f32], from: &mut [f32]) {
+    into.par_chunks_mut(CHUNK)
+        .zip(from.par_chunks_mut(CHUNK))
+        .for_each(|(a, b)| add_and_clear_chunk(a, b));
+}
+
+avx2_dispatch! {
+    fn add_and_clear_chunk(into: &mut [f32], from: &mut [f32]) {
+        for (a, b) in into.iter_mut().zip(from.iter_mut()) {
+            *a += *b;
+            *b = 0.0;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ModelName;
+    use crate::models::ModelConfig;
+    use crate::nn::loss::softmax_cross_entropy;
+
+    fn config(kind: ModelName, dropout: f32) -> ModelConfig {
+        ModelConfig {
+            kind,
+            vocab_size: 11,
+            seq_len: 6,
+            embed_dim: 8,
+            num_heads: 2,
+            num_layers: 2,
+            ffn_dim: 16,
+            hidden_dim: 8,
+            dropout,
+            tie_embeddings: false,
+        }
+    }
+
+    /// Five windows (an uneven cut) and their targets.
+    fn batch(cfg: &ModelConfig) -> (Vec<u32>, Vec<u32>) {
+        let (b, t) = (5, cfg.seq_len);
+        let tokens: Vec<u32> = (0..b * t).map(|i| (i * 7 % 11) as u32).collect();
+        let per_window = if cfg.predicts_every_position() { t } else { 1 };
+        let targets = (0..b * per_window).map(|i| (i * 5 % 11) as u32).collect();
+        (tokens, targets)
+    }
+
+    fn sharded(cfg: &ModelConfig, threads: usize) -> (f32, Vec<f32>) {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build();
+        pool.unwrap().install(|| {
+            let mut model = build(cfg, 3);
+            let mut shards = Shards::new(model.as_ref());
+            let (tokens, targets) = batch(cfg);
+            let step = Step {
+                tokens: &tokens,
+                targets: &targets,
+                batch: 5,
+                seq: cfg.seq_len,
+            };
+            // Three steps, so the copies' cleared gradients and refreshed weights are exercised.
+            let mut loss = 0.0;
+            for _ in 0..3 {
+                model.params_mut().zero_grad();
+                loss = shards.loss_and_grad(model.as_mut(), &step, &mut Rng::new(9));
+            }
+            (loss, model.params().grad.clone())
+        })
+    }
+
+    /// Without dropout, the parts' summed gradient is the whole batch's (up to the order of
+    /// float additions), for every kind of model.
+    #[test]
+    fn the_parts_add_up_to_the_whole_batch() {
+        for kind in [
+            ModelName::TinyGpt,
+            ModelName::TinyBertGenerator,
+            ModelName::Gru,
+            ModelName::Lstm,
+        ] {
+            let cfg = config(kind, 0.0);
+            let (loss, grad) = sharded(&cfg, 2);
+            let mut model = build(&cfg, 3);
+            let (tokens, targets) = batch(&cfg);
+            let logits = model.forward(&tokens, 5, cfg.seq_len, true, &mut Rng::new(9));
+            let mut dlogits = vec![0.0; logits.len()];
+            let whole = softmax_cross_entropy(logits, &targets, cfg.vocab_size, Some(&mut dlogits));
+            model.backward(&dlogits);
+            assert!((loss - whole).abs() < 1e-5, "{kind:?}: {loss} vs {whole}");
+            for (i, (g, w)) in grad.iter().zip(&model.params().grad).enumerate() {
+                assert!(
+                    (g - w).abs() <= 1e-5 + 1e-4 * w.abs(),
+                    "{kind:?} [{i}]: {g} vs {w}"
+                );
+            }
+        }
+    }
+
+    /// With dropout, one thread and two give the same bits: the cut and the masks do not
+    /// depend on the thread count.
+    #[test]
+    fn thread_count_does_not_change_the_bits() {
+        for kind in [ModelName::TinyGpt, ModelName::TinyBertGenerator] {
+            let cfg = config(kind, 0.3);
+            assert_eq!(sharded(&cfg, 1), sharded(&cfg, 2), "{kind:?}");
+        }
+    }
+}
