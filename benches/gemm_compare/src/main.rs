@@ -3,8 +3,10 @@
 //! and the weight gradient of every linear layer, for `tiny_gpt` (all 1 024 rows) and
 //! `tiny_bert_generator` (its last block and head on the 32 last rows only).
 //!
-//! Each thread count runs in a child process of its own, because `matrixmultiply` reads
-//! `MATMUL_NUM_THREADS` once per process. Within a process the two libraries alternate product
+//! Three runs: one thread; two threads with `matrixmultiply`'s own threading; two threads with
+//! `matrixmultiply`'s single-threaded kernels on halves of the output rows run by rayon, which
+//! is what the engine does (`nn::matmul`). Each runs in a child process of its own, because
+//! `matrixmultiply` reads `MATMUL_NUM_THREADS` once per process. Within a process the two libraries alternate product
 //! by product, so drifting machine load hits both alike. Reports, per model, the sum over one
 //! step's products of each product's median time, and the ratio `gemm / matrixmultiply`
 //! (below 1: `gemm` is faster); with `--shapes`, every product's GFLOP/s as well.
@@ -14,6 +16,7 @@ use std::time::Instant;
 
 const REPETITIONS: usize = 41;
 const CHILD_ENV: &str = "GEMM_COMPARE_THREADS";
+const SPLIT_ENV: &str = "GEMM_COMPARE_SPLIT";
 
 #[derive(Clone, Copy)]
 enum Op {
@@ -84,13 +87,33 @@ fn strides(op: Op, rows: usize, cols: usize) -> (isize, isize) {
     }
 }
 
-fn with_matrixmultiply(s: &Shape, a: &[f32], b: &[f32], c: &mut [f32]) {
+fn with_matrixmultiply(s: &Shape, a: &[f32], b: &[f32], c: &mut [f32], split: bool) {
+    if split && s.m >= 16 {
+        // The engine's way (`nn::matmul`): single-threaded kernels on two halves of the output
+        // rows, run by rayon.
+        let half = (s.m / 2).next_multiple_of(8);
+        let (c0, c1) = c.split_at_mut(half * s.n);
+        let a1 = match s.op_a {
+            Op::N => &a[half * s.k..],
+            Op::T => &a[half..],
+        };
+        rayon::join(
+            || rows(s, half, a, b, c0),
+            || rows(s, s.m - half, a1, b, c1),
+        );
+    } else {
+        rows(s, s.m, a, b, c);
+    }
+}
+
+/// The first `m` rows of the product, `a` starting at row 0 of the block.
+fn rows(s: &Shape, m: usize, a: &[f32], b: &[f32], c: &mut [f32]) {
     let (rsa, csa) = strides(s.op_a, s.m, s.k);
     let (rsb, csb) = strides(s.op_b, s.k, s.n);
-    // SAFETY: the buffers hold m·k, k·n and m·n elements, all the strides reach.
+    // SAFETY: the buffers hold the m·k, k·n and m·n elements the strides reach.
     unsafe {
         matrixmultiply::sgemm(
-            s.m,
+            m,
             s.k,
             s.n,
             1.0,
@@ -148,14 +171,14 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 /// Median seconds of each library for one product, interleaved.
-fn time_shape(s: &Shape, threads: usize) -> (f64, f64) {
+fn time_shape(s: &Shape, threads: usize, split: bool) -> (f64, f64) {
     let a: Vec<f32> = (0..s.m * s.k).map(|i| (i % 13) as f32 * 0.01).collect();
     let b: Vec<f32> = (0..s.k * s.n).map(|i| (i % 11) as f32 * 0.01).collect();
     let mut c = vec![0.0f32; s.m * s.n];
     let (mut mm, mut gm) = (Vec::new(), Vec::new());
     for rep in 0..REPETITIONS + 3 {
         let t = Instant::now();
-        with_matrixmultiply(s, &a, &b, &mut c);
+        with_matrixmultiply(s, &a, &b, &mut c, split);
         let t_mm = t.elapsed().as_secs_f64();
         let t = Instant::now();
         with_gemm(s, &a, &b, &mut c, threads);
@@ -168,12 +191,17 @@ fn time_shape(s: &Shape, threads: usize) -> (f64, f64) {
     (median(mm), median(gm))
 }
 
-fn child(threads: usize, per_shape: bool) {
-    println!("\n{threads} thread(s), medians of {REPETITIONS}");
+fn child(threads: usize, split: bool, per_shape: bool) {
+    let how = if split {
+        "matrixmultiply's kernels on rows split over rayon (the engine's way)"
+    } else {
+        "matrixmultiply's own threads"
+    };
+    println!("\n{threads} thread(s), {how}; medians of {REPETITIONS}");
     for (model, shapes) in workloads() {
         let (mut total_mm, mut total_gm, mut flops) = (0.0, 0.0, 0.0);
         for s in &shapes {
-            let (mm, gm) = time_shape(s, threads);
+            let (mm, gm) = time_shape(s, threads, split);
             let f = 2.0 * (s.m * s.k * s.n) as f64;
             if per_shape {
                 println!(
@@ -202,7 +230,9 @@ fn main() {
     let per_shape = std::env::args().any(|a| a == "--shapes");
     if let Some(threads) = std::env::var(CHILD_ENV).ok().and_then(|t| t.parse().ok()) {
         match rayon::ThreadPoolBuilder::new().num_threads(threads).build() {
-            Ok(pool) => pool.install(|| child(threads, per_shape)),
+            Ok(pool) => {
+                pool.install(|| child(threads, std::env::var(SPLIT_ENV).is_ok(), per_shape))
+            }
             Err(e) => eprintln!("rayon pool: {e}"),
         }
         return;
@@ -214,11 +244,17 @@ fn main() {
             std::process::exit(1);
         }
     };
-    for threads in [1, 2] {
+    for (threads, split) in [(1, false), (2, false), (2, true)] {
         let mut cmd = Command::new(&exe);
         cmd.args(std::env::args().skip(1))
             .env(CHILD_ENV, threads.to_string())
-            .env("MATMUL_NUM_THREADS", threads.to_string());
+            .env(
+                "MATMUL_NUM_THREADS",
+                if split { 1 } else { threads }.to_string(),
+            );
+        if split {
+            cmd.env(SPLIT_ENV, "1");
+        }
         if !matches!(cmd.status(), Ok(s) if s.success()) {
             eprintln!("{threads}-thread run failed");
         }
