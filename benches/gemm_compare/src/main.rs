@@ -6,10 +6,11 @@
 //! Three runs: one thread; two threads with `matrixmultiply`'s own threading; two threads with
 //! `matrixmultiply`'s single-threaded kernels on halves of the output rows run by rayon, which
 //! is what the engine does (`nn::matmul`). Each runs in a child process of its own, because
-//! `matrixmultiply` reads `MATMUL_NUM_THREADS` once per process. Within a process the two libraries alternate product
-//! by product, so drifting machine load hits both alike. Reports, per model, the sum over one
-//! step's products of each product's median time, and the ratio `gemm / matrixmultiply`
-//! (below 1: `gemm` is faster); with `--shapes`, every product's GFLOP/s as well.
+//! `matrixmultiply` reads `MATMUL_NUM_THREADS` once per process. Within a process the two
+//! libraries alternate product by product, so drifting machine load hits both alike. Reports,
+//! per model, the sum over one step's products of each product's median time, and the ratio
+//! `gemm / matrixmultiply` (below 1: `gemm` is faster); with `--shapes`, every product's
+//! GFLOP/s as well.
 
 use std::process::Command;
 use std::time::Instant;
