@@ -182,11 +182,23 @@ pub fn clip_grad_norm(grad: &mut [f32], max_norm: f32) -> f32 {
     norm
 }
 
-/// L2 norm with a fixed summation order (eight lanes per chunk, chunks added in order in
-/// `f64`), so the same gradient always gives the same bits.
+/// L2 norm with a fixed summation order (eight lanes per chunk, chunks added in `f64` in a
+/// fixed tree), so the same gradient always gives the same bits.
 pub fn global_norm(grad: &[f32]) -> f32 {
-    let total: f64 = grad.chunks(CHUNK).map(|c| squares(c) as f64).sum();
-    total.sqrt() as f32
+    sum_of_squares(grad).sqrt() as f32
+}
+
+/// Sum of squares by halves split at chunk boundaries that depend on the length alone, so the
+/// additions happen in the same order on any number of threads while both cores read (one
+/// thread alone leaves the other idle for a pass over every gradient per step).
+fn sum_of_squares(g: &[f32]) -> f64 {
+    let chunks = g.len().div_ceil(CHUNK);
+    if chunks <= 1 {
+        return squares(g) as f64;
+    }
+    let (a, b) = g.split_at(chunks / 2 * CHUNK);
+    let (x, y) = rayon::join(|| sum_of_squares(a), || sum_of_squares(b));
+    x + y
 }
 
 avx2_dispatch! {

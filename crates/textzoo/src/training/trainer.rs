@@ -12,7 +12,7 @@ use crate::evaluation::evaluate;
 use crate::models::file::{self, CheckpointState, ModelMeta};
 use crate::models::lm::LanguageModel;
 use crate::models::FloatModel;
-use crate::nn::optim::{clip_grad_norm, global_norm, AdamW};
+use crate::nn::optim::AdamW;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::Write;
 use std::path::PathBuf;
@@ -202,7 +202,8 @@ impl<'a> Trainer<'a> {
             if self.target() == Target::NextToken {
                 batch.pad_left_randomly(SHORT_CONTEXT_PROB, &mut rng);
             }
-            self.model.params_mut().zero_grad();
+            // The model's gradient is zero here: the optimizer step below clears it (and the
+            // replicas' are cleared as they are added in), saving a pass per step.
             let step = Step {
                 tokens: &batch.tokens,
                 targets: &batch.targets,
@@ -212,18 +213,6 @@ impl<'a> Trainer<'a> {
             let loss = self
                 .shards
                 .loss_and_grad(self.model.as_mut(), &step, &mut rng);
-            let grad = &mut self.model.params_mut().grad;
-            let norm = if t.grad_clip > 0.0 {
-                clip_grad_norm(grad, t.grad_clip as f32)
-            } else {
-                global_norm(grad)
-            };
-            if !loss.is_finite() || !norm.is_finite() {
-                return Err(Error::Internal(format!(
-                    "training diverged at step {} (loss {loss}, gradient norm {norm}); lower training.learning_rate or raise training.grad_clip",
-                    self.state.step + 1
-                )));
-            }
             let lr = learning_rate(
                 t.learning_rate,
                 &t.lr_schedule,
@@ -231,7 +220,25 @@ impl<'a> Trainer<'a> {
                 self.state.horizon,
                 self.state.plateau_scale,
             );
-            self.optim.update(self.model.params_mut(), lr as f32);
+            let max_norm = if t.grad_clip > 0.0 {
+                t.grad_clip as f32
+            } else {
+                f32::INFINITY
+            };
+            // Clipping, AdamW and clearing the gradient in two passes over memory; a non-finite
+            // loss or norm leaves the weights untouched.
+            let norm = if loss.is_finite() {
+                self.optim
+                    .step(self.model.params_mut(), lr as f32, max_norm)
+            } else {
+                f32::NAN
+            };
+            if !loss.is_finite() || !norm.is_finite() {
+                return Err(Error::Internal(format!(
+                    "training diverged at step {} (loss {loss}, gradient norm {norm}); lower training.learning_rate or raise training.grad_clip",
+                    self.state.step + 1
+                )));
+            }
             self.state.step += 1;
             self.state.tokens_seen += batch.targets.len() as u64;
             self.loss_since_eval.0 += loss as f64;
