@@ -1,19 +1,22 @@
-//! `matrixmultiply` against `gemm` on the GEMM shapes of one reference training step
-//! (vocab 4096, seq 32, embed 128, ffn 512, batch 32): the forward product, the input gradient
-//! and the weight gradient of every linear layer, for `tiny_gpt` (all 1 024 rows) and
+//! `matrixmultiply` against `gemm` and against a plain hand-written kernel (`tiles`: 6 × 16
+//! register tiles, `B` packed, `A` read in place) on the GEMM shapes of one reference training
+//! step (vocab 4096, seq 32, embed 128, ffn 512, batch 32): the forward product, the input
+//! gradient and the weight gradient of every linear layer, for `tiny_gpt` (all 1 024 rows) and
 //! `tiny_bert_generator` (its last block and head on the 32 last rows only).
 //!
-//! Three runs: one thread; two threads with `matrixmultiply`'s own threading; two threads with
-//! `matrixmultiply`'s single-threaded kernels on halves of the output rows run by rayon, which
-//! is what the engine does (`nn::matmul`). Each runs in a child process of its own, because
-//! `matrixmultiply` reads `MATMUL_NUM_THREADS` once per process. Within a process the two
-//! libraries alternate product by product, so drifting machine load hits both alike. Reports,
-//! per model, the sum over one step's products of each product's median time, and the ratio
-//! `gemm / matrixmultiply` (below 1: `gemm` is faster); with `--shapes`, every product's
-//! GFLOP/s as well.
+//! Three runs: one thread; two threads with each library's own threading; two threads with the
+//! single-threaded kernels on halves of the output rows run by rayon, which is what the engine
+//! does (`nn::matmul`). Each runs in a child process of its own, because `matrixmultiply`
+//! reads `MATMUL_NUM_THREADS` once per process. Within a process the contenders alternate
+//! product by product, so drifting machine load hits all alike, and each result is checked
+//! against `matrixmultiply`'s. Reports, per model, the sum over one step's products of each
+//! product's median time and the ratios to `matrixmultiply` (below 1: faster); with
+//! `--shapes`, every product's GFLOP/s as well; with `--peak`, the cores' FMA ceiling instead.
 
 use std::process::Command;
 use std::time::Instant;
+
+mod tiles;
 
 const REPETITIONS: usize = 41;
 const CHILD_ENV: &str = "GEMM_COMPARE_THREADS";
@@ -88,7 +91,13 @@ fn strides(op: Op, rows: usize, cols: usize) -> (isize, isize) {
     }
 }
 
-fn with_matrixmultiply(s: &Shape, a: &[f32], b: &[f32], c: &mut [f32], split: bool) {
+#[derive(Clone, Copy)]
+enum Lib {
+    Matrixmultiply,
+    Tiles,
+}
+
+fn with_rows_of(lib: Lib, s: &Shape, a: &[f32], b: &[f32], c: &mut [f32], split: bool) {
     if split && s.m >= 16 {
         // The engine's way (`nn::matmul`): single-threaded kernels on two halves of the output
         // rows, run by rayon.
@@ -99,18 +108,37 @@ fn with_matrixmultiply(s: &Shape, a: &[f32], b: &[f32], c: &mut [f32], split: bo
             Op::T => &a[half..],
         };
         rayon::join(
-            || rows(s, half, a, b, c0),
-            || rows(s, s.m - half, a1, b, c1),
+            || rows(lib, s, half, a, b, c0),
+            || rows(lib, s, s.m - half, a1, b, c1),
         );
     } else {
-        rows(s, s.m, a, b, c);
+        rows(lib, s, s.m, a, b, c);
     }
 }
 
 /// The first `m` rows of the product, `a` starting at row 0 of the block.
-fn rows(s: &Shape, m: usize, a: &[f32], b: &[f32], c: &mut [f32]) {
+fn rows(lib: Lib, s: &Shape, m: usize, a: &[f32], b: &[f32], c: &mut [f32]) {
     let (rsa, csa) = strides(s.op_a, s.m, s.k);
     let (rsb, csb) = strides(s.op_b, s.k, s.n);
+    if let Lib::Tiles = lib {
+        // SAFETY: as below; the CPU check is in `main`.
+        unsafe {
+            tiles::sgemm(
+                m,
+                s.k,
+                s.n,
+                1.0,
+                a.as_ptr(),
+                (rsa, csa),
+                b.as_ptr(),
+                (rsb, csb),
+                0.0,
+                c.as_mut_ptr(),
+                (s.n as isize, 1),
+            );
+        }
+        return;
+    }
     // SAFETY: the buffers hold the m·k, k·n and m·n elements the strides reach.
     unsafe {
         matrixmultiply::sgemm(
@@ -171,63 +199,129 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-/// Median seconds of each library for one product, interleaved.
-fn time_shape(s: &Shape, threads: usize, split: bool) -> (f64, f64) {
+/// Median seconds of each contender (matrixmultiply, gemm, tiles) for one product,
+/// interleaved.
+fn time_shape(s: &Shape, threads: usize, split: bool) -> [f64; 3] {
     let a: Vec<f32> = (0..s.m * s.k).map(|i| (i % 13) as f32 * 0.01).collect();
     let b: Vec<f32> = (0..s.k * s.n).map(|i| (i % 11) as f32 * 0.01).collect();
     let mut c = vec![0.0f32; s.m * s.n];
-    let (mut mm, mut gm) = (Vec::new(), Vec::new());
+    let mut times: [Vec<f64>; 3] = Default::default();
+    let mut reference = vec![0.0f32; s.m * s.n];
+    with_rows_of(Lib::Matrixmultiply, s, &a, &b, &mut reference, false);
     for rep in 0..REPETITIONS + 3 {
-        let t = Instant::now();
-        with_matrixmultiply(s, &a, &b, &mut c, split);
-        let t_mm = t.elapsed().as_secs_f64();
-        let t = Instant::now();
-        with_gemm(s, &a, &b, &mut c, threads);
-        let t_gm = t.elapsed().as_secs_f64();
-        if rep >= 3 {
-            mm.push(t_mm);
-            gm.push(t_gm);
+        for (lib, t) in times.iter_mut().enumerate() {
+            let started = Instant::now();
+            match lib {
+                0 => with_rows_of(Lib::Matrixmultiply, s, &a, &b, &mut c, split),
+                1 => with_gemm(s, &a, &b, &mut c, threads),
+                _ => with_rows_of(Lib::Tiles, s, &a, &b, &mut c, split),
+            }
+            let elapsed = started.elapsed().as_secs_f64();
+            if rep >= 3 {
+                t.push(elapsed);
+            }
+            let worst = c
+                .iter()
+                .zip(&reference)
+                .map(|(x, y)| (x - y).abs() / (1.0 + y.abs()))
+                .fold(0.0f32, f32::max);
+            assert!(worst < 1e-4, "{} contender {lib}: off by {worst}", s.name);
         }
     }
-    (median(mm), median(gm))
+    times.map(median)
 }
 
 fn child(threads: usize, split: bool, per_shape: bool) {
     let how = if split {
-        "matrixmultiply's kernels on rows split over rayon (the engine's way)"
+        "matrixmultiply's and tiles' kernels on rows split over rayon (the engine's way)"
     } else {
-        "matrixmultiply's own threads"
+        "each library's own threads (tiles: one thread)"
     };
     println!("\n{threads} thread(s), {how}; medians of {REPETITIONS}");
     for (model, shapes) in workloads() {
-        let (mut total_mm, mut total_gm, mut flops) = (0.0, 0.0, 0.0);
+        let (mut total, mut flops) = ([0.0; 3], 0.0);
         for s in &shapes {
-            let (mm, gm) = time_shape(s, threads, split);
+            let t = time_shape(s, threads, split);
             let f = 2.0 * (s.m * s.k * s.n) as f64;
             if per_shape {
                 println!(
-                    "  {model:<20} {:<5} {:>5}x{:>5}x{:>5}  matrixmultiply {:>6.1}  gemm {:>6.1} GFLOP/s",
-                    s.name, s.m, s.k, s.n, f / mm / 1e9, f / gm / 1e9
+                    "  {model:<20} {:<5} {:>5}x{:>5}x{:>5}  matrixmultiply {:>6.1}  gemm {:>6.1}  tiles {:>6.1} GFLOP/s",
+                    s.name, s.m, s.k, s.n, f / t[0] / 1e9, f / t[1] / 1e9, f / t[2] / 1e9
                 );
             }
-            total_mm += mm;
-            total_gm += gm;
+            for (sum, x) in total.iter_mut().zip(t) {
+                *sum += x;
+            }
             flops += f;
         }
+        let rate = |t: f64| flops / t / 1e9;
         println!(
-            "{model:<20} {:>2} products, {:.2} GFLOP: matrixmultiply {:>6.2} ms ({:>5.1} GFLOP/s), gemm {:>6.2} ms ({:>5.1} GFLOP/s), gemm/matrixmultiply {:.2}",
+            "{model:<20} {:>2} products, {:.2} GFLOP: matrixmultiply {:>6.2} ms ({:>5.1} GFLOP/s), gemm {:>6.2} ms ({:>5.1}), tiles {:>6.2} ms ({:>5.1}); gemm/matrixmultiply {:.2}, tiles/matrixmultiply {:.2}",
             shapes.len(),
             flops / 1e9,
-            total_mm * 1e3,
-            flops / total_mm / 1e9,
-            total_gm * 1e3,
-            flops / total_gm / 1e9,
-            total_gm / total_mm
+            total[0] * 1e3,
+            rate(total[0]),
+            total[1] * 1e3,
+            rate(total[1]),
+            total[2] * 1e3,
+            rate(total[2]),
+            total[1] / total[0],
+            total[2] / total[0],
+        );
+    }
+}
+
+/// The machine's FMA ceiling: twelve independent chains of 8-wide fused multiply-adds (enough
+/// to keep both FMA pipes of a core busy), on one thread and on two at once. What any GEMM on
+/// these cores can at most reach.
+fn peak() {
+    const STEPS: u64 = 100_000_000;
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn chains(steps: u64) -> f32 {
+        use std::arch::x86_64::*;
+        let (b, c) = (_mm256_set1_ps(1.000_000_1), _mm256_set1_ps(0.999_999));
+        let mut acc = [_mm256_setzero_ps(); 12];
+        for _ in 0..steps {
+            for a in acc.iter_mut() {
+                *a = _mm256_fmadd_ps(*a, b, c);
+            }
+        }
+        let mut out = [0.0f32; 8];
+        _mm256_storeu_ps(
+            out.as_mut_ptr(),
+            acc.iter().fold(c, |s, a| _mm256_add_ps(s, *a)),
+        );
+        out[0]
+    }
+    let flops = (STEPS * 12 * 16) as f64;
+    for threads in [1, 2] {
+        let started = Instant::now();
+        let sums: Vec<f32> = std::thread::scope(|s| {
+            let jobs: Vec<_> = (0..threads)
+                // SAFETY: `main` checked AVX2 and FMA.
+                .map(|_| s.spawn(|| unsafe { chains(std::hint::black_box(STEPS)) }))
+                .collect();
+            jobs.into_iter().filter_map(|j| j.join().ok()).collect()
+        });
+        let seconds = started.elapsed().as_secs_f64();
+        println!(
+            "FMA peak, {threads} thread(s) at once: {:.1} GFLOP/s in all ({} chains summed to {:.3e})",
+            threads as f64 * flops / seconds / 1e9,
+            sums.len(),
+            sums.iter().sum::<f32>()
         );
     }
 }
 
 fn main() {
+    if !(is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")) {
+        eprintln!("this benchmark needs AVX2 and FMA");
+        std::process::exit(1);
+    }
+    if std::env::args().any(|a| a == "--peak") {
+        peak();
+        return;
+    }
     let per_shape = std::env::args().any(|a| a == "--shapes");
     if let Some(threads) = std::env::var(CHILD_ENV).ok().and_then(|t| t.parse().ok()) {
         match rayon::ThreadPoolBuilder::new().num_threads(threads).build() {

@@ -72,6 +72,11 @@ fn out_of_range_values_say_what_is_allowed() {
         &["training.learning_rate", "positive"],
     );
     assert_invalid(&["prediction.top_p=0"], &["prediction.top_p", "(0, 1]"]);
+    assert_invalid(&["training.ema_decay=1"], &["training.ema_decay", "[0, 1)"]);
+    assert_invalid(
+        &["training.short_context_share=1.5"],
+        &["training.short_context_share", "[0, 1]"],
+    );
 }
 
 #[test]

@@ -92,6 +92,64 @@ fn same_seed_same_losses_and_resume_continues_the_same_trajectory() {
     );
 }
 
+/// The weights of a model file or checkpoint, and the checkpoint's moving average.
+fn weights(path: &Path) -> (Vec<f32>, Option<Vec<f32>>) {
+    let loaded = textzoo::models::file::load(path).unwrap();
+    let ema = loaded.checkpoint.and_then(|c| c.ema);
+    (loaded.model.params().data.clone(), ema)
+}
+
+#[test]
+fn the_moving_average_is_saved_and_resume_carries_it_on() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, c) = (tmp.path().join("a"), tmp.path().join("c"));
+    let args = [
+        "model.name=tiny_gpt",
+        "training.max_steps=6",
+        "training.checkpoint_interval=3",
+        "training.ema_decay=0.5",
+        "training.early_stopping.restore_best=false",
+    ];
+    train(&a, &args);
+    let (saved, _) = weights(&a.join("saved_models/model.safetensors"));
+    let (live, average) = weights(&a.join("saved_models/checkpoints/last.safetensors"));
+    assert_ne!(
+        saved, live,
+        "the model file must hold the average, not the last weights"
+    );
+    assert_eq!(average.as_deref(), Some(&saved[..]));
+
+    let checkpoint = a.join("saved_models/checkpoints/step_00000003.safetensors");
+    let resume = format!("training.resume_training_from={}", checkpoint.display());
+    train(&c, &[&args[..], &[resume.as_str()]].concat());
+    let (resumed, _) = weights(&c.join("saved_models/model.safetensors"));
+    assert_eq!(
+        resumed, saved,
+        "resume must continue the average, not restart it"
+    );
+}
+
+#[test]
+fn a_diverging_run_stops_with_a_clear_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("run");
+    let base = tiny(&run);
+    let ran = textzoo(&with(
+        &base,
+        &[
+            "operation_mode=training",
+            "training.learning_rate=1e30",
+            "training.max_steps=20",
+        ],
+    ));
+    assert_ne!(ran.code, 0, "{}", ran.all());
+    assert!(
+        ran.all().contains("diverged") && ran.all().contains("training.learning_rate"),
+        "{}",
+        ran.all()
+    );
+}
+
 #[test]
 fn chain_tqe_evaluates_the_trained_model() {
     let tmp = tempfile::tempdir().unwrap();

@@ -300,6 +300,14 @@ pub struct Training {
     pub eval_windows: usize,
     /// Write a checkpoint every this many steps (0 = only at the end and on interrupt).
     pub checkpoint_interval: u64,
+    /// Share of `tiny_bert_generator` training windows shortened with left `<pad>`, so prompts
+    /// shorter than the window work at generation time. Every shortened window is a
+    /// full-window example lost: on the reference run 0.25 reached validation perplexity
+    /// 101–106 where 0.1 reached 97.8 (same settings otherwise).
+    pub short_context_share: f64,
+    /// Keep an exponential moving average of the weights with this decay (e.g. 0.999) and
+    /// validate, keep and save the average instead of the live weights; null = off.
+    pub ema_decay: Option<f64>,
     /// A checkpoint file to resume from.
     pub resume_training_from: Option<PathBuf>,
 }
@@ -322,6 +330,8 @@ impl Default for Training {
             eval_interval: 200,
             eval_windows: 2048,
             checkpoint_interval: 500,
+            short_context_share: 0.1,
+            ema_decay: None,
             resume_training_from: None,
         }
     }

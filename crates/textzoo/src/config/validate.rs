@@ -177,6 +177,16 @@ fn training_ranges(cfg: &Config) -> Result<(), ConfigError> {
     if let Some(minutes) = t.max_minutes {
         positive("training.max_minutes", minutes)?;
     }
+    within(
+        "training.short_context_share",
+        t.short_context_share,
+        0.0,
+        1.0,
+        true,
+    )?;
+    if let Some(decay) = t.ema_decay {
+        within("training.ema_decay", decay, 0.0, 1.0, false)?;
+    }
     if t.epochs.is_none() && t.max_steps.is_none() && t.max_minutes.is_none() {
         return Err(out_of_range(
             "training.epochs",

@@ -16,6 +16,7 @@ pub const FLOAT_FORMAT: &str = "textzoo.float.v1";
 pub const INT8_FORMAT: &str = "textzoo.int8.v1";
 const OPTIM_M: &str = "optimizer.m";
 const OPTIM_V: &str = "optimizer.v";
+const EMA_WEIGHTS: &str = "ema.weights";
 
 /// What a model file holds besides the weights.
 #[derive(Debug, Clone)]
@@ -31,6 +32,8 @@ pub struct ModelMeta {
 pub struct CheckpointState {
     pub m: Vec<f32>,
     pub v: Vec<f32>,
+    /// The moving average of the weights, when training keeps one (`training.ema_decay`).
+    pub ema: Option<Vec<f32>>,
     /// The training loop's own state (step, epoch position, schedule, best loss…) as JSON.
     pub state: serde_json::Value,
 }
@@ -72,6 +75,9 @@ pub fn save(
     if let Some(c) = checkpoint {
         owned.push((OPTIM_M.into(), vec![c.m.len()], f32_bytes(&c.m)));
         owned.push((OPTIM_V.into(), vec![c.v.len()], f32_bytes(&c.v)));
+        if let Some(ema) = &c.ema {
+            owned.push((EMA_WEIGHTS.into(), vec![ema.len()], f32_bytes(ema)));
+        }
         info.insert("checkpoint".into(), c.state.to_string());
     }
     let views = owned
@@ -141,6 +147,16 @@ pub fn load(path: &Path) -> Result<LoadedModel> {
         Some(state) => Some(CheckpointState {
             m: read_f32(path, &tensors, OPTIM_M, &[model.num_params()])?,
             v: read_f32(path, &tensors, OPTIM_V, &[model.num_params()])?,
+            ema: if tensors.tensor(EMA_WEIGHTS).is_ok() {
+                Some(read_f32(
+                    path,
+                    &tensors,
+                    EMA_WEIGHTS,
+                    &[model.num_params()],
+                )?)
+            } else {
+                None
+            },
             state: serde_json::from_str(state)
                 .map_err(|e| Error::input(path, format!("is damaged: checkpoint state: {e}")))?,
         }),
@@ -248,6 +264,7 @@ mod tests {
             let state = CheckpointState {
                 m: vec![0.5; model.num_params()],
                 v: vec![0.25; model.num_params()],
+                ema: (kind == ModelName::TinyGpt).then(|| vec![0.125; model.num_params()]),
                 state: serde_json::json!({"step": 3}),
             };
             let path = dir.path().join("m.safetensors");

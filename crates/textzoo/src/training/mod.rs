@@ -1,5 +1,6 @@
 //! The `training` service: build (or resume) a model, train it, save the float model file.
 
+pub mod ema;
 pub mod schedule;
 pub mod shards;
 pub mod state;
