@@ -14,7 +14,7 @@
 //! no faster for `tiny_bert_generator` (`cargo bench --bench train_throughput`, three
 //! alternating runs each), so the engine keeps the lighter crate. A plain hand-written kernel
 //! (the bench's `tiles`: 6 × 16 register tiles, `B` packed, `A` read in place) ran the same
-//! products 11 % slower than `matrixmultiply`, so there is no hand-rolled GEMM either; the
+//! products 7–14 % slower than `matrixmultiply`, so there is no hand-rolled GEMM either; the
 //! bench's `--peak` shows how close to the cores' FMA ceiling the products already are.
 
 use std::cell::Cell;
