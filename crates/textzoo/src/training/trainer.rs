@@ -218,13 +218,7 @@ impl<'a> Trainer<'a> {
             let loss = self
                 .shards
                 .loss_and_grad(self.model.as_mut(), &step, &mut rng);
-            let lr = learning_rate(
-                t.learning_rate,
-                &t.lr_schedule,
-                self.state.step,
-                self.state.horizon,
-                self.state.plateau_scale,
-            );
+            let lr = self.learning_rate();
             let max_norm = if t.grad_clip > 0.0 {
                 t.grad_clip as f32
             } else {
@@ -279,13 +273,7 @@ impl<'a> Trainer<'a> {
             }
         };
         if last_eval != Some(self.state.step) && self.state.step > 0 {
-            let lr = learning_rate(
-                t.learning_rate,
-                &t.lr_schedule,
-                self.state.step,
-                self.state.horizon,
-                self.state.plateau_scale,
-            );
+            let lr = self.learning_rate();
             self.validate(val, lr, &progress)?;
         }
         progress.finish_and_clear();
@@ -294,6 +282,18 @@ impl<'a> Trainer<'a> {
             .map_err(|e| Error::io("writing training_log.csv", e))?;
         self.checkpoint()?;
         Ok(reason)
+    }
+
+    /// The schedule's learning rate for the next step.
+    fn learning_rate(&self) -> f64 {
+        let t = &self.cfg.training;
+        learning_rate(
+            t.learning_rate,
+            &t.lr_schedule,
+            self.state.step,
+            self.state.horizon,
+            self.state.plateau_scale,
+        )
     }
 
     fn open_log(&self) -> Result<std::io::BufWriter<std::fs::File>> {
