@@ -283,6 +283,23 @@ mod tests {
     }
 
     #[test]
+    fn the_norm_has_the_same_bits_on_any_thread_count() {
+        let g = crate::nn::gradcheck::seeded(5 * CHUNK + 123, 4);
+        let on = |threads| {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build();
+            pool.unwrap().install(|| global_norm(&g))
+        };
+        let want = g.iter().map(|&x| (x as f64).powi(2)).sum::<f64>().sqrt();
+        assert!(
+            (on(1) as f64 - want).abs() < 1e-5 * want,
+            "{} vs {want}",
+            on(1)
+        );
+        assert_eq!(on(1).to_bits(), on(2).to_bits());
+        assert_eq!(on(1).to_bits(), on(3).to_bits());
+    }
+
+    #[test]
     fn restore_refuses_a_mismatched_state() {
         let mut opt = AdamW::new(4, 0.9, 0.999, 1e-8, 0.0);
         assert!(opt.restore(vec![0.0; 3], vec![0.0; 4], 7).is_err());
