@@ -220,6 +220,7 @@ fn time_shape(s: &Shape, threads: usize, split: bool) -> [f64; 3] {
             let elapsed = started.elapsed().as_secs_f64();
             if rep >= 3 {
                 t.push(elapsed);
+                continue;
             }
             let worst = c
                 .iter()

@@ -386,8 +386,8 @@ impl<'a> Trainer<'a> {
             true => self.best_params.take(),
             false => None,
         };
-        if let Some(best) = best.or_else(|| self.ema.take().map(|e| e.weights)) {
-            self.model.params_mut().data.copy_from_slice(&best);
+        if let Some(weights) = best.or_else(|| self.ema.take().map(|e| e.weights)) {
+            self.model.params_mut().data = weights;
         }
         self.save_model(&self.paths.best.clone())
     }
