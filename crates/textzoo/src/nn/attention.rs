@@ -320,7 +320,6 @@ fn mm(alpha: f32, a: &[f32], am: Mat, b: &[f32], bm: Mat, beta: f32, c: &mut [f3
 }
 
 #[cfg(test)]
-#[cfg(test)]
 mod tests {
     use super::*;
     use crate::nn::gradcheck::{check, seeded};

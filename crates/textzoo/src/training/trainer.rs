@@ -1,7 +1,7 @@
 //! The training loop: batches → forward → cross-entropy → backward → clip → AdamW, with
 //! periodic validation, early stopping, checkpoints and resume.
 
-use super::schedule::learning_rate;
+use super::schedule::{learning_rate, time_horizon};
 use super::shards::{Shards, Step};
 use super::state::{derive_seed, TrainState};
 use crate::config::{Config, LrScheduleKind};
@@ -22,7 +22,8 @@ use textzoo_rt::Rng;
 
 const PURPOSE_EPOCH: u64 = 1;
 const PURPOSE_STEP: u64 = 2;
-/// Steps timed before a time-limited run fixes its schedule horizon.
+/// Steps timed before a time-limited run first estimates its schedule horizon (re-estimated at
+/// every validation after that).
 const HORIZON_PROBE_STEPS: u64 = 20;
 /// Periodic checkpoints kept beside `last.safetensors`.
 const KEEP_CHECKPOINTS: usize = 3;
@@ -156,6 +157,7 @@ impl<'a> Trainer<'a> {
         }
         let deadline = t.max_minutes.map(|m| Duration::from_secs_f64(m * 60.0));
         let started = Instant::now();
+        let first_step = self.state.step;
         let already = self.state.seconds;
         let elapsed = || already + started.elapsed().as_secs_f64();
         let mut log = self.open_log()?;
@@ -248,23 +250,30 @@ impl<'a> Trainer<'a> {
             writeln!(log, "{},{},{:e},{}", self.state.step, loss, lr, norm)
                 .map_err(|e| Error::io("writing training_log.csv", e))?;
 
-            if self.state.horizon == 0 && self.state.step == HORIZON_PROBE_STEPS {
-                if let Some(d) = deadline {
-                    let per_step = started.elapsed().as_secs_f64() / HORIZON_PROBE_STEPS as f64;
-                    self.state.horizon = (d.as_secs_f64() / per_step.max(1e-9)) as u64;
-                    progress.set_length(self.state.horizon);
-                }
-            }
             let tokens_per_s = self.state.tokens_seen as f64 / elapsed().max(1e-9);
             progress.set_position(self.state.step);
             progress.set_message(format!(
                 "loss {loss:.3} | {tokens_per_s:.0} tok/s | lr {lr:.2e}"
             ));
 
-            if self.state.step.is_multiple_of(t.eval_interval) {
+            let evaluate_now = self.state.step.is_multiple_of(t.eval_interval);
+            if evaluate_now {
                 last_eval = Some(self.state.step);
                 if self.validate(val, lr, &progress)? {
                     break StopReason::EarlyStopping;
+                }
+            }
+            let probe =
+                self.state.horizon == 0 && self.state.step == first_step + HORIZON_PROBE_STEPS;
+            if let (None, Some(d)) = (step_limit, deadline) {
+                if probe || evaluate_now {
+                    self.state.horizon = time_horizon(
+                        self.state.step,
+                        self.state.step - first_step,
+                        started.elapsed().as_secs_f64(),
+                        d.as_secs_f64() - elapsed(),
+                    );
+                    progress.set_length(self.state.horizon);
                 }
             }
             if t.checkpoint_interval > 0 && self.state.step.is_multiple_of(t.checkpoint_interval) {
