@@ -33,9 +33,10 @@ pub fn learning_rate(
 /// `session_steps` of them in `session_secs` of this process (validation pauses included),
 /// `remaining_secs` left. Never before the next step.
 ///
-/// Why re-estimated during the run: the first steps are slower than the rest (cold caches)
-/// while validation pauses are not in them, so one early probe missed by a fifth in both
-/// directions and the cosine sat at its floor for the last fifth of a 10-minute run.
+/// Why re-estimated during the run: a single probe over the first steps sees neither the
+/// steady pace (those steps are slower: cold caches) nor the validation pauses; on the
+/// reference runs it predicted a fifth too few steps, and the cosine sat at its floor for the
+/// last fifth of a 10-minute run.
 pub fn time_horizon(step: u64, session_steps: u64, session_secs: f64, remaining_secs: f64) -> u64 {
     let per_step = session_secs / session_steps.max(1) as f64;
     let ahead = (remaining_secs.max(0.0) / per_step.max(1e-9)).min(1e12) as u64;
