@@ -11,7 +11,7 @@
 //! views of those buffers: `matrixmultiply`'s kernels beat hand-written row loops even at
 //! 32 × 32 × 32, and a product this small never wakes its thread pool.
 
-use super::fastmath;
+use super::{fastmath, heap};
 use crate::avx2_dispatch;
 use rayon::prelude::*;
 
@@ -299,7 +299,7 @@ fn mm(alpha: f32, a: &[f32], am: Mat, b: &[f32], bm: Mat, beta: f32, c: &mut [f3
     assert!(am.end() <= a.len() && bm.end() <= b.len() && cm.end() <= c.len());
     // SAFETY: every element the strides reach lies inside its slice (checked above), and the
     // output view does not overlap itself (row and column strides of distinct elements differ).
-    unsafe {
+    heap::foreign(|| unsafe {
         matrixmultiply::sgemm(
             cm.rows,
             am.cols,
@@ -316,7 +316,7 @@ fn mm(alpha: f32, a: &[f32], am: Mat, b: &[f32], bm: Mat, beta: f32, c: &mut [f3
             cm.rs as isize,
             cm.cs as isize,
         );
-    }
+    });
 }
 
 #[cfg(test)]

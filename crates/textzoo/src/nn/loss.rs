@@ -14,34 +14,39 @@ pub fn softmax_cross_entropy(
 ) -> f32 {
     let n = targets.len();
     let grad = dlogits.map(|d| (d, 1.0 / n as f32));
-    (cross_entropy_sum(logits, targets, vocab, grad) / n as f64) as f32
+    (cross_entropy_sum(logits, targets, vocab, grad, &mut Vec::new()) / n as f64) as f32
 }
 
 /// Summed cross-entropy of `logits` (`[n, vocab]`) against `targets` (`[n]`); with
 /// `(dlogits, scale)`, writes `dlogits = scale · (softmax − onehot)` (part of a batch passes
 /// `1 / whole batch`). Rows run in parallel (vocab-sized rows are the widest tensors of these
 /// models); the per-row losses are summed in order afterwards, so the result does not depend on
-/// how rayon split the work (same seed → same bits).
+/// how rayon split the work (same seed → same bits). They are kept in `rows`, which the
+/// training step reuses so that it allocates nothing.
 pub fn cross_entropy_sum(
     logits: &[f32],
     targets: &[u32],
     vocab: usize,
     grad: Option<(&mut [f32], f32)>,
+    rows: &mut Vec<f64>,
 ) -> f64 {
     let n = targets.len();
-    let rows: Vec<f64> = match grad {
-        Some((d, scale)) => logits[..n * vocab]
-            .par_chunks_exact(vocab)
-            .zip(d[..n * vocab].par_chunks_exact_mut(vocab))
-            .zip(targets.par_iter())
-            .map(|((row, grad), &t)| row_with_grad(row, t, grad, scale))
-            .collect(),
-        None => logits[..n * vocab]
-            .par_chunks_exact(vocab)
-            .zip(targets.par_iter())
-            .map(|(row, &t)| row_loss(row, t))
-            .collect(),
-    };
+    rows.clear();
+    match grad {
+        Some((d, scale)) => rows.par_extend(
+            logits[..n * vocab]
+                .par_chunks_exact(vocab)
+                .zip(d[..n * vocab].par_chunks_exact_mut(vocab))
+                .zip(targets.par_iter())
+                .map(|((row, grad), &t)| row_with_grad(row, t, grad, scale)),
+        ),
+        None => rows.par_extend(
+            logits[..n * vocab]
+                .par_chunks_exact(vocab)
+                .zip(targets.par_iter())
+                .map(|(row, &t)| row_loss(row, t)),
+        ),
+    }
     rows.iter().sum::<f64>()
 }
 

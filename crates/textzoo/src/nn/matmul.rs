@@ -17,6 +17,7 @@
 //! products 7–14 % slower than `matrixmultiply`, so there is no hand-rolled GEMM either; the
 //! bench's `--peak` shows how close to the cores' FMA ceiling the products already are.
 
+use super::heap;
 use std::cell::Cell;
 
 /// Whether an operand is stored as given or transposed.
@@ -156,7 +157,7 @@ impl Product {
         let ((rsa, csa), (rsb, csb), (rsc, csc)) = (self.sa, self.sb, self.sc);
         // SAFETY: `strided_gemm` checked that the whole views lie inside their slices; rows
         // `first..first + rows` are a part of them.
-        unsafe {
+        heap::foreign(|| unsafe {
             matrixmultiply::sgemm(
                 rows,
                 self.k,
@@ -173,7 +174,7 @@ impl Product {
                 rsc as isize,
                 csc as isize,
             );
-        }
+        });
     }
 }
 

@@ -1,6 +1,7 @@
 //! textzoo's float training engine: layers with explicit forward and backward passes over flat
 //! `f32` buffers (llm.c style), matrix products through `matrixmultiply`, no allocation inside
-//! a training step once the buffers for a batch size exist.
+//! a training step once the buffers for a batch size exist (apart from the packing buffers
+//! `matrixmultiply` allocates itself; see [`heap`]).
 //!
 //! Conventions: activations are row-major `[rows, features]`; `backward` functions accumulate
 //! (`+=`) into gradient buffers, so shared inputs (residuals, tied weights) just add up.
@@ -13,6 +14,7 @@ pub mod gelu;
 #[cfg(test)]
 pub mod gradcheck;
 pub mod gru;
+pub mod heap;
 pub mod layernorm;
 pub mod linear;
 pub mod loss;

@@ -23,10 +23,19 @@ use textzoo_rt::Rng;
 pub const SHARDS: usize = 2;
 
 /// The model's copies for parts 2.. (part 1 runs on the model itself) and each part's
-/// gradient of the logits.
+/// buffers.
 pub struct Shards {
     replicas: Vec<Box<dyn FloatModel>>,
-    dlogits: Vec<Vec<f32>>,
+    buffers: Vec<PartBuffers>,
+}
+
+/// What one part keeps from step to step, so that a step allocates nothing.
+#[derive(Default)]
+struct PartBuffers {
+    /// Gradient of the logits.
+    dlogits: Vec<f32>,
+    /// Per-row losses, summed in order (see `cross_entropy_sum`).
+    row_losses: Vec<f64>,
 }
 
 /// One batch of windows `[batch, seq]` and their targets (`seq` or one per window).
@@ -42,7 +51,7 @@ impl Shards {
     pub fn new(model: &dyn FloatModel) -> Self {
         Shards {
             replicas: (1..SHARDS).map(|_| build(model.config(), 0)).collect(),
-            dlogits: vec![Vec::new(); SHARDS],
+            buffers: (0..SHARDS).map(|_| PartBuffers::default()).collect(),
         }
     }
 
@@ -58,36 +67,39 @@ impl Shards {
         let per_window = s.targets.len() / s.batch.max(1);
         let vocab = model.config().vocab_size;
         let scale = 1.0 / s.targets.len() as f32;
-        let rngs: Vec<Rng> = (0..parts).map(|_| rng.fork()).collect();
+        // Fixed-size arrays, not vectors: the step allocates nothing (see the tests).
+        let mut rngs: [Rng; SHARDS] =
+            std::array::from_fn(|i| if i < parts { rng.fork() } else { Rng::new(0) });
+        let mut losses = [0.0f64; SHARDS];
         let spare_threads = rayon::current_num_threads() > parts;
         for r in &mut self.replicas[..parts - 1] {
             copy(&mut r.params_mut().data, &model.params().data);
         }
-        let mut models: Vec<&mut dyn FloatModel> = vec![&mut *model];
-        models.extend(self.replicas.iter_mut().map(|r| r.as_mut()));
-        let losses: Vec<f64> = models
-            .into_par_iter()
-            .zip(self.dlogits.par_iter_mut())
-            .zip(rngs)
+        rayon::iter::once(&mut *model)
+            .chain(self.replicas.par_iter_mut().map(|r| r.as_mut()))
+            .zip(self.buffers.par_iter_mut())
+            .zip(rngs.par_iter_mut())
+            .zip(losses.par_iter_mut())
+            .take(parts)
             .enumerate()
-            .map(|(i, ((m, dlogits), mut rng))| {
+            .for_each(|(i, (((m, buffers), rng), loss))| {
                 let (w0, w1) = (i * s.batch / parts, (i + 1) * s.batch / parts);
                 let tokens = &s.tokens[w0 * s.seq..w1 * s.seq];
                 let targets = &s.targets[w0 * per_window..w1 * per_window];
                 let mut run = || {
-                    let logits = m.forward(tokens, w1 - w0, s.seq, true, &mut rng);
+                    let logits = m.forward(tokens, w1 - w0, s.seq, true, rng);
+                    let PartBuffers {
+                        dlogits,
+                        row_losses,
+                    } = buffers;
                     dlogits.resize(logits.len(), 0.0);
-                    let loss = cross_entropy_sum(logits, targets, vocab, Some((dlogits, scale)));
+                    let grad = Some((&mut dlogits[..], scale));
+                    let loss = cross_entropy_sum(logits, targets, vocab, grad, row_losses);
                     m.backward(dlogits);
                     loss
                 };
-                if spare_threads {
-                    run()
-                } else {
-                    unsplit(run)
-                }
-            })
-            .collect();
+                *loss = if spare_threads { run() } else { unsplit(run) };
+            });
         for r in &mut self.replicas[..parts - 1] {
             add_and_clear(&mut model.params_mut().grad, &mut r.params_mut().grad);
         }
@@ -200,6 +212,74 @@ mod tests {
                     "{kind:?} [{i}]: {g} vs {w}"
                 );
             }
+        }
+    }
+
+    /// The "no allocation inside the training step": once the first steps have sized
+    /// the buffers, a whole step (batch, shards forward and backward, AdamW, moving average)
+    /// allocates nothing on any thread, for every model. Matrix products are left out (see
+    /// `nn::heap`).
+    #[test]
+    fn a_training_step_allocates_nothing_outside_the_matrix_products() {
+        use crate::data::windows::{Batch, Target};
+        use crate::nn::heap::counting::counted;
+        use crate::nn::optim::AdamW;
+        use crate::training::ema::Ema;
+        use std::sync::atomic::{AtomicU64, Ordering};
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build();
+        let pool = pool.expect("a rayon pool of two threads");
+        // The step runs inside the pool, so its threads' counts are the step's. Read through a
+        // broadcast returning `()`, which itself allocates nothing on them.
+        let in_pool = || {
+            let slots = [AtomicU64::new(0), AtomicU64::new(0)];
+            pool.broadcast(|b| slots[b.index()].store(counted(), Ordering::Relaxed));
+            slots.iter().map(|s| s.load(Ordering::Relaxed)).sum::<u64>()
+        };
+        for kind in [
+            ModelName::TinyGpt,
+            ModelName::TinyBertGenerator,
+            ModelName::Gru,
+            ModelName::Lstm,
+        ] {
+            let cfg = config(kind, 0.1);
+            let target = if cfg.predicts_every_position() {
+                Target::EveryPosition
+            } else {
+                Target::NextToken
+            };
+            let ids: Vec<u32> = (0..200).map(|i| (i * 7 % 11) as u32).collect();
+            let mut model = build(&cfg, 3);
+            let mut shards = Shards::new(model.as_ref());
+            let mut opt = AdamW::new(model.num_params(), 0.9, 0.999, 1e-8, 0.01);
+            let mut ema = Ema::new(0.99, model.params().data.clone());
+            let mut batch = Batch::default();
+            let mut rng = Rng::new(5);
+            let mut step = |i: usize| {
+                let starts: Vec<usize> = (0..6).map(|w| (i * 13 + w * 29) % 150).collect();
+                let before = in_pool();
+                pool.install(|| {
+                    batch.fill(&ids, &starts, cfg.seq_len, target);
+                    batch.pad_left_randomly(0.3, &mut rng);
+                    let s = Step {
+                        tokens: &batch.tokens,
+                        targets: &batch.targets,
+                        batch: batch.batch,
+                        seq: cfg.seq_len,
+                    };
+                    shards.loss_and_grad(model.as_mut(), &s, &mut rng);
+                    opt.step(model.params_mut(), 1e-3, 1.0);
+                    ema.update(&model.params().data, i as u64 + 1);
+                });
+                in_pool() - before
+            };
+            let first = step(0);
+            assert!(first > 0, "{kind:?}: the first step sizes its buffers");
+            step(1);
+            assert_eq!(
+                (step(2), step(3)),
+                (0, 0),
+                "{kind:?}: allocations in a step"
+            );
         }
     }
 
