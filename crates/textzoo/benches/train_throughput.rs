@@ -8,7 +8,10 @@
 //! cargo bench -p textzoo --bench train_throughput [-- tiny_gpt tiny_bert_generator gru lstm]
 //! ```
 //!
-//! Threads: a rayon pool of 2, which also runs the matrix products.
+//! Threads: a rayon pool of 2, which also runs the matrix products. `TEXTZOO_BENCH_THREADS=1`
+//! runs on one instead: on a shared host the one-thread rate varies by ±2 % where the
+//! two-thread rate varies by ±10 % (the second core is the contended one), so changes to the
+//! engine are best compared that way.
 //! Prints the median over 5 timed repetitions of target tokens/s (every position is a target
 //! for the causal models; one target per window for `tiny_bert_generator`, so its rate is
 //! windows/s) and the peak RSS. Each model runs in a child process of its own, so the peak
@@ -28,6 +31,15 @@ use textzoo::training::shards::{Shards, Step};
 use textzoo_rt::Rng;
 
 const THREADS: usize = 2;
+const THREADS_ENV: &str = "TEXTZOO_BENCH_THREADS";
+
+fn threads() -> usize {
+    std::env::var(THREADS_ENV)
+        .ok()
+        .and_then(|t| t.parse().ok())
+        .filter(|&t| t > 0)
+        .unwrap_or(THREADS)
+}
 const BATCH: usize = 32;
 const WARMUP_STEPS: usize = 3;
 const REPETITIONS: usize = 5;
@@ -102,7 +114,10 @@ fn main() {
         if let Some(&(_, kind)) = MODELS.iter().find(|(n, _)| *n == name) {
             // Inside the pool, the step's parallel loops and joins start on a worker instead
             // of waking one from outside each time (a few percent per step).
-            match rayon::ThreadPoolBuilder::new().num_threads(THREADS).build() {
+            match rayon::ThreadPoolBuilder::new()
+                .num_threads(threads())
+                .build()
+            {
                 Ok(pool) => pool.install(|| run(&name, kind)),
                 Err(e) => eprintln!("rayon pool: {e}"),
             }
@@ -114,8 +129,14 @@ fn main() {
         .filter(|a| !a.starts_with('-'))
         .collect();
     println!(
-        "{:<20} {:>9} {:>10} {:>14} {:>10} {:>18}  (batch {BATCH}, {THREADS} threads, median of {REPETITIONS})",
-        "model", "params", "ms/step", "targets/s", "peak RSS", "allocs/step"
+        "{:<20} {:>9} {:>10} {:>14} {:>10} {:>18}  (batch {BATCH}, {} threads, median of {REPETITIONS})",
+        "model",
+        "params",
+        "ms/step",
+        "targets/s",
+        "peak RSS",
+        "allocs/step",
+        threads()
     );
     let exe = match std::env::current_exe() {
         Ok(exe) => exe,
