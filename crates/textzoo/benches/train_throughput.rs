@@ -9,9 +9,9 @@
 //! ```
 //!
 //! Threads: a rayon pool of 2, which also runs the matrix products. `TEXTZOO_BENCH_THREADS=1`
-//! runs on one instead: on a shared host the one-thread rate varies by ±2 % where the
-//! two-thread rate varies by ±10 % (the second core is the contended one), so changes to the
-//! engine are best compared that way.
+//! runs on one instead: on a shared host one-thread repetitions stay within ~3 % of each other
+//! where two-thread ones spread by ±10 % (the second core is the contended one), so changes to
+//! the engine are best compared that way, alternating the two builds.
 //! Prints the median over 5 timed repetitions of target tokens/s (every position is a target
 //! for the causal models; one target per window for `tiny_bert_generator`, so its rate is
 //! windows/s) and the peak RSS. Each model runs in a child process of its own, so the peak
