@@ -16,6 +16,7 @@
 
 use crate::avx2_dispatch;
 use crate::nn::attention::{self, Layout};
+use crate::nn::last_query;
 use crate::nn::matmul::{gemm, Op};
 use crate::nn::{dropout, embedding, gelu, layernorm, ParamId, ParamStore};
 use rayon::prelude::*;
@@ -262,8 +263,9 @@ impl BlockParams {
     }
 
     /// Runs the block for the last position of each sequence only: `y[batch, C]` from
-    /// `x[n, C]`. Keys and values come from the K|V rows of the packed projection for every
-    /// position, the query from its Q rows for the last one.
+    /// `x[n, C]`. The query comes from the Q rows of the packed projection for the last
+    /// position; keys and values are folded into it (`nn::last_query`), so the K|V rows are
+    /// never applied to every position.
     pub fn forward_last(
         &self,
         ps: &ParamStore,
@@ -275,10 +277,22 @@ impl BlockParams {
     ) {
         let (n, c, b) = (s.rows(), s.embed, s.batch);
         self.ln1.forward(ps, &mut a.ln1, x, n);
-        self.qkv.rows(c, 2 * c).forward(ps, &mut a.qkv, &a.ln1.y, n);
         gather_last(&mut a.ln1_last, &a.ln1.y, s);
         self.qkv.rows(0, c).forward(ps, &mut a.q, &a.ln1_last, b);
-        attention::forward(&mut a.att, &mut a.probs, &a.q, &a.qkv, &last_layout(s));
+        let (k, v) = (self.qkv.rows(c, c), self.qkv.rows(2 * c, c));
+        let inputs = last_query::Inputs {
+            q: &a.q,
+            y: &a.ln1.y,
+            wk: ps.get(k.w),
+            wv: ps.get(v.w),
+            bv: ps.get(v.b),
+        };
+        let saved = last_query::Saved {
+            u: &mut a.u,
+            probs: &mut a.probs,
+            z: &mut a.z,
+        };
+        last_query::forward(inputs, saved, &mut a.att, &last_dims(s));
         self.proj.forward(ps, &mut a.res2, &a.att, b);
         drop.apply(&mut a.res2, &mut a.mask1);
         for (r, seq) in a.res2.chunks_exact_mut(c).zip(x.chunks_exact(s.seq * c)) {
@@ -322,8 +336,15 @@ impl BlockParams {
         self.ffn_backward(ps, a, &mut g.dres, t, n, dropped);
         self.proj_backward(ps, a, &g.dres, t, n, dropped);
         let l = Layout::packed(s.batch, s.seq, s.embed, s.heads, causal);
-        let dqkv = attention::Grads::Packed(&mut t.dqkv);
-        attention::backward(dqkv, &t.datt, &a.qkv, &a.qkv, &a.probs, &mut t.scratch, &l);
+        attention::backward(
+            &mut t.dqkv,
+            &t.datt,
+            &a.qkv,
+            &a.qkv,
+            &a.probs,
+            &mut t.scratch,
+            &l,
+        );
         self.qkv.backward(ps, &mut t.dln, &t.dqkv, &a.ln1.y, n);
         self.ln1.backward(ps, &a.ln1, &mut g.dres, &t.dln, x);
     }
@@ -339,22 +360,43 @@ impl BlockParams {
         s: &Shape,
         dropped: bool,
     ) {
-        let (n, c, b) = (s.rows(), s.embed, s.batch);
+        let (c, b) = (s.embed, s.batch);
         let t = &mut g.tmp;
         self.ffn_backward(ps, a, &mut g.dres_last, t, b, dropped);
         self.proj_backward(ps, a, &g.dres_last, t, b, dropped);
-        let split = attention::Grads::Split {
-            dq: &mut t.dq,
-            dkv: &mut t.dkv,
+        let kv = self.qkv.rows(c, 2 * c);
+        let ParamStore { data, grad, .. } = &mut *ps;
+        let (w, bias) = (&data[kv.w.range()], &data[kv.b.range()]);
+        let (dw, db) = grad2(grad, kv.w, kv.b);
+        let ((wk, wv), (dwk, dwv)) = (w.split_at(c * c), dw.split_at_mut(c * c));
+        let inputs = last_query::Inputs {
+            q: &a.q,
+            y: &a.ln1.y,
+            wk,
+            wv,
+            bv: &bias[c..],
         };
-        let l = last_layout(s);
-        attention::backward(split, &t.datt, &a.q, &a.qkv, &a.probs, &mut t.scratch, &l);
+        let kept = last_query::Kept {
+            u: &a.u,
+            probs: &a.probs,
+            z: &a.z,
+        };
+        let outputs = last_query::Outputs {
+            dq: &mut t.dq,
+            dy: &mut t.dln,
+            dwk,
+            dwv,
+            dbv: &mut db[c..],
+        };
+        let scratch = last_query::Scratch {
+            dz: &mut t.dz,
+            du: &mut t.du,
+            ds: &mut t.scratch,
+        };
+        last_query::backward(&t.datt, inputs, kept, outputs, scratch, &last_dims(s));
         self.qkv
             .rows(0, c)
             .backward(ps, &mut t.dln_last, &t.dq, &a.ln1_last, b);
-        self.qkv
-            .rows(c, 2 * c)
-            .backward(ps, &mut t.dln, &t.dkv, &a.ln1.y, n);
         // The query and the residual path reach x at the last rows only.
         scatter_add_last(&mut t.dln, &t.dln_last, s);
         g.dres.fill(0.0);
@@ -406,22 +448,13 @@ fn masked<'a>(buf: &'a mut [f32], d: &'a [f32], mask: &[f32], dropped: bool) -> 
     buf
 }
 
-/// Attention of the last position over all positions, Q in `q[batch, C]`, K|V in
-/// `kv[n, 2C]`.
-fn last_layout(s: &Shape) -> Layout {
-    let c = s.embed;
-    Layout {
+/// Attention of the last position over all positions.
+fn last_dims(s: &Shape) -> last_query::Dims {
+    last_query::Dims {
         batch: s.batch,
+        seq: s.seq,
         heads: s.heads,
-        head_dim: c / s.heads,
-        tq: 1,
-        tk: s.seq,
-        causal: false,
-        q_stride: c,
-        q_offset: 0,
-        kv_stride: 2 * c,
-        k_offset: 0,
-        v_offset: c,
+        head_dim: s.embed / s.heads,
     }
 }
 
@@ -447,11 +480,14 @@ pub fn scatter_add_last(all: &mut [f32], last: &[f32], s: &Shape) {
 #[derive(Debug, Default)]
 pub struct Acts {
     ln1: NormActs,
-    /// `[n, 3C]` packed Q|K|V, or `[n, 2C]` K|V for a last-position block.
+    /// `[n, 3C]` packed Q|K|V (empty for a last-position block).
     qkv: Vec<f32>,
-    /// Last-position block only: the query rows and their layer-norm output.
+    /// Last-position block only: the query rows and their layer-norm output, and the folded
+    /// keys `u` and values `z` (`nn::last_query`).
     q: Vec<f32>,
     ln1_last: Vec<f32>,
+    u: Vec<f32>,
+    z: Vec<f32>,
     probs: Vec<f32>,
     att: Vec<f32>,
     mask1: Vec<f32>,
@@ -467,15 +503,17 @@ impl Acts {
     /// Sizes every buffer for `s` (growing only when the shape exceeds all earlier ones).
     pub fn resize(&mut self, s: &Shape, last: bool) {
         let (n, b, c, f) = (s.rows(), s.batch, s.embed, s.ffn);
-        let (m, tq, kv, q) = if last {
-            (b, 1, 2, b * c)
+        let (m, tq, qkv, q) = if last {
+            (b, 1, 0, b * c)
         } else {
-            (n, s.seq, 3, 0)
+            (n, s.seq, n * 3 * c, 0)
         };
         self.ln1.resize(n, c);
-        fit(&mut self.qkv, n * kv * c);
+        fit(&mut self.qkv, qkv);
         fit(&mut self.q, q);
         fit(&mut self.ln1_last, q);
+        fit(&mut self.u, q * s.heads);
+        fit(&mut self.z, q * s.heads);
         fit(&mut self.probs, b * s.heads * tq * s.seq);
         for v in [
             &mut self.att,
@@ -508,7 +546,8 @@ struct Scratch {
     datt: Vec<f32>,
     dqkv: Vec<f32>,
     dq: Vec<f32>,
-    dkv: Vec<f32>,
+    du: Vec<f32>,
+    dz: Vec<f32>,
     dln_last: Vec<f32>,
     scratch: Vec<f32>,
 }
@@ -529,8 +568,11 @@ impl Grads {
         let q = if last { b * c } else { 0 };
         fit(&mut t.dq, q);
         fit(&mut t.dln_last, q);
-        fit(&mut t.dkv, if last { n * 2 * c } else { 0 });
-        fit(&mut t.scratch, b * s.seq * s.seq);
+        fit(&mut t.du, q * s.heads);
+        fit(&mut t.dz, q * s.heads);
+        // Score gradients: `[tq, tk]` per sequence and head for a full block (one head at a
+        // time), `[heads, seq]` for the last-position one.
+        fit(&mut t.scratch, b * s.seq * s.seq.max(s.heads));
     }
 }
 

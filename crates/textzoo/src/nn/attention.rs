@@ -1,11 +1,13 @@
 //! Multi-head scaled dot-product attention, `softmax(q·kᵀ / √d) · v` per head, with or
 //! without a causal mask. The softmax probabilities are kept for backward.
 //!
-//! Queries, keys and values are read in place from the projection's output: the packed
-//! `[batch, t, 3C]` of a full block (`Layout::packed`), or separate `q` and `kv` buffers when
-//! only the last positions query (the last block of `tiny_bert_generator`). Sequences run in
-//! parallel: one batch element owns its rows of every buffer, so the split needs no unsafe
-//! code, and even the batch-1 decoding case is too small to gain from splitting heads.
+//! Queries, keys and values are read in place from the projection's output, the packed
+//! `[batch, t, 3C]` of a full block (`Layout::packed`); the forward pass also takes them from
+//! separate `q` and `kv` buffers with fewer query rows than keys. (The last block of
+//! `tiny_bert_generator`, where one position asks, folds the projections in instead:
+//! `nn::last_query`.) Sequences run in parallel: one batch element owns its rows of every
+//! buffer, so the split needs no unsafe code, and even the batch-1 decoding case is too small
+//! to gain from splitting heads.
 //!
 //! Each head's products (`q·kᵀ`, `p·v` and the four of backward) are small GEMMs on strided
 //! views of those buffers: `matrixmultiply`'s kernels beat hand-written row loops even at
@@ -116,45 +118,15 @@ avx2_dispatch! {
     }
 }
 
-/// Gradient buffers matching the forward inputs: one packed `dqkv`, or `dq` and `dkv`.
-pub enum Grads<'a> {
-    Packed(&'a mut [f32]),
-    Split {
-        dq: &'a mut [f32],
-        dkv: &'a mut [f32],
-    },
-}
-
-/// One sequence's rows of the gradient buffers.
-enum Rows<'a> {
-    Packed(&'a mut [f32]),
-    Split(&'a mut [f32], &'a mut [f32]),
-}
-
-impl Rows<'_> {
-    #[inline(always)]
-    fn q(&mut self) -> &mut [f32] {
-        match self {
-            Rows::Packed(g) | Rows::Split(g, _) => g,
-        }
-    }
-
-    #[inline(always)]
-    fn kv(&mut self) -> &mut [f32] {
-        match self {
-            Rows::Packed(g) | Rows::Split(_, g) => g,
-        }
-    }
-}
-
-/// Writes the gradients of Q, K and V from `dout` (every element of them: nothing else feeds
-/// into the projection output, so the buffers need no zeroing first). `scratch` holds
-/// `batch · tq · tk` floats.
+/// Writes the gradients of Q, K and V into the packed `dqkv` (laid out as the forward's
+/// `[batch, t, 3C]` input) from `dout`: every element of it, since nothing else feeds into the
+/// projection output, so it needs no zeroing first. `scratch` holds `batch · tq · tk` floats.
+/// (A last position alone asking goes through `nn::last_query` instead.)
 ///
 /// With `p` a softmax row and `dp = dout · vᵀ`, the score gradient is
 /// `ds = p ⊙ (dp − Σ p ⊙ dp)`; then `dq = ds · k / √d`, `dk = dsᵀ · q / √d`, `dv = pᵀ · dout`.
 pub fn backward(
-    grads: Grads<'_>,
+    dqkv: &mut [f32],
     dout: &[f32],
     q: &[f32],
     kv: &[f32],
@@ -169,26 +141,15 @@ pub fn backward(
         .zip(kv[..b * l.kv_len()].par_chunks(l.kv_len()))
         .zip(probs[..b * l.probs_len()].par_chunks(l.probs_len()))
         .zip(scratch[..b * l.tq * l.tk].par_chunks_mut(l.tq * l.tk));
-    match grads {
-        Grads::Packed(g) => g[..b * l.kv_len()]
-            .par_chunks_mut(l.kv_len())
-            .zip(inputs)
-            .for_each(|(g, ((((dout, q), kv), probs), dp))| {
-                backward_one(&mut Rows::Packed(g), dout, q, kv, probs, dp, l)
-            }),
-        Grads::Split { dq, dkv } => dq[..b * l.q_len()]
-            .par_chunks_mut(l.q_len())
-            .zip(dkv[..b * l.kv_len()].par_chunks_mut(l.kv_len()))
-            .zip(inputs)
-            .for_each(|((gq, gkv), ((((dout, q), kv), probs), dp))| {
-                backward_one(&mut Rows::Split(gq, gkv), dout, q, kv, probs, dp, l)
-            }),
-    }
+    dqkv[..b * l.kv_len()]
+        .par_chunks_mut(l.kv_len())
+        .zip(inputs)
+        .for_each(|(g, ((((dout, q), kv), probs), dp))| backward_one(g, dout, q, kv, probs, dp, l));
 }
 
 /// One sequence, all heads. `ds` is a `[tq, tk]` scratch for the score gradient.
 fn backward_one(
-    g: &mut Rows<'_>,
+    g: &mut [f32],
     dout: &[f32],
     q: &[f32],
     kv: &[f32],
@@ -201,16 +162,16 @@ fn backward_one(
     for h in 0..l.heads {
         let (p, o) = (l.p(h), l.o(h));
         mm(1.0, dout, o, kv, l.v(h).t(), 0.0, ds, s);
-        mm(1.0, probs, p.t(), dout, o, 0.0, g.kv(), l.v(h));
+        mm(1.0, probs, p.t(), dout, o, 0.0, g, l.v(h));
         score_grad(ds, &probs[p.offset..][..l.tq * l.tk], l.tk, scale);
-        mm(1.0, ds, s, kv, l.k(h), 0.0, g.q(), l.q(h));
-        mm(1.0, ds, s.t(), q, l.q(h), 0.0, g.kv(), l.k(h));
+        mm(1.0, ds, s, kv, l.k(h), 0.0, g, l.q(h));
+        mm(1.0, ds, s.t(), q, l.q(h), 0.0, g, l.k(h));
     }
 }
 
 avx2_dispatch! {
     /// `ds ← p ⊙ (dp − Σⱼ p ⊙ dp) · scale`, row by row (`ds` holds `dp` on entry).
-    fn score_grad(ds: &mut [f32], probs: &[f32], tk: usize, scale: f32) {
+    pub(super) fn score_grad(ds: &mut [f32], probs: &[f32], tk: usize, scale: f32) {
         for (d, p) in ds.chunks_exact_mut(tk).zip(probs.chunks_exact(tk)) {
             let sum = fastmath::dot(d, p);
             d.iter_mut().zip(p).for_each(|(d, p)| *d = p * (*d - sum) * scale);
@@ -341,15 +302,7 @@ mod tests {
         let (_, probs) = run(&qkv);
         let mut dqkv = vec![0.0; qkv.len()];
         let mut scratch = vec![0.0; b * t * t];
-        backward(
-            Grads::Packed(&mut dqkv),
-            &probe,
-            &qkv,
-            &qkv,
-            &probs,
-            &mut scratch,
-            &l,
-        );
+        backward(&mut dqkv, &probe, &qkv, &qkv, &probs, &mut scratch, &l);
         check("dqkv", &qkv, &dqkv, |v| probe_loss(&run(v).0, &probe));
         for row in probs.chunks(t) {
             assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-5);
@@ -370,63 +323,5 @@ mod tests {
     #[test]
     fn causal_gradients_match_finite_differences() {
         packed_case(true);
-    }
-
-    #[test]
-    fn last_query_split_matches_the_full_computation() {
-        // Only the last position queries, from separate q and kv buffers: its output must equal
-        // the last row of the full attention, and its gradients the finite differences.
-        let (b, t, c, heads) = (2, 5, 4, 2);
-        let full = Layout::packed(b, t, c, heads, false);
-        let qkv = seeded(b * t * 3 * c, 3);
-        let (mut out_full, mut probs_full) = (vec![0.0; b * t * c], vec![0.0; b * heads * t * t]);
-        forward(&mut out_full, &mut probs_full, &qkv, &qkv, &full);
-
-        let split = Layout {
-            tq: 1,
-            q_stride: c,
-            q_offset: 0,
-            kv_stride: 2 * c,
-            k_offset: 0,
-            v_offset: c,
-            ..full
-        };
-        let mut q = Vec::new();
-        let mut kv = Vec::new();
-        for (r, row) in qkv.chunks(3 * c).enumerate() {
-            if r % t == t - 1 {
-                q.extend_from_slice(&row[..c]);
-            }
-            kv.extend_from_slice(&row[c..]);
-        }
-        let run = |q: &[f32], kv: &[f32]| {
-            let (mut out, mut probs) = (vec![0.0; b * c], vec![0.0; b * heads * t]);
-            forward(&mut out, &mut probs, q, kv, &split);
-            (out, probs)
-        };
-        let (out, probs) = run(&q, &kv);
-        for s in 0..b {
-            let last = &out_full[(s * t + t - 1) * c..][..c];
-            for (x, y) in out[s * c..][..c].iter().zip(last) {
-                assert!((x - y).abs() < 1e-6);
-            }
-        }
-        let probe = seeded(b * c, 4);
-        let (mut dq, mut dkv) = (vec![0.0; q.len()], vec![0.0; kv.len()]);
-        let mut scratch = vec![0.0; b * t * t];
-        backward(
-            Grads::Split {
-                dq: &mut dq,
-                dkv: &mut dkv,
-            },
-            &probe,
-            &q,
-            &kv,
-            &probs,
-            &mut scratch,
-            &split,
-        );
-        check("dq", &q, &dq, |v| probe_loss(&run(v, &kv).0, &probe));
-        check("dkv", &kv, &dkv, |v| probe_loss(&run(&q, v).0, &probe));
     }
 }

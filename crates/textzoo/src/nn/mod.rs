@@ -15,6 +15,7 @@ pub mod gelu;
 pub mod gradcheck;
 pub mod gru;
 pub mod heap;
+pub mod last_query;
 pub mod layernorm;
 pub mod linear;
 pub mod loss;
