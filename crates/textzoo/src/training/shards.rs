@@ -141,6 +141,13 @@ mod tests {
     use crate::models::ModelConfig;
     use crate::nn::loss::softmax_cross_entropy;
 
+    const EVERY_MODEL: [ModelName; 4] = [
+        ModelName::TinyGpt,
+        ModelName::TinyBertGenerator,
+        ModelName::Gru,
+        ModelName::Lstm,
+    ];
+
     fn config(kind: ModelName, dropout: f32) -> ModelConfig {
         ModelConfig {
             kind,
@@ -191,12 +198,7 @@ mod tests {
     /// float additions), for every kind of model.
     #[test]
     fn the_parts_add_up_to_the_whole_batch() {
-        for kind in [
-            ModelName::TinyGpt,
-            ModelName::TinyBertGenerator,
-            ModelName::Gru,
-            ModelName::Lstm,
-        ] {
+        for kind in EVERY_MODEL {
             let cfg = config(kind, 0.0);
             let (loss, grad) = sharded(&cfg, 2);
             let mut model = build(&cfg, 3);
@@ -235,12 +237,7 @@ mod tests {
             pool.broadcast(|b| slots[b.index()].store(counted(), Ordering::Relaxed));
             slots.iter().map(|s| s.load(Ordering::Relaxed)).sum::<u64>()
         };
-        for kind in [
-            ModelName::TinyGpt,
-            ModelName::TinyBertGenerator,
-            ModelName::Gru,
-            ModelName::Lstm,
-        ] {
+        for kind in EVERY_MODEL {
             let cfg = config(kind, 0.1);
             let target = if cfg.predicts_every_position() {
                 Target::EveryPosition
