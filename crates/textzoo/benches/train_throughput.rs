@@ -20,12 +20,11 @@
 //! this shows where that stands (the engine's own buffers are reused from step to step; the
 //! matrix-multiply crates allocate their packing buffers on every product).
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::process::Command;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 use textzoo::config::ModelName;
 use textzoo::models::{build, ModelConfig};
+use textzoo::nn::heap;
 use textzoo::nn::optim::AdamW;
 use textzoo::training::shards::{Shards, Step};
 use textzoo_rt::Rng;
@@ -52,46 +51,10 @@ const MODELS: [(&str, ModelName); 4] = [
     ("lstm", ModelName::Lstm),
 ];
 
-/// The system allocator, counting calls and bytes so the bench can report allocations per
-/// step (two relaxed atomic adds per call: nothing next to a step's work).
-struct Counting;
-
-static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
-static ALLOCATED_BYTES: AtomicU64 = AtomicU64::new(0);
-
-fn count(bytes: usize) {
-    ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-    ALLOCATED_BYTES.fetch_add(bytes as u64, Ordering::Relaxed);
-}
-
-// SAFETY: every call is forwarded unchanged to `System`.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        count(layout.size());
-        System.alloc(layout)
-    }
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        count(layout.size());
-        System.alloc_zeroed(layout)
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        count(new_size);
-        System.realloc(ptr, layout, new_size)
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        System.dealloc(ptr, layout)
-    }
-}
-
+/// Counts every allocation, so the bench can report allocations per step (a relaxed atomic
+/// add or two per call: nothing next to a step's work).
 #[global_allocator]
-static ALLOCATOR: Counting = Counting;
-
-fn allocations() -> (u64, u64) {
-    (
-        ALLOCATIONS.load(Ordering::Relaxed),
-        ALLOCATED_BYTES.load(Ordering::Relaxed),
-    )
-}
+static ALLOCATOR: heap::Counting = heap::Counting;
 
 fn reference(kind: ModelName) -> ModelConfig {
     let recurrent = matches!(kind, ModelName::Gru | ModelName::Lstm);
@@ -200,7 +163,7 @@ fn run(name: &str, kind: ModelName) {
     step(0);
     let per_step = started.elapsed().as_secs_f64();
     let steps = ((1.0 / per_step) as usize).clamp(3, 200);
-    let before = allocations();
+    let before = heap::totals();
     let mut rates: Vec<f64> = (0..REPETITIONS)
         .map(|_| {
             let started = Instant::now();
@@ -210,7 +173,7 @@ fn run(name: &str, kind: ModelName) {
             (steps * targets_per_step) as f64 / started.elapsed().as_secs_f64()
         })
         .collect();
-    let after = allocations();
+    let after = heap::totals();
     let timed_steps = (steps * REPETITIONS) as f64;
     rates.sort_by(f64::total_cmp);
     let median = rates[REPETITIONS / 2];

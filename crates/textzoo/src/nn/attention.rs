@@ -109,13 +109,19 @@ avx2_dispatch! {
     fn softmax_rows(scores: &mut [f32], l: &Layout) {
         for (i, row) in scores.chunks_exact_mut(l.tk).enumerate() {
             let (vis, masked) = row.split_at_mut(l.visible(i));
-            let max = fastmath::max(vis);
-            vis.iter_mut().for_each(|x| *x = fastmath::exp(*x - max));
-            let inv = 1.0 / fastmath::sum(vis);
-            vis.iter_mut().for_each(|x| *x *= inv);
+            softmax(vis);
             masked.fill(0.0);
         }
     }
+}
+
+/// Softmax of one row in place (inlined into its callers' AVX2 loops).
+#[inline(always)]
+pub(super) fn softmax(row: &mut [f32]) {
+    let max = fastmath::max(row);
+    row.iter_mut().for_each(|x| *x = fastmath::exp(*x - max));
+    let inv = 1.0 / fastmath::sum(row);
+    row.iter_mut().for_each(|x| *x *= inv);
 }
 
 /// Writes the gradients of Q, K and V into the packed `dqkv` (laid out as the forward's

@@ -12,8 +12,7 @@
 //! row's scores alike, which softmax ignores, so it is left out; its true gradient is zero, and
 //! the key bias gets none.
 
-use super::attention::score_grad;
-use super::fastmath;
+use super::attention::{score_grad, softmax};
 use super::matmul::strided_gemm;
 use crate::avx2_dispatch;
 use rayon::prelude::*;
@@ -182,10 +181,8 @@ avx2_dispatch! {
     /// Softmax of each row of `seq` scores, scaled by `scale` first.
     fn softmax_rows(scores: &mut [f32], seq: usize, scale: f32) {
         for row in scores.chunks_exact_mut(seq) {
-            let max = fastmath::max(row);
-            row.iter_mut().for_each(|x| *x = fastmath::exp((*x - max) * scale));
-            let inv = 1.0 / fastmath::sum(row);
-            row.iter_mut().for_each(|x| *x *= inv);
+            row.iter_mut().for_each(|x| *x *= scale);
+            softmax(row);
         }
     }
 }

@@ -224,7 +224,7 @@ mod tests {
     #[test]
     fn a_training_step_allocates_nothing_outside_the_matrix_products() {
         use crate::data::windows::{Batch, Target};
-        use crate::nn::heap::counting::counted;
+        use crate::nn::heap::own;
         use crate::nn::optim::AdamW;
         use crate::training::ema::Ema;
         use std::sync::atomic::{AtomicU64, Ordering};
@@ -234,7 +234,7 @@ mod tests {
         // broadcast returning `()`, which itself allocates nothing on them.
         let in_pool = || {
             let slots = [AtomicU64::new(0), AtomicU64::new(0)];
-            pool.broadcast(|b| slots[b.index()].store(counted(), Ordering::Relaxed));
+            pool.broadcast(|b| slots[b.index()].store(own(), Ordering::Relaxed));
             slots.iter().map(|s| s.load(Ordering::Relaxed)).sum::<u64>()
         };
         for kind in EVERY_MODEL {
