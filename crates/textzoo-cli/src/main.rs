@@ -10,7 +10,8 @@ use clap::Parser;
 use std::path::Path;
 use std::process::ExitCode;
 use textzoo::config::{self, ConfigSource};
-use textzoo::run::{create_run_dir, write_atomic, Preflight, Run};
+use textzoo::pipeline::{create_run_dir, Pipeline, Preflight};
+use textzoo::util::write_atomic;
 
 fn main() -> ExitCode {
     let args = args::Args::parse();
@@ -45,7 +46,7 @@ fn run(args: args::Args) -> anyhow::Result<()> {
         return Ok(());
     }
     config::check_paths(&resolved.config).map_err(textzoo::Error::from)?;
-    let threads = textzoo::run::threads::configure(resolved.config.general.num_threads);
+    let threads = textzoo::pipeline::threads::configure(resolved.config.general.num_threads);
     textzoo::interrupt::install();
     let preflight = Preflight::check(&resolved.config)?;
     let dir = create_run_dir(&resolved.config.hydra.run.dir)?;
@@ -82,8 +83,8 @@ fn execute(
         env!("CARGO_PKG_VERSION"),
         dir.display()
     );
-    let mut run = Run::new(resolved.config.clone(), dir.to_path_buf(), preflight);
-    run.execute()?;
+    let mut pipeline = Pipeline::new(resolved.config.clone(), dir.to_path_buf(), preflight);
+    pipeline.execute()?;
     Ok(())
 }
 
@@ -96,7 +97,17 @@ fn to_yaml<T: serde::Serialize>(value: &T) -> anyhow::Result<String> {
 }
 
 fn model_to_c(args: args::ModelToCArgs) -> anyhow::Result<()> {
-    let files = textzoo::deployment::export_sources(&args.model, &args.output)?;
+    let int8 = match textzoo::artifact::ModelFile::open(&args.model)? {
+        textzoo::artifact::ModelFile::Int8(int8) => int8,
+        textzoo::artifact::ModelFile::Float(_) => {
+            return Err(textzoo::Error::input(
+                &args.model,
+                "is a float model; model-to-c needs an int8 model (quantize it first: textzoo operation_mode=quantization general.model_path=...)",
+            )
+            .into())
+        }
+    };
+    let files = textzoo::deployment::export_sources(&int8, &args.output)?;
     for name in &files {
         println!("{}", args.output.join(name).display());
     }

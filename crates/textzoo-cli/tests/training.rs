@@ -94,7 +94,7 @@ fn same_seed_same_losses_and_resume_continues_the_same_trajectory() {
 
 /// The weights of a model file or checkpoint, and the checkpoint's moving average.
 fn weights(path: &Path) -> (Vec<f32>, Option<Vec<f32>>) {
-    let loaded = textzoo::models::file::load(path).unwrap();
+    let loaded = textzoo::artifact::float::load(path).unwrap();
     let ema = loaded.checkpoint.and_then(|c| c.ema);
     (loaded.model.params().data.clone(), ema)
 }

@@ -40,7 +40,7 @@ impl From<ConfigError> for Error {
 }
 
 impl Error {
-    /// DESIGN §9: 2 for invalid configuration or input, 1 for a failure while working.
+    /// 2 for invalid configuration or input, 1 for a failure while working.
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Config(_) | Error::Input { .. } | Error::Usage(_) => 2,

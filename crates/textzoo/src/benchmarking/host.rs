@@ -1,8 +1,9 @@
 //! Host timing of the integer runtime: `textzoo-rt` in this process, and the generated C
 //! built natively (see `native`). Single thread, greedy decoding, medians over repeats.
 
-use crate::models::lm::LanguageModel;
-use crate::quantization::{Int8Lm, LoadedInt8};
+use crate::artifact::Int8File;
+use crate::lm::Int8Lm;
+use crate::lm::LanguageModel;
 use serde::Serialize;
 use std::time::Instant;
 
@@ -67,7 +68,7 @@ pub fn median(mut v: Vec<f64>) -> f64 {
 /// Times `textzoo-rt`: per repeat, a fresh model state, the prompt's logits, then `tokens`
 /// greedy steps. The caller keeps `prompt + tokens` within the window so each step is the
 /// incremental KV-cache step the device runs.
-pub fn time_runtime(loaded: &LoadedInt8, prompt: &[u32], tokens: usize, repeats: usize) -> Timing {
+pub fn time_runtime(loaded: &Int8File, prompt: &[u32], tokens: usize, repeats: usize) -> Timing {
     let mut runs = Vec::with_capacity(repeats);
     for _ in 0..repeats.max(1) {
         let mut lm = Int8Lm::new(loaded.model.clone(), loaded.config.clone());

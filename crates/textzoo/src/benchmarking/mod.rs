@@ -1,4 +1,4 @@
-//! Benchmarking (DESIGN §8): one report with three views of an int8 model on a board —
+//! Benchmarking: one report with three views of an int8 model on a board —
 //! static analysis (`analysis`), host timing of `textzoo-rt` and of the generated C (`host`,
 //! `native`), and the emulated MCU run with exact instruction counts (`emulated`).
 
@@ -8,38 +8,38 @@ pub mod host;
 pub mod native;
 pub mod report;
 
-use crate::config::{Board, Config, TokenizerKind};
+use crate::artifact::Int8File;
+use crate::config::{Benchmarking, Board, Prediction, TokenizerKind};
 use crate::data::PAD_ID;
 use crate::deployment::{self, boards, project};
 use crate::error::Result;
-use crate::quantization::LoadedInt8;
-use crate::run::{write_atomic, Run};
+use crate::util::layout::{BENCHMARK_DIR, BENCHMARK_FILE};
+use crate::util::{write_atomic, Metrics};
 use report::Report;
+use std::path::{Path, PathBuf};
 
-pub const BENCHMARK_FILE: &str = "benchmark.json";
-
-/// The board benchmarked: `benchmarking.board`, else the deployment's.
-pub fn board(config: &Config) -> Board {
-    config
-        .benchmarking
-        .board
-        .unwrap_or(config.deployment.hardware_setup.board)
+/// What benchmarking reads: the int8 model, the board, the settings, and the run directory
+/// it writes `benchmark.json` and the generated projects (`benchmark/`) into.
+pub struct BenchInput<'a> {
+    pub int8: &'a Int8File,
+    pub board: Board,
+    pub settings: &'a Benchmarking,
+    /// The prompt the workload starts from (`prediction.prompt`) and the app's settings.
+    pub prediction: &'a Prediction,
+    pub dir: &'a Path,
 }
 
 /// The prompt ids and the number of timed decoding steps. `tiny_gpt` steps stay inside the
 /// window, so each is the KV-cache step a device runs (past the window the exact
 /// sliding-window semantics re-prefill for every token).
-fn workload(
-    loaded: &LoadedInt8,
-    config: &Config,
-    notes: &mut Vec<String>,
-) -> Result<(Vec<u32>, usize)> {
-    let mut prompt = loaded.tokenizer.encode(&config.prediction.prompt)?;
+fn workload(input: &BenchInput, notes: &mut Vec<String>) -> Result<(Vec<u32>, usize)> {
+    let loaded = input.int8;
+    let mut prompt = loaded.tokenizer.encode(&input.prediction.prompt)?;
     if prompt.is_empty() {
         prompt.push(PAD_ID);
     }
     let t = loaded.config.seq_len;
-    let wanted = config.benchmarking.num_tokens.max(1);
+    let wanted = input.settings.num_tokens.max(1);
     if loaded.model.config.kind != textzoo_rt::Kind::TinyGpt || prompt.len() + wanted <= t {
         return Ok((prompt, wanted));
     }
@@ -51,28 +51,31 @@ fn workload(
     Ok((prompt, tokens))
 }
 
-/// The `benchmarking` service.
-pub fn run(run: &mut Run) -> Result<()> {
-    let path = deployment::int8_model_path(run)?;
-    let loaded = deployment::load_for_deployment(&path)?;
-    let board = board(&run.config);
+/// The benchmarking stage: static analysis, host timing of `textzoo-rt` and of the generated
+/// C, and the board's firmware under QEMU; the report is printed and saved as
+/// `benchmark.json`. A view that cannot run (no toolchain, a model too large for the board)
+/// becomes a note in the report instead of a failure.
+pub fn benchmark(input: &BenchInput) -> Result<Report> {
+    let loaded = input.int8;
+    let path = &loaded.path;
+    let board = input.board;
     let profile = boards::profile(board);
     let mut notes = Vec::new();
-    let (prompt, tokens) = workload(&loaded, &run.config, &mut notes)?;
-    let fit = deployment::fit_on(&loaded, board, tokens + 1);
-    let repeats = run.config.benchmarking.repeats.max(1);
+    let (prompt, tokens) = workload(input, &mut notes)?;
+    let fit = deployment::fit_on(loaded, board, tokens + 1);
+    let repeats = input.settings.repeats.max(1);
     tracing::info!(
         "benchmarking {} for {} ({repeats} repeats, {tokens} tokens)",
         path.display(),
         profile.name
     );
-    let mut host = vec![host::time_runtime(&loaded, &prompt, tokens, repeats)];
-    let dir = run.dir.join("benchmark");
-    let mut settings = run.config.prediction.clone();
+    let mut host = vec![host::time_runtime(loaded, &prompt, tokens, repeats)];
+    let dir = input.dir.join(BENCHMARK_DIR);
+    let mut settings = input.prediction.clone();
     settings.max_tokens = tokens + 1;
-    let generate = |target: Board, name: &str| -> Result<std::path::PathBuf> {
+    let generate = |target: Board, name: &str| -> Result<PathBuf> {
         let p = dir.join(name);
-        let files = project::project_files(&loaded, target, &settings, 0)?;
+        let files = project::project_files(loaded, target, &settings, 0)?;
         project::write(&p, &files)?;
         Ok(p)
     };
@@ -82,7 +85,7 @@ pub fn run(run: &mut Run) -> Result<()> {
         Ok(t) => host.push(t),
         Err(e) => notes.push(format!("the generated C was not timed on the host: {e}")),
     }
-    let emulated = if !run.config.benchmarking.emulate || board == Board::Host {
+    let emulated = if !input.settings.emulate || board == Board::Host {
         None
     } else if !fit.fits() {
         notes.push(format!(
@@ -112,16 +115,21 @@ pub fn run(run: &mut Run) -> Result<()> {
         emulated,
         notes,
     };
-    publish(run, &report)
+    publish(input.dir, &report)?;
+    Ok(report)
 }
 
-fn publish(run: &mut Run, report: &Report) -> Result<()> {
+fn publish(dir: &Path, report: &Report) -> Result<()> {
     println!("{}", report.render());
     let json = serde_json::to_string_pretty(report)
         .map_err(|e| crate::Error::Internal(format!("benchmark report: {e}")))?;
-    write_atomic(&run.dir.join(BENCHMARK_FILE), json.as_bytes())?;
-    for (k, v) in report.metrics() {
-        run.metrics.set("benchmark", &k, v);
+    write_atomic(&dir.join(BENCHMARK_FILE), json.as_bytes())
+}
+
+impl Report {
+    pub fn record(&self, m: &mut Metrics) {
+        for (k, v) in self.metrics() {
+            m.set("benchmark", &k, v);
+        }
     }
-    Ok(())
 }

@@ -174,6 +174,12 @@ pub enum ModelName {
 }
 
 impl ModelName {
+    /// Causal models predict at every position of a window; `tiny_bert_generator` predicts
+    /// only the token after the window.
+    pub fn predicts_every_position(self) -> bool {
+        !matches!(self, ModelName::TinyBertGenerator)
+    }
+
     /// The name as written in `model.name`.
     pub fn name(self) -> &'static str {
         match self {
@@ -433,7 +439,7 @@ impl Default for Prediction {
     }
 }
 
-/// Boards textzoo can deploy to and benchmark on (DESIGN §7).
+/// Boards textzoo can deploy to and benchmark on.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
 pub enum Board {
     #[default]

@@ -2,7 +2,7 @@
 //! token, so a run directory keeps exactly what the model was trained on.
 
 use crate::error::{Error, Result};
-use crate::run::write_atomic;
+use crate::util::write_atomic;
 use std::path::Path;
 
 pub fn write_ids(path: &Path, ids: &[u32]) -> Result<()> {

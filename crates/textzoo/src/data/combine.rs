@@ -3,7 +3,7 @@
 
 use super::corpus::read_corpus;
 use crate::error::{Error, Result};
-use crate::run::write_atomic;
+use crate::util::write_atomic;
 use std::path::{Path, PathBuf};
 use unicode_normalization::UnicodeNormalization;
 

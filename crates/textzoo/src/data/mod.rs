@@ -19,7 +19,7 @@ pub use stats::{split_stats, CorpusStats, SplitStats};
 pub use tokenizer::{TextTokenizer, PAD_ID, UNK_ID};
 pub use windows::{Batch, Target};
 
-use crate::config::Config;
+use crate::config::{Config, Dataset};
 use crate::error::{Error, Result};
 use corpus::{read_corpus, split_by_position, TextSplits};
 
@@ -105,9 +105,12 @@ fn read_splits(cfg: &Config) -> Result<TextSplits> {
 /// Representative windows for quantization: from `dataset.quantization_path` when set,
 /// otherwise from the training split; `dataset.quantization_split` is a fraction (≤ 1) or a
 /// count (> 1) of windows, drawn evenly over the text so calibration sees all of it.
-pub fn representative_windows(cfg: &Config, data: &PreparedData) -> Result<Vec<Vec<u32>>> {
-    let seq = cfg.model.seq_len;
-    let ids = match &cfg.dataset.quantization_path {
+pub fn representative_windows(
+    dataset: &Dataset,
+    seq: usize,
+    data: &PreparedData,
+) -> Result<Vec<Vec<u32>>> {
+    let ids = match &dataset.quantization_path {
         Some(path) => {
             let ids = data.tokenizer.encode(&read_corpus(path)?)?;
             if ids.len() < seq {
@@ -121,7 +124,7 @@ pub fn representative_windows(cfg: &Config, data: &PreparedData) -> Result<Vec<V
         None => data.ids.train.clone(),
     };
     let available = ids.len() - seq + 1;
-    let split = cfg.dataset.quantization_split;
+    let split = dataset.quantization_split;
     let wanted = if split <= 1.0 {
         (split * available as f64).ceil() as usize
     } else {

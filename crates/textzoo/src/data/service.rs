@@ -3,40 +3,49 @@
 use super::stats::CorpusStats;
 use super::{write_ids, PreparedData, Target};
 use crate::error::Result;
-use crate::run::Run;
+use crate::util::layout::{TOKENIZER_FILE, TOKEN_CACHE_DIR};
+use crate::util::Metrics;
 use std::path::Path;
-
-pub const TOKENIZER_FILE: &str = "tokenizer.json";
 
 /// Writes `tokenizer.json` and `data/{train,validation,test}.u16` into the run directory.
 pub fn save_artifacts(data: &PreparedData, dir: &Path) -> Result<()> {
     data.tokenizer.save(&dir.join(TOKENIZER_FILE))?;
-    write_ids(&dir.join("data/train.u16"), &data.ids.train)?;
-    write_ids(&dir.join("data/validation.u16"), &data.ids.validation)?;
-    write_ids(&dir.join("data/test.u16"), &data.ids.test)
+    let cache = dir.join(TOKEN_CACHE_DIR);
+    write_ids(&cache.join("train.u16"), &data.ids.train)?;
+    write_ids(&cache.join("validation.u16"), &data.ids.validation)?;
+    write_ids(&cache.join("test.u16"), &data.ids.test)
 }
 
-pub fn run(run: &mut Run) -> Result<()> {
-    let data = run.data()?.clone();
-    save_artifacts(&data, &run.dir)?;
-    let model =
-        crate::models::ModelConfig::from_section(&run.config.model, data.tokenizer.vocab_size());
-    let target = if model.predicts_every_position() {
-        Target::EveryPosition
-    } else {
-        Target::NextToken
-    };
-    let stats = CorpusStats::new(&data, run.config.model.seq_len, target);
-    println!("{}", stats.table());
-    if let Ok(serde_json::Value::Object(map)) = serde_json::to_value(&stats) {
-        for (k, v) in map {
-            run.metrics.set("preprocessing", &k, v);
+/// What preprocessing found out about the corpus.
+pub struct PreprocessReport {
+    pub stats: CorpusStats,
+}
+
+impl PreprocessReport {
+    pub fn record(&self, m: &mut Metrics) {
+        if let Ok(serde_json::Value::Object(map)) = serde_json::to_value(&self.stats) {
+            for (k, v) in map {
+                m.set("preprocessing", &k, v);
+            }
         }
     }
+}
+
+/// The preprocessing stage: saves the tokenizer and the token cache into `dir` and counts the
+/// windows of `seq_len` tokens a model predicting `target` would train on.
+pub fn preprocess(
+    data: &PreparedData,
+    dir: &Path,
+    seq_len: usize,
+    target: Target,
+) -> Result<PreprocessReport> {
+    save_artifacts(data, dir)?;
+    let stats = CorpusStats::new(data, seq_len, target);
+    println!("{}", stats.table());
     tracing::info!(
         "tokenizer saved to {}, token cache under {}",
-        run.dir.join(TOKENIZER_FILE).display(),
-        run.dir.join("data").display()
+        dir.join(TOKENIZER_FILE).display(),
+        dir.join(TOKEN_CACHE_DIR).display()
     );
-    Ok(())
+    Ok(PreprocessReport { stats })
 }

@@ -5,7 +5,7 @@ use super::detokenize::join_words;
 use super::fast_encode::FastEncoder;
 use crate::config::{Normalization, Preprocessing, TokenizerKind, WordPattern};
 use crate::error::{Error, Result};
-use crate::run::write_atomic;
+use crate::util::write_atomic;
 use std::path::Path;
 use tokenizers::decoders::byte_level::ByteLevel as ByteLevelDecoder;
 use tokenizers::decoders::fuse::Fuse;

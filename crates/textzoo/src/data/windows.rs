@@ -26,6 +26,17 @@ pub struct Batch {
     pub seq: usize,
 }
 
+impl Target {
+    /// What a model of `kind` learns to predict.
+    pub fn of(kind: crate::config::ModelName) -> Target {
+        if kind.predicts_every_position() {
+            Target::EveryPosition
+        } else {
+            Target::NextToken
+        }
+    }
+}
+
 /// Number of windows of `seq` tokens (plus their target) that fit in `len` ids.
 pub fn window_count(len: usize, seq: usize, target: Target) -> usize {
     if len <= seq {

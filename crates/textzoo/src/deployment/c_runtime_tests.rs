@@ -5,11 +5,13 @@
 
 use super::c_model::{self, CModelFiles, TEXTZOO_RT_C, TEXTZOO_RT_H};
 use super::c_test_support::{run_with_input, STRICT_CFLAGS};
+use crate::artifact::int8::memory_bytes;
 use crate::config::{Calibration, Granularity, ModelName};
-use crate::models::lm::LanguageModel;
+use crate::lm::Int8Lm;
+use crate::lm::LanguageModel;
 use crate::models::{build, ModelConfig};
 use crate::quantization::convert::Settings;
-use crate::quantization::{memory_bytes, quantize, Int8Lm};
+use crate::quantization::quantize;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use textzoo_rt::{Int8Model, Rng};

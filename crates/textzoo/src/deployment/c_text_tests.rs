@@ -6,7 +6,7 @@ use super::c_tokenizer::{c_string_literal, emit};
 use crate::config::{ModelName, Normalization, Prediction, Preprocessing, Strategy};
 use crate::config::{TokenizerKind, WordPattern};
 use crate::data::TextTokenizer;
-use crate::models::lm::LanguageModel;
+use crate::lm::LanguageModel;
 use crate::models::ModelConfig;
 use std::path::{Path, PathBuf};
 use std::process::Command;

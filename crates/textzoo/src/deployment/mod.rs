@@ -1,4 +1,4 @@
-//! Deployment: the int8 model as a C project for a board (DESIGN §7).
+//! Deployment: the int8 model as a C project for a board.
 //!
 //! The project is the model (`c_model`), its vocabulary (`c_tokenizer`), the C twin of
 //! `textzoo-rt` and the example application (static sources in `c/`), and the board's platform
@@ -17,20 +17,20 @@ pub mod c_tokenizer;
 pub mod fit;
 pub mod project;
 
-use crate::config::{Board, Config};
-use crate::error::{Error, Result};
-use crate::quantization::{load_int8, LoadedInt8};
-use crate::run::Run;
+use crate::artifact::Int8File;
+use crate::config::{Board, Prediction};
+use crate::error::Result;
+use crate::util::Metrics;
 use fit::{kib, Fit, Footprint};
 use std::path::{Path, PathBuf};
 
-/// The footprint of `loaded`'s project (its app generating up to `max_tokens` tokens)
+/// The footprint of `int8`'s project (its app generating up to `max_tokens` tokens)
 /// against `board`.
-pub fn fit_on(loaded: &LoadedInt8, board: Board, max_tokens: usize) -> Fit {
+pub fn fit_on(int8: &Int8File, board: Board, max_tokens: usize) -> Fit {
     let profile = boards::profile(board);
     let footprint = Footprint::of(
-        &loaded.model,
-        &loaded.tokenizer,
+        &int8.model,
+        &int8.tokenizer,
         profile.stack_bytes,
         max_tokens,
     );
@@ -38,54 +38,34 @@ pub fn fit_on(loaded: &LoadedInt8, board: Board, max_tokens: usize) -> Fit {
 }
 
 /// [`fit_on`], refused when it does not fit.
-pub fn check_fit(loaded: &LoadedInt8, board: Board, max_tokens: usize) -> Result<Fit> {
-    let fit = fit_on(loaded, board, max_tokens);
+pub fn check_fit(int8: &Int8File, board: Board, max_tokens: usize) -> Result<Fit> {
+    let fit = fit_on(int8, board, max_tokens);
     fit.require()?;
     Ok(fit)
 }
 
-/// The int8 model the deployment reads: the chain's, else `general.model_path`.
-pub fn int8_model_path(run: &Run) -> Result<PathBuf> {
-    run.artifacts
-        .int8_model
-        .clone()
-        .or_else(|| run.config.general.model_path.clone())
-        .ok_or_else(|| {
-            Error::Usage(
-                "deployment needs an int8 model: set general.model_path to an int8 model file, \
-                 or use operation_mode=chain_qd to quantize a float model first"
-                    .into(),
-            )
-        })
+/// What a deployment needs: the int8 model, the board, the example app's settings (and the
+/// seed its sampler starts from), and the project folder.
+pub struct DeployInput<'a> {
+    pub int8: &'a Int8File,
+    pub board: Board,
+    pub prediction: &'a Prediction,
+    pub seed: u64,
+    pub dir: PathBuf,
 }
 
-/// Loads `path` as the int8 model to deploy; a float model gets a hint instead.
-pub fn load_for_deployment(path: &Path) -> Result<LoadedInt8> {
-    if !crate::quantization::is_int8_file(path)? {
-        return Err(Error::input(
-            path,
-            "is a float model; deployment needs an int8 model (use operation_mode=chain_qd to \
-             quantize and deploy in one run)",
-        ));
-    }
-    load_int8(path)
-}
-
-/// Refuses, before the run directory exists, a deployment that cannot succeed.
-pub fn preflight(config: &Config, loaded: &LoadedInt8) -> Result<()> {
-    check_fit(
-        loaded,
-        config.deployment.hardware_setup.board,
-        config.prediction.max_tokens,
-    )?;
-    crate::prediction::check_prompt_for(&config.prediction, &loaded.config, &loaded.tokenizer)
+/// Refuses, before anything is written, a deployment that cannot succeed: a model that does
+/// not fit the board, or a prompt the model cannot start from. (The project folder is checked
+/// by [`project::check_target`].)
+pub fn check(input: &DeployInput) -> Result<()> {
+    check_fit(input.int8, input.board, input.prediction.max_tokens)?;
+    crate::prediction::check_prompt(input.prediction, &input.int8.config, &input.int8.tokenizer)
 }
 
 /// The conversion helper (`textzoo model-to-c`): the model's C sources alone, for a user's
 /// own firmware. Returns the written paths, relative to `out`.
-pub fn export_sources(model: &Path, out: &Path) -> Result<Vec<String>> {
-    let loaded = load_for_deployment(model)?;
-    let files: Vec<project::ProjectFile> = project::model_sources(&loaded)?
+pub fn export_sources(int8: &Int8File, out: &Path) -> Result<Vec<String>> {
+    let files: Vec<project::ProjectFile> = project::model_sources(int8)?
         .into_iter()
         .map(|(path, text)| (path.trim_start_matches("src/").to_string(), text))
         .chain([(
@@ -101,57 +81,51 @@ pub fn export_sources(model: &Path, out: &Path) -> Result<Vec<String>> {
         .collect())
 }
 
-/// Where the project goes: `deployment.c_project_path`, else `<run_dir>/c_project`.
-pub fn project_dir(run: &Run) -> PathBuf {
-    run.config
-        .deployment
-        .c_project_path
-        .clone()
-        .unwrap_or_else(|| run.dir.join("c_project"))
+/// What a deployment wrote: the project folder, and the footprint against the board.
+pub struct DeployReport {
+    pub fit: Fit,
+    pub dir: PathBuf,
+    pub model: PathBuf,
 }
 
-/// The `deployment` service.
-pub fn run(run: &mut Run) -> Result<()> {
-    let path = int8_model_path(run)?;
-    let loaded = load_for_deployment(&path)?;
-    let board = run.config.deployment.hardware_setup.board;
-    let fit = check_fit(&loaded, board, run.config.prediction.max_tokens)?;
-    let dir = project_dir(run);
-    let seed = run
-        .config
-        .prediction
-        .seed
-        .unwrap_or(run.config.general.global_seed);
-    let files = project::project_files(&loaded, board, &run.config.prediction, seed)?;
-    project::write(&dir, &files)?;
-    report(run, &fit, &dir, &path);
-    Ok(())
+impl DeployReport {
+    pub fn record(&self, m: &mut Metrics) {
+        let fit = &self.fit;
+        m.set("deployment", "board", fit.board.clone());
+        m.set("deployment", "model", self.model.display().to_string());
+        m.set("deployment", "c_project", self.dir.display().to_string());
+        m.set("deployment", "flash_bytes", fit.flash.needed);
+        m.set("deployment", "ram_bytes", fit.ram.needed);
+        m.set("deployment", "weight_bytes", fit.footprint.weight_bytes);
+        m.set("deployment", "arena_bytes", fit.footprint.arena_bytes);
+        if let Some(margin) = fit.flash.margin() {
+            m.set("deployment", "flash_margin_bytes", margin);
+        }
+        if let Some(margin) = fit.ram.margin() {
+            m.set("deployment", "ram_margin_bytes", margin);
+        }
+    }
 }
 
-fn report(run: &mut Run, fit: &Fit, dir: &Path, model: &Path) {
+/// The deployment stage: checks the fit, then writes the C project.
+pub fn deploy(input: &DeployInput) -> Result<DeployReport> {
+    let fit = check_fit(input.int8, input.board, input.prediction.max_tokens)?;
+    let files = project::project_files(input.int8, input.board, input.prediction, input.seed)?;
+    project::write(&input.dir, &files)?;
     let margin = |m: Option<i64>| m.map_or("no limit".to_string(), |m| format!("{m} B free"));
     tracing::info!(
         "C project for {} written to {}\n  flash {} ({}), RAM {} ({})\n  build and run: make -C {} run-host | run-qemu | board",
         fit.board,
-        dir.display(),
+        input.dir.display(),
         kib(fit.flash.needed),
         margin(fit.flash.margin()),
         kib(fit.ram.needed),
         margin(fit.ram.margin()),
-        dir.display()
+        input.dir.display()
     );
-    let m = &mut run.metrics;
-    m.set("deployment", "board", fit.board.clone());
-    m.set("deployment", "model", model.display().to_string());
-    m.set("deployment", "c_project", dir.display().to_string());
-    m.set("deployment", "flash_bytes", fit.flash.needed);
-    m.set("deployment", "ram_bytes", fit.ram.needed);
-    m.set("deployment", "weight_bytes", fit.footprint.weight_bytes);
-    m.set("deployment", "arena_bytes", fit.footprint.arena_bytes);
-    if let Some(margin) = fit.flash.margin() {
-        m.set("deployment", "flash_margin_bytes", margin);
-    }
-    if let Some(margin) = fit.ram.margin() {
-        m.set("deployment", "ram_margin_bytes", margin);
-    }
+    Ok(DeployReport {
+        fit,
+        dir: input.dir.clone(),
+        model: input.int8.path.clone(),
+    })
 }

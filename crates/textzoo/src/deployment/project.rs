@@ -4,10 +4,10 @@
 //! leaves no half-written project behind.
 
 use super::{boards, c_model, c_tokenizer};
+use crate::artifact::Int8File;
 use crate::config::{Board, Prediction, Strategy};
 use crate::error::{Error, Result};
-use crate::quantization::LoadedInt8;
-use crate::run::write_atomic;
+use crate::util::write_atomic;
 use std::path::Path;
 
 /// A file of the project: path relative to the project root, and contents.
@@ -30,7 +30,7 @@ const RUNTIME: &[(&str, &str)] = &[
 const APP: (&str, &str) = ("src/app.c", include_str!("c/app.c"));
 
 /// The model, its vocabulary and the runtime: what a user with their own firmware needs.
-pub fn model_sources(loaded: &LoadedInt8) -> Result<Vec<ProjectFile>> {
+pub fn model_sources(loaded: &Int8File) -> Result<Vec<ProjectFile>> {
     let model = c_model::emit(&loaded.model);
     let tokenizer = c_tokenizer::emit(&loaded.tokenizer)?;
     let mut files = vec![
@@ -47,7 +47,7 @@ pub fn model_sources(loaded: &LoadedInt8) -> Result<Vec<ProjectFile>> {
 /// The whole project for `board`: model sources, the example app with its default settings,
 /// the platform layer, startup code, linker scripts, Makefile and README.
 pub fn project_files(
-    loaded: &LoadedInt8,
+    loaded: &Int8File,
     board: Board,
     prediction: &Prediction,
     seed: u64,
@@ -68,7 +68,7 @@ pub fn project_files(
 }
 
 /// `app_config.h`: the `prediction` settings at generation time, each overridable with `-D`.
-fn app_config(loaded: &LoadedInt8, p: &Prediction, seed: u64) -> Result<String> {
+fn app_config(loaded: &Int8File, p: &Prediction, seed: u64) -> Result<String> {
     let ids = loaded.tokenizer.encode(&p.prompt)?;
     let ids_text = if ids.is_empty() {
         "0".to_string()

@@ -2,7 +2,7 @@
 
 use crate::data::windows::eval_starts;
 use crate::data::{Batch, Target};
-use crate::models::lm::LanguageModel;
+use crate::lm::LanguageModel;
 use rayon::prelude::*;
 use serde::Serialize;
 
@@ -37,11 +37,7 @@ pub fn evaluate(
     max_windows: usize,
 ) -> Option<SplitMetrics> {
     let cfg = lm.config().clone();
-    let target = if cfg.predicts_every_position() {
-        Target::EveryPosition
-    } else {
-        Target::NextToken
-    };
+    let target = Target::of(cfg.kind);
     let starts = eval_starts(ids.len(), cfg.seq_len, target, max_windows);
     if starts.is_empty() {
         return None;

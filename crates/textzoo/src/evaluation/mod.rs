@@ -1,42 +1,87 @@
 //! Evaluation: loss, perplexity and top-1/top-5 accuracy on the validation and test splits,
-//! through the [`LanguageModel`] interface (float now, int8 once quantization exists).
+//! through the [`LanguageModel`] interface, for the float and the int8 model alike.
 
 pub mod metrics;
 
 pub use metrics::{evaluate, SplitMetrics};
 
-use crate::error::Result;
-use crate::models::lm::LanguageModel;
-use crate::run::Run;
+use crate::artifact::{FloatFile, Int8File};
+use crate::config::Evaluation;
+use crate::data::PreparedData;
+use crate::lm::{Int8Lm, LanguageModel};
+use crate::util::{file_size, Metrics};
 
-/// Evaluates `lm` on the run's validation and test splits, records the metrics under `section`
-/// (`float` or `int8`) and returns them.
+/// The metrics of one model on each split that holds at least one window.
+pub type SplitResults = Vec<(&'static str, SplitMetrics)>;
+
+/// Evaluates `lm` on the validation and test splits of `data`.
 pub fn evaluate_splits(
-    run: &mut Run,
     lm: &mut dyn LanguageModel,
-    section: &str,
-) -> Result<Vec<(&'static str, SplitMetrics)>> {
-    let batch = run.config.evaluation.batch_size;
-    let max = run.config.evaluation.max_windows;
-    let data = run.data()?.clone();
-    let mut results = Vec::new();
-    for (name, ids) in [("val", &data.ids.validation), ("test", &data.ids.test)] {
-        let Some(m) = evaluate(lm, ids, batch, max) else {
-            continue;
-        };
-        for (key, value) in [
-            ("loss", m.loss),
-            ("perplexity", m.perplexity),
-            ("accuracy", m.accuracy),
-            ("top5_accuracy", m.top5_accuracy),
-        ] {
-            run.metrics.set(section, &format!("{name}_{key}"), value);
+    data: &PreparedData,
+    settings: &Evaluation,
+) -> SplitResults {
+    [("val", &data.ids.validation), ("test", &data.ids.test)]
+        .into_iter()
+        .filter_map(|(name, ids)| {
+            evaluate(lm, ids, settings.batch_size, settings.max_windows).map(|m| (name, m))
+        })
+        .collect()
+}
+
+/// One model's results and the size of its file.
+pub struct ModelResults {
+    pub splits: SplitResults,
+    pub file_bytes: u64,
+}
+
+/// What the evaluation stage measured: the float model, the int8 model, or both side by side.
+pub struct EvalReport {
+    pub float: Option<ModelResults>,
+    pub int8: Option<ModelResults>,
+}
+
+impl EvalReport {
+    /// `float.*` and `int8.*` metrics, and the int8 perplexity change per split.
+    pub fn record(&self, m: &mut Metrics) {
+        for (section, results) in [("float", &self.float), ("int8", &self.int8)] {
+            let Some(results) = results else { continue };
+            for (name, r) in &results.splits {
+                for (key, value) in [
+                    ("loss", r.loss),
+                    ("perplexity", r.perplexity),
+                    ("accuracy", r.accuracy),
+                    ("top5_accuracy", r.top5_accuracy),
+                ] {
+                    m.set(section, &format!("{name}_{key}"), value);
+                }
+                m.set(section, &format!("{name}_tokens"), r.tokens);
+            }
+            m.set(section, "model_size_bytes", results.file_bytes);
         }
-        run.metrics
-            .set(section, &format!("{name}_tokens"), m.tokens);
-        results.push((name, m));
+        if let (Some(f), Some(q)) = (&self.float, &self.int8) {
+            for (name, fm) in &f.splits {
+                if let Some((_, qm)) = q.splits.iter().find(|(n, _)| n == name) {
+                    m.set(
+                        "int8",
+                        &format!("{name}_perplexity_change"),
+                        qm.perplexity / fm.perplexity - 1.0,
+                    );
+                }
+            }
+        }
     }
-    Ok(results)
+
+    /// The console table: side by side when both models were evaluated.
+    pub fn render(&self) -> String {
+        match (&self.float, &self.int8) {
+            (Some(f), Some(q)) => {
+                comparison_table(&f.splits, &q.splits, f.file_bytes, q.file_bytes)
+            }
+            (Some(f), None) => table("float model", &f.splits),
+            (None, Some(q)) => table("int8 model", &q.splits),
+            (None, None) => String::new(),
+        }
+    }
 }
 
 /// A console table of split metrics.
@@ -97,82 +142,34 @@ pub fn comparison_table(
     out
 }
 
-fn file_size(path: &std::path::Path) -> u64 {
-    std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
-}
-
-/// The `evaluation` service: the float model of this chain (or `general.model_path`), and,
-/// when the chain has quantized it (`chain_tqe`, `chain_eqe`) or `general.model_path` is an
-/// int8 file, the int8 model on `textzoo-rt`, with a side-by-side table.
-pub fn run(run: &mut Run) -> Result<()> {
-    let given = run.config.general.model_path.clone();
-    let given_int8 = match &given {
-        Some(p) => crate::quantization::is_int8_file(p)?,
-        None => false,
-    };
-    let float_path = match (&run.artifacts.float_model, &given) {
-        (Some(p), _) => Some(p.clone()),
-        (None, Some(p)) if !given_int8 => Some(p.clone()),
-        _ => None,
-    };
-    let int8_path = match (&run.artifacts.int8_model, &given) {
-        (Some(p), _) => Some(p.clone()),
-        (None, Some(p)) if given_int8 => Some(p.clone()),
-        _ => None,
-    };
-    if float_path.is_none() && int8_path.is_none() {
-        return Err(crate::Error::Usage(
-            "evaluation needs general.model_path or a training step before it".into(),
-        ));
-    }
-    let mut float_results = None;
-    if let Some(path) = &float_path {
-        let loaded = crate::models::file::load(path)?;
-        run.ensure_data(&loaded.meta.tokenizer, loaded.meta.config.seq_len)?;
-        tracing::info!("evaluating {}", path.display());
-        let mut lm = loaded.model;
-        let results = evaluate_splits(run, &mut lm, "float")?;
-        run.metrics
-            .set("float", "model_size_bytes", file_size(path));
-        float_results = Some(results);
-    }
-    let mut int8_results = None;
-    if let Some(path) = &int8_path {
-        let loaded = crate::quantization::load_int8(path)?;
-        run.ensure_data(&loaded.tokenizer, loaded.config.seq_len)?;
-        tracing::info!("evaluating the int8 model {}", path.display());
-        let mut lm = crate::quantization::Int8Lm::new(loaded.model, loaded.config);
-        let results = evaluate_splits(run, &mut lm, "int8")?;
-        run.metrics.set("int8", "model_size_bytes", file_size(path));
-        int8_results = Some(results);
-    }
-    let nothing = |r: &Option<Vec<(&str, SplitMetrics)>>| r.as_ref().is_some_and(|r| r.is_empty());
-    if nothing(&float_results) || nothing(&int8_results) {
+/// The evaluation stage: the float model, the int8 model on `textzoo-rt`, or both (then with a
+/// side-by-side table), on `data`'s validation and test splits.
+pub fn evaluate_models(
+    float: Option<&mut FloatFile>,
+    int8: Option<&Int8File>,
+    data: &PreparedData,
+    settings: &Evaluation,
+) -> EvalReport {
+    let float = float.map(|f| {
+        tracing::info!("evaluating {}", f.path.display());
+        ModelResults {
+            splits: evaluate_splits(&mut f.model, data, settings),
+            file_bytes: file_size(&f.path),
+        }
+    });
+    let int8 = int8.map(|q| {
+        tracing::info!("evaluating the int8 model {}", q.path.display());
+        let mut lm = Int8Lm::new(q.model.clone(), q.config.clone());
+        ModelResults {
+            splits: evaluate_splits(&mut lm, data, settings),
+            file_bytes: file_size(&q.path),
+        }
+    });
+    let nothing = |r: &Option<ModelResults>| r.as_ref().is_some_and(|r| r.splits.is_empty());
+    if nothing(&float) || nothing(&int8) {
         tracing::warn!(
             "no validation or test split long enough for one window: nothing to evaluate"
         );
     }
-    match (&float_results, &int8_results) {
-        (Some(f), Some(q)) => {
-            let (fp, qp) = (float_path.as_deref(), int8_path.as_deref());
-            let (fb, qb) = (
-                fp.map(file_size).unwrap_or(0),
-                qp.map(file_size).unwrap_or(0),
-            );
-            for (name, fm) in f.iter() {
-                if let Some((_, qm)) = q.iter().find(|(n, _)| n == name) {
-                    run.metrics.set(
-                        "int8",
-                        &format!("{name}_perplexity_change"),
-                        qm.perplexity / fm.perplexity - 1.0,
-                    );
-                }
-            }
-            println!("{}", comparison_table(f, q, fb, qb));
-        }
-        (Some(f), None) => println!("{}", table("float model", f)),
-        (None, Some(q)) => println!("{}", table("int8 model", q)),
-        (None, None) => {}
-    }
-    Ok(())
+    EvalReport { float, int8 }
 }

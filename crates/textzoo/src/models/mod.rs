@@ -5,9 +5,7 @@ use crate::nn::ParamStore;
 use serde::{Deserialize, Serialize};
 use textzoo_rt::Rng;
 
-pub mod file;
 pub mod gru;
-pub mod lm;
 pub mod lstm;
 pub mod tiny_bert_generator;
 pub mod tiny_gpt;
@@ -49,7 +47,7 @@ impl ModelConfig {
     /// Causal models predict at every position of a window; `tiny_bert_generator` predicts
     /// only the token after the window.
     pub fn predicts_every_position(&self) -> bool {
-        !matches!(self.kind, ModelName::TinyBertGenerator)
+        self.kind.predicts_every_position()
     }
 }
 

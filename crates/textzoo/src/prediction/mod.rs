@@ -8,22 +8,16 @@ pub use sampler::Sampler;
 use crate::config::{Prediction, TokenizerKind};
 use crate::data::{TextTokenizer, UNK_ID};
 use crate::error::{Error, Result};
-use crate::models::file::ModelMeta;
-use crate::models::lm::LanguageModel;
-use crate::run::{write_atomic, Run};
+use crate::lm::LanguageModel;
+use crate::models::ModelConfig;
+use crate::util::{write_atomic, Metrics};
 use std::io::Write;
-
-pub const GENERATED_FILE: &str = "generated.txt";
+use std::path::{Path, PathBuf};
 
 /// Refuses prompts the model cannot start from, before any work.
-pub fn check_prompt(settings: &Prediction, meta: &ModelMeta) -> Result<()> {
-    check_prompt_for(settings, &meta.config, &meta.tokenizer)
-}
-
-/// [`check_prompt`] for any model file (float or int8).
-pub fn check_prompt_for(
+pub fn check_prompt(
     settings: &Prediction,
-    config: &crate::models::ModelConfig,
+    config: &ModelConfig,
     tokenizer: &TextTokenizer,
 ) -> Result<()> {
     let ids = tokenizer.encode(&settings.prompt)?;
@@ -101,46 +95,43 @@ fn continuation(tokenizer: &TextTokenizer, ids: &[u32], prompt_len: usize) -> St
     }
 }
 
-/// The `prediction` service: the chain's int8 model, else its float model, else
-/// `general.model_path` (float or int8: an int8 file runs on `textzoo-rt`).
-pub fn run(run: &mut Run) -> Result<()> {
-    let path = match (
-        &run.artifacts.int8_model,
-        &run.artifacts.float_model,
-        &run.config.general.model_path,
-    ) {
-        (Some(p), _, _) | (None, Some(p), _) | (None, None, Some(p)) => p.clone(),
-        (None, None, None) => {
-            return Err(Error::Usage("prediction needs general.model_path".into()))
-        }
-    };
-    let (mut lm, tokenizer): (Box<dyn LanguageModel>, TextTokenizer) =
-        if crate::quantization::is_int8_file(&path)? {
-            let loaded = crate::quantization::load_int8(&path)?;
-            check_prompt_for(&run.config.prediction, &loaded.config, &loaded.tokenizer)?;
-            tracing::info!("generating with the int8 model {}", path.display());
-            let lm = crate::quantization::Int8Lm::new(loaded.model, loaded.config);
-            (Box::new(lm), loaded.tokenizer)
-        } else {
-            let loaded = crate::models::file::load(&path)?;
-            check_prompt(&run.config.prediction, &loaded.meta)?;
-            (Box::new(loaded.model), loaded.meta.tokenizer)
-        };
-    let settings = run.config.prediction.clone();
-    let seed = settings.seed.unwrap_or(run.config.general.global_seed);
+/// What the prediction stage wrote.
+pub struct PredictReport {
+    /// The model file the text came from.
+    pub model: PathBuf,
+    pub tokens: usize,
+    pub text: String,
+}
+
+impl PredictReport {
+    pub fn record(&self, m: &mut Metrics) {
+        m.set("prediction", "model", self.model.display().to_string());
+        m.set("prediction", "tokens", self.tokens);
+    }
+}
+
+/// The prediction stage: generates from `settings.prompt`, streaming the text to stdout, and
+/// saves it to `output` (`generated.txt`).
+pub fn predict(
+    lm: &mut dyn LanguageModel,
+    tokenizer: &TextTokenizer,
+    settings: &Prediction,
+    seed: u64,
+    model: &Path,
+    output: &Path,
+) -> Result<PredictReport> {
+    check_prompt(settings, lm.config(), tokenizer)?;
     let mut stdout = std::io::stdout();
-    let text = generate(lm.as_mut(), &tokenizer, &settings, seed, |piece| {
+    let text = generate(lm, tokenizer, settings, seed, |piece| {
         let _ = stdout.write_all(piece.as_bytes());
         let _ = stdout.flush();
     })?;
     println!();
-    write_atomic(&run.dir.join(GENERATED_FILE), text.as_bytes())?;
-    run.metrics
-        .set("prediction", "model", path.display().to_string());
-    run.metrics.set("prediction", "tokens", settings.max_tokens);
-    tracing::info!(
-        "generated text saved to {}",
-        run.dir.join(GENERATED_FILE).display()
-    );
-    Ok(())
+    write_atomic(output, text.as_bytes())?;
+    tracing::info!("generated text saved to {}", output.display());
+    Ok(PredictReport {
+        model: model.to_path_buf(),
+        tokens: settings.max_tokens,
+        text,
+    })
 }

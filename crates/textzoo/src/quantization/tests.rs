@@ -1,14 +1,21 @@
 //! Quantization tests: int8 logits track float logits on small trained models, the KV cache
-//! equals full-window recompute bit for bit, files round-trip, int8 input is refused.
+//! equals full-window recompute bit for bit, the runtime's files round-trip.
 
 use super::*;
-use crate::config::{Calibration, Granularity, ModelName, Preprocessing};
-use crate::models::{build, lm::LanguageModel};
+use crate::artifact::int8::memory_bytes;
+use crate::config::{Calibration, Granularity};
+use crate::lm::{Int8Lm, LanguageModel};
+use crate::models::{build, ModelConfig};
 use crate::nn::loss::softmax_cross_entropy;
 use crate::nn::optim::{clip_grad_norm, AdamW};
+use std::collections::HashMap;
+use textzoo_rt::model::Net;
+use textzoo_rt::rnn;
+use textzoo_rt::transformer::{self, Decoder, State};
+use textzoo_rt::Kind;
 use textzoo_rt::Rng;
 
-fn config(kind: ModelName, vocab: usize) -> ModelConfig {
+pub(crate) fn config(kind: ModelName, vocab: usize) -> ModelConfig {
     ModelConfig {
         kind,
         vocab_size: vocab,
@@ -25,7 +32,7 @@ fn config(kind: ModelName, vocab: usize) -> ModelConfig {
 
 /// A token stream with structure a small model learns in a few dozen steps: a noisy
 /// "grammar" where each token mostly determines the next.
-fn stream(vocab: u32, len: usize, seed: u64) -> Vec<u32> {
+pub(crate) fn stream(vocab: u32, len: usize, seed: u64) -> Vec<u32> {
     let mut rng = Rng::new(seed);
     let mut s = vec![1u32];
     for _ in 1..len {
@@ -40,7 +47,7 @@ fn stream(vocab: u32, len: usize, seed: u64) -> Vec<u32> {
     s
 }
 
-fn windows(s: &[u32], seq: usize, n: usize, step: usize) -> Vec<Vec<u32>> {
+pub(crate) fn windows(s: &[u32], seq: usize, n: usize, step: usize) -> Vec<Vec<u32>> {
     (0..n)
         .map(|i| s[i * step..i * step + seq].to_vec())
         .collect()
@@ -78,7 +85,7 @@ fn trained(cfg: &ModelConfig, steps: usize) -> Box<dyn FloatModel> {
     m
 }
 
-fn settings(calibration: Calibration, granularity: Granularity) -> Settings {
+pub(crate) fn settings(calibration: Calibration, granularity: Granularity) -> Settings {
     Settings {
         calibration,
         percentile: 99.99,
@@ -226,49 +233,6 @@ fn bert_short_windows_and_next_logits_match_the_float_semantics() {
     let next = lm.next_logits(&s[..30]);
     let full = lm.window_logits(&s[30 - cfg.seq_len..30], 1, cfg.seq_len);
     assert_eq!(next, full);
-}
-
-#[test]
-fn int8_file_round_trips_and_is_refused_as_quantization_input() {
-    let dir = tempfile::tempdir().unwrap();
-    let tokenizer = TextTokenizer::train(
-        &Preprocessing {
-            vocab_size: 20,
-            ..Preprocessing::default()
-        },
-        "to be or not to be, that is the question.\n",
-    )
-    .unwrap();
-    let mut cfg = config(ModelName::TinyGpt, tokenizer.vocab_size());
-    cfg.tie_embeddings = true;
-    let float = build(&cfg, 3);
-    let s = stream(cfg.vocab_size as u32, 200, 3);
-    let st = settings(Calibration::Percentile, Granularity::PerChannel);
-    let model = quantize(float.as_ref(), &windows(&s, cfg.seq_len, 8, 20), &st).unwrap();
-    let meta = ModelMeta {
-        config: cfg,
-        tokenizer,
-        training: serde_json::Value::Null,
-    };
-    let path = dir.path().join("q.safetensors");
-    save(&path, &model, &meta, &serde_json::json!({})).unwrap();
-    let back = load_int8(&path).unwrap();
-    assert_eq!(back.model, model);
-    assert!(is_int8_file(&path).unwrap());
-    let err = file::load(&path).err().unwrap().to_string();
-    assert!(err.contains("int8"), "{err}");
-    let msg = refuse_int8_input(&path).to_string();
-    assert!(msg.contains("cannot be quantized again"), "{msg}");
-    // Damage: truncated files are input errors (exit 2), not panics.
-    let bytes = std::fs::read(&path).unwrap();
-    let cut = dir.path().join("cut.safetensors");
-    std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
-    assert_eq!(load_int8(&cut).err().unwrap().exit_code(), 2);
-    // A float file is not an int8 one.
-    let fpath = dir.path().join("f.safetensors");
-    file::save(&fpath, float.as_ref(), &meta, None).unwrap();
-    assert!(!is_int8_file(&fpath).unwrap());
-    assert_eq!(load_int8(&fpath).err().unwrap().exit_code(), 2);
 }
 
 #[test]

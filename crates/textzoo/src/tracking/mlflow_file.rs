@@ -192,7 +192,7 @@ fn write_value(dir: &Path, key: &str, value: &str) -> Result<()> {
 fn write_yaml<T: Serialize>(path: &Path, value: &T) -> Result<()> {
     let text = serde_saphyr::to_string(value)
         .map_err(|e| Error::Internal(format!("writing {}: {e}", path.display())))?;
-    crate::run::write_atomic(path, text.as_bytes())
+    crate::util::write_atomic(path, text.as_bytes())
 }
 
 fn find_experiment(root: &Path, name: &str) -> Result<Option<String>> {

@@ -1,4 +1,4 @@
-//! Experiment tracking (DESIGN §9): once a run's services are done, its results are turned into
+//! Experiment tracking: once a run's services are done, its results are turned into
 //! TensorBoard event files (`logs/`), SVG plots (`plots/`), a self-contained `report.html`, and
 //! an MLflow run (a local file store or a tracking server, by `mlflow.uri`).
 //!
@@ -20,8 +20,10 @@ pub use mlflow_rest::log_to_server;
 pub use record::{Record, Scalar, Status};
 pub use tensorboard::{masked_crc32c, read_records, tfrecord_frame, write_events};
 
+use crate::config::Config;
 use crate::error::Error;
-use crate::run::Run;
+use crate::util::Metrics;
+use std::path::Path;
 
 /// Where the tracked results go, by `mlflow.uri`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,11 +55,21 @@ impl Destination {
     }
 }
 
+/// What tracking reads of a finished (or failed) run.
+pub struct RunFacts<'a> {
+    pub config: &'a Config,
+    pub dir: &'a Path,
+    pub metrics: &'a Metrics,
+    /// The model the run ended with: its int8 model, else its float model, else the one it
+    /// was given.
+    pub model_path: Option<&'a Path>,
+}
+
 /// Writes every tracking output for a finished (or failed) run. `error` is the run's failure,
 /// if any; it decides the MLflow status and is shown in the report.
 ///
 /// Never fails: each part that goes wrong is logged as a warning and the others still run.
-pub fn finalize(run: &Run, error: Option<&Error>) {
+pub fn finalize(run: &RunFacts, error: Option<&Error>) {
     let record = match Record::collect(run, error) {
         Ok(record) => record,
         Err(err) => {
@@ -65,11 +77,11 @@ pub fn finalize(run: &Run, error: Option<&Error>) {
             return;
         }
     };
-    if let Err(err) = write_events(&run.dir, &record) {
+    if let Err(err) = write_events(run.dir, &record) {
         tracing::warn!("tracking: TensorBoard event file not written: {err}");
     }
-    let plots = plots::write_all(&run.dir, &record, &run.metrics);
-    if let Err(err) = report::write(&run.dir, &record, &run.metrics, &plots, error) {
+    let plots = plots::write_all(run.dir, &record, run.metrics);
+    if let Err(err) = report::write(run.dir, &record, run.metrics, &plots, error) {
         tracing::warn!("tracking: report.html not written: {err}");
     }
     match Destination::parse(&run.config.mlflow.uri) {

@@ -3,7 +3,7 @@
 //! leaves text to the viewer) and inlines into the HTML report as is.
 
 use super::record::Record;
-use crate::run::Metrics;
+use crate::util::Metrics;
 use plotters::prelude::*;
 use serde_json::{Map, Value};
 use std::path::Path;
@@ -123,7 +123,7 @@ pub fn write_all(run_dir: &Path, record: &Record, metrics: &Metrics) -> Vec<Plot
         float_vs_int8(metrics.section("float"), metrics.section("int8")),
     ));
     // The full report has the per-layer table; metrics.json only its totals.
-    let benchmark = std::fs::read_to_string(run_dir.join("benchmark.json"))
+    let benchmark = std::fs::read_to_string(run_dir.join(crate::util::layout::BENCHMARK_FILE))
         .ok()
         .and_then(|text| serde_json::from_str(&text).ok())
         .or_else(|| metrics.section("benchmark").cloned().map(Value::Object));
@@ -137,7 +137,7 @@ pub fn write_all(run_dir: &Path, record: &Record, metrics: &Metrics) -> Vec<Plot
         match result {
             Ok(Some(svg)) => {
                 let path = run_dir.join("plots").join(file);
-                match crate::run::write_atomic(&path, svg.as_bytes()) {
+                match crate::util::write_atomic(&path, svg.as_bytes()) {
                     Ok(()) => out.push(Plot {
                         title: title.to_string(),
                         file: file.to_string(),

@@ -1,8 +1,9 @@
 //! What is tracked about a run, gathered once from the run directory and the configuration so
 //! that MLflow, TensorBoard, the plots and the report all show the same numbers.
 
+use super::RunFacts;
 use crate::error::{Error, Result};
-use crate::run::Run;
+use crate::util::layout::{BENCHMARK_FILE, CONFIG_FILE, TRAINING_LOG};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -73,16 +74,16 @@ pub struct Record {
 impl Record {
     /// Reads what the run left: `metrics` in memory (same as `metrics.json`), the training log
     /// CSV, the configuration. A missing training log just means no per-step curves.
-    pub fn collect(run: &Run, error: Option<&Error>) -> Result<Self> {
+    pub fn collect(run: &RunFacts, error: Option<&Error>) -> Result<Self> {
         let end_ms = now_ms();
-        let start_ms = modified_ms(&run.dir.join(".hydra/config.yaml")).unwrap_or(end_ms);
+        let start_ms = modified_ms(&run.dir.join(CONFIG_FILE)).unwrap_or(end_ms);
         let metrics_json = metrics_value(run);
         let training = metrics_json.get("training");
         let seconds = training
             .and_then(|t| t.get("seconds"))
             .and_then(Value::as_f64)
             .unwrap_or(0.0);
-        let csv_path = run.dir.join(crate::training::TRAINING_LOG);
+        let csv_path = run.dir.join(TRAINING_LOG);
         let train_end = modified_ms(&csv_path).unwrap_or(end_ms);
         let csv = match std::fs::read_to_string(&csv_path) {
             Ok(text) => parse_training_csv(&text),
@@ -149,7 +150,7 @@ impl Record {
         let mode = crate::config::mode_name(run.config.operation_mode);
         tags.insert("textzoo.operation_mode".into(), mode.to_string());
         tags.insert("textzoo.model".into(), name_of(&run.config.model.name));
-        tags.insert("textzoo.run_dir".into(), absolute(&run.dir));
+        tags.insert("textzoo.run_dir".into(), absolute(run.dir));
         tags.insert("textzoo.status".into(), status.name().to_lowercase());
         if let Some(err) = error {
             tags.insert("textzoo.error".into(), truncate(&format!("{err}"), 5000));
@@ -157,7 +158,7 @@ impl Record {
         Ok(Record {
             experiment: run.config.general.project_name.clone(),
             run_name,
-            run_dir: run.dir.clone(),
+            run_dir: run.dir.to_path_buf(),
             params,
             tags,
             steps,
@@ -205,7 +206,7 @@ impl Clock {
     }
 }
 
-fn metrics_value(run: &Run) -> Value {
+fn metrics_value(run: &RunFacts) -> Value {
     let mut map = Map::new();
     for section in [
         "run",
@@ -221,7 +222,7 @@ fn metrics_value(run: &Run) -> Value {
     }
     if !map.contains_key("benchmark") {
         // Benchmarking also writes its own report; use it when metrics.json has no copy.
-        let path = run.dir.join("benchmark.json");
+        let path = run.dir.join(BENCHMARK_FILE);
         if let Ok(text) = std::fs::read_to_string(path) {
             if let Ok(v @ Value::Object(_)) = serde_json::from_str::<Value>(&text) {
                 map.insert("benchmark".into(), v);
@@ -347,7 +348,7 @@ pub fn metric_key(raw: &str) -> String {
 }
 
 /// The resolved configuration as dotted keys, and what else identifies the run's result.
-fn params(run: &Run, commit: Option<&str>) -> Result<BTreeMap<String, String>> {
+fn params(run: &RunFacts, commit: Option<&str>) -> Result<BTreeMap<String, String>> {
     let value = serde_json::to_value(&run.config)
         .map_err(|e| Error::Internal(format!("serializing the configuration: {e}")))?;
     let mut out = BTreeMap::new();
@@ -356,13 +357,7 @@ fn params(run: &Run, commit: Option<&str>) -> Result<BTreeMap<String, String>> {
         "operation_mode".into(),
         crate::config::mode_name(run.config.operation_mode).to_string(),
     );
-    let model = run
-        .artifacts
-        .int8_model
-        .as_ref()
-        .or(run.artifacts.float_model.as_ref())
-        .or(run.config.general.model_path.as_ref());
-    if let Some(path) = model {
+    if let Some(path) = run.model_path {
         out.insert("model_path".into(), absolute(path));
     }
     out.insert("textzoo_version".into(), env!("CARGO_PKG_VERSION").into());

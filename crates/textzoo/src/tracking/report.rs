@@ -5,12 +5,11 @@
 use super::plots::Plot;
 use super::record::Record;
 use crate::error::{Error, Result};
-use crate::run::Metrics;
+use crate::util::Metrics;
 use serde_json::{Map, Value};
 use std::fmt::Write as _;
 use std::path::Path;
 
-pub const REPORT_FILE: &str = "report.html";
 /// Longer generated texts are cut in the report (the whole text stays in `generated.txt`).
 const MAX_GENERATED_CHARS: usize = 20_000;
 
@@ -37,7 +36,10 @@ pub fn write(
     error: Option<&Error>,
 ) -> Result<()> {
     let html = render(run_dir, record, metrics, plots, error);
-    crate::run::write_atomic(&run_dir.join(REPORT_FILE), html.as_bytes())
+    crate::util::write_atomic(
+        &run_dir.join(crate::util::layout::REPORT_FILE),
+        html.as_bytes(),
+    )
 }
 
 fn render(
@@ -96,7 +98,7 @@ fn render(
             h.push_str(&leaf_table(map));
         }
     }
-    if let Ok(text) = std::fs::read_to_string(run_dir.join("generated.txt")) {
+    if let Ok(text) = std::fs::read_to_string(run_dir.join(crate::util::layout::GENERATED_FILE)) {
         let shown: String = text.chars().take(MAX_GENERATED_CHARS).collect();
         let cut = if shown.len() < text.len() {
             " (cut; the whole text is in generated.txt)"

@@ -104,7 +104,7 @@ pub fn write_events(run_dir: &Path, record: &Record) -> Result<PathBuf> {
         std::process::id()
     );
     let path = run_dir.join("logs").join(name);
-    crate::run::write_atomic(&path, &bytes)?;
+    crate::util::write_atomic(&path, &bytes)?;
     Ok(path)
 }
 

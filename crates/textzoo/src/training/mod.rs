@@ -1,4 +1,4 @@
-//! The `training` service: build (or resume) a model, train it, save the float model file.
+//! The training stage: build (or resume) a model, train it, save the float model file.
 
 pub mod ema;
 pub mod schedule;
@@ -8,40 +8,128 @@ pub mod trainer;
 
 pub use trainer::{Paths, StopReason, Trainer};
 
+use crate::artifact::{float, FloatFile, ModelMeta};
+use crate::config::Config;
 use crate::data::service::save_artifacts;
+use crate::data::{PreparedData, TextTokenizer};
 use crate::error::{Error, Result};
-use crate::models::file::{self, ModelMeta};
-use crate::models::{build, ModelConfig};
+use crate::models::{build, FloatModel, ModelConfig};
 use crate::prediction::generate;
-use crate::run::Run;
+use crate::util::layout::{CHECKPOINT_FILE, FLOAT_MODEL_FILE, TRAINING_LOG};
+use crate::util::Metrics;
+use std::path::Path;
 
-pub const MODEL_FILE: &str = "saved_models/model.safetensors";
-pub const CHECKPOINT_FILE: &str = "saved_models/checkpoints/last.safetensors";
-pub const TRAINING_LOG: &str = "training_log.csv";
+/// What training reads: the configuration, the prepared corpus, the run directory it writes
+/// the model, checkpoints, training log and token cache into.
+pub struct TrainInput<'a> {
+    pub config: &'a Config,
+    pub data: &'a PreparedData,
+    pub dir: &'a Path,
+}
 
-pub fn run(run: &mut Run) -> Result<()> {
-    let cfg = run.config.clone();
-    let data = run.data()?.clone();
-    save_artifacts(&data, &run.dir)?;
-    let (model, meta, resume) = match &cfg.training.resume_training_from {
+/// What training produced: the float model (saved, and kept in memory for the next stage) and
+/// how the run went.
+pub struct TrainReport {
+    pub float: FloatFile,
+    pub parameters: usize,
+    pub macc_per_token: u64,
+    pub steps: u64,
+    pub epochs_started: u64,
+    pub stopped_by: StopReason,
+    pub seconds: f64,
+    pub tokens_seen: u64,
+    pub seed: u64,
+    /// Best validation loss and its step, when validation ran.
+    pub best: Option<(f64, u64)>,
+    /// (step, train loss, validation loss, learning rate) at every validation.
+    pub history: Vec<(u64, f64, Option<f64>, f64)>,
+}
+
+impl TrainReport {
+    pub fn tokens_per_s(&self) -> f64 {
+        self.tokens_seen as f64 / self.seconds.max(1e-9)
+    }
+
+    pub fn record(&self, m: &mut Metrics) {
+        m.set("training", "parameters", self.parameters);
+        m.set("training", "macc_per_token", self.macc_per_token);
+        m.set("training", "steps", self.steps);
+        m.set("training", "epochs_started", self.epochs_started);
+        m.set("training", "stopped_by", self.stopped_by.name());
+        m.set("training", "seconds", self.seconds);
+        m.set("training", "tokens_seen", self.tokens_seen);
+        m.set("training", "tokens_per_s", self.tokens_per_s());
+        m.set("training", "seed", self.seed);
+        if let Some((best, step)) = self.best {
+            m.set("training", "best_val_loss", best);
+            m.set("training", "best_val_perplexity", best.exp());
+            m.set("training", "best_step", step);
+        }
+        if let Some(&(_, loss, _, _)) = self.history.last() {
+            m.set("training", "final_train_loss", loss);
+        }
+        let history: Vec<serde_json::Value> = self
+            .history
+            .iter()
+            .map(|&(step, train, val, lr)| serde_json::json!({"step": step, "train_loss": train, "val_loss": val, "lr": lr}))
+            .collect();
+        m.set("training", "history", history);
+    }
+
+    /// The one-line summary printed at the end of training.
+    pub fn summary(&self) -> String {
+        format!(
+            "trained {} steps in {:.1} s ({:.0} tokens/s), stopped by {}{}",
+            self.steps,
+            self.seconds,
+            self.tokens_per_s(),
+            self.stopped_by.name(),
+            self.best
+                .map(|(b, step)| format!(
+                    "; best validation loss {b:.4} (perplexity {:.2}) at step {step}",
+                    b.exp()
+                ))
+                .unwrap_or_default()
+        )
+    }
+}
+
+/// The model to train: a new one from `model.*`, or the checkpoint to resume.
+fn starting_point(
+    cfg: &Config,
+    tokenizer: &TextTokenizer,
+) -> Result<(
+    Box<dyn FloatModel>,
+    ModelMeta,
+    Option<crate::artifact::CheckpointState>,
+)> {
+    match &cfg.training.resume_training_from {
         Some(path) => {
-            let loaded = file::load(path)?;
+            let loaded = float::load(path)?;
             let resume = loaded
                 .checkpoint
                 .ok_or_else(|| Error::input(path, "is a model file without training state; resume needs a checkpoint (saved_models/checkpoints/last.safetensors)"))?;
             tracing::info!("resuming from {}", path.display());
-            (loaded.model, loaded.meta, Some(resume))
+            Ok((loaded.model, loaded.meta, Some(resume)))
         }
         None => {
-            let config = ModelConfig::from_section(&cfg.model, data.tokenizer.vocab_size());
+            let config = ModelConfig::from_section(&cfg.model, tokenizer.vocab_size());
             let meta = ModelMeta {
                 config: config.clone(),
-                tokenizer: data.tokenizer.clone(),
+                tokenizer: tokenizer.clone(),
                 training: serde_json::Value::Null,
             };
-            (build(&config, cfg.general.global_seed), meta, None)
+            Ok((build(&config, cfg.general.global_seed), meta, None))
         }
-    };
+    }
+}
+
+/// The training stage: builds (or resumes) the model, trains it, saves the float model file,
+/// and prints a short sample of what it learned.
+pub fn train(input: &TrainInput) -> Result<TrainReport> {
+    let (cfg, data, dir) = (input.config, input.data, input.dir);
+    save_artifacts(data, dir)?;
+    let (model, meta, resume) = starting_point(cfg, &data.tokenizer)?;
     tracing::info!(
         "model {:?}: {} parameters, {} MACC per generated token, vocabulary {}",
         meta.config.kind,
@@ -49,86 +137,51 @@ pub fn run(run: &mut Run) -> Result<()> {
         model.macc_per_token(),
         meta.config.vocab_size
     );
-    run.metrics
-        .set("training", "parameters", model.num_params());
-    run.metrics
-        .set("training", "macc_per_token", model.macc_per_token());
+    let (parameters, macc_per_token) = (model.num_params(), model.macc_per_token());
     let paths = Paths {
-        best: run.dir.join(MODEL_FILE),
-        checkpoint: run.dir.join(CHECKPOINT_FILE),
-        log_csv: run.dir.join(TRAINING_LOG),
+        best: dir.join(FLOAT_MODEL_FILE),
+        checkpoint: dir.join(CHECKPOINT_FILE),
+        log_csv: dir.join(TRAINING_LOG),
     };
-    let mut trainer = Trainer::new(&cfg, model, meta, paths, resume)?;
+    let mut trainer = Trainer::new(cfg, model, meta, paths, resume)?;
     let reason = trainer.train(&data.ids.train, &data.ids.validation)?;
     trainer.finish()?;
-    record(run, &trainer, reason);
-    sample(run, trainer.model, &data.tokenizer)?;
-    run.artifacts.float_model = Some(run.dir.join(MODEL_FILE));
-    tracing::info!(
-        "float model saved to {}",
-        run.dir.join(MODEL_FILE).display()
-    );
-    Ok(())
-}
-
-fn record(run: &mut Run, trainer: &Trainer, reason: StopReason) {
     let s = &trainer.state;
-    let m = &mut run.metrics;
-    m.set("training", "steps", s.step);
-    m.set("training", "epochs_started", s.epoch + 1);
-    m.set("training", "stopped_by", reason.name());
-    m.set("training", "seconds", s.seconds);
-    m.set("training", "tokens_seen", s.tokens_seen);
-    m.set(
-        "training",
-        "tokens_per_s",
-        s.tokens_seen as f64 / s.seconds.max(1e-9),
-    );
-    m.set("training", "seed", trainer.cfg.general.global_seed);
-    if let Some(best) = s.best_val_loss {
-        m.set("training", "best_val_loss", best);
-        m.set("training", "best_val_perplexity", best.exp());
-        m.set("training", "best_step", s.best_step);
-    }
-    if let Some(&(_, loss, _, _)) = trainer.history.last() {
-        m.set("training", "final_train_loss", loss);
-    }
-    let history: Vec<serde_json::Value> = trainer
-        .history
-        .iter()
-        .map(|&(step, train, val, lr)| serde_json::json!({"step": step, "train_loss": train, "val_loss": val, "lr": lr}))
-        .collect();
-    m.set("training", "history", history);
-    println!(
-        "trained {} steps in {:.1} s ({:.0} tokens/s), stopped by {}{}",
-        s.step,
-        s.seconds,
-        s.tokens_seen as f64 / s.seconds.max(1e-9),
-        reason.name(),
-        s.best_val_loss
-            .map(|b| format!(
-                "; best validation loss {b:.4} (perplexity {:.2}) at step {}",
-                b.exp(),
-                s.best_step
-            ))
-            .unwrap_or_default()
-    );
+    let mut report = TrainReport {
+        parameters,
+        macc_per_token,
+        steps: s.step,
+        epochs_started: s.epoch + 1,
+        stopped_by: reason,
+        seconds: s.seconds,
+        tokens_seen: s.tokens_seen,
+        seed: cfg.general.global_seed,
+        best: s.best_val_loss.map(|b| (b, s.best_step)),
+        history: trainer.history.clone(),
+        float: FloatFile {
+            path: dir.join(FLOAT_MODEL_FILE),
+            meta: trainer.meta_with_summary(),
+            model: trainer.model,
+            checkpoint: None,
+        },
+    };
+    println!("{}", report.summary());
+    sample(cfg, &mut report.float, &data.tokenizer)?;
+    tracing::info!("float model saved to {}", report.float.path.display());
+    Ok(report)
 }
 
 /// A short greedy sample from the prompt, so every training run shows what it learned.
-fn sample(
-    run: &Run,
-    model: Box<dyn crate::models::FloatModel>,
-    tokenizer: &crate::data::TextTokenizer,
-) -> Result<()> {
-    let mut settings = run.config.prediction.clone();
+fn sample(cfg: &Config, float: &mut FloatFile, tokenizer: &TextTokenizer) -> Result<()> {
+    let mut settings = cfg.prediction.clone();
     settings.max_tokens = settings.max_tokens.min(40);
-    if tokenizer.encode(&settings.prompt)?.is_empty() && !model.config().predicts_every_position() {
+    if tokenizer.encode(&settings.prompt)?.is_empty()
+        && !float.meta.config.predicts_every_position()
+    {
         return Ok(());
     }
-    let mut lm = model;
-    let seed = settings.seed.unwrap_or(run.config.general.global_seed);
-    let text = generate(&mut lm, tokenizer, &settings, seed, |_| {})?;
+    let seed = settings.seed.unwrap_or(cfg.general.global_seed);
+    let text = generate(&mut float.model, tokenizer, &settings, seed, |_| {})?;
     println!("sample: {text}");
     tracing::info!("sample: {text}");
     Ok(())

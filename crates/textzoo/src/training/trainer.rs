@@ -4,13 +4,13 @@
 use super::schedule::{learning_rate, time_horizon};
 use super::shards::{Shards, Step};
 use super::state::{derive_seed, TrainState};
+use crate::artifact::float::{self as file, CheckpointState, ModelMeta};
 use crate::config::{Config, LrScheduleKind};
 use crate::data::windows::{epoch_starts, window_count};
 use crate::data::{Batch, Target};
 use crate::error::{Error, Result};
 use crate::evaluation::evaluate;
-use crate::models::file::{self, CheckpointState, ModelMeta};
-use crate::models::lm::LanguageModel;
+use crate::lm::LanguageModel;
 use crate::models::FloatModel;
 use crate::nn::optim::AdamW;
 use crate::training::ema::Ema;
@@ -405,7 +405,8 @@ impl<'a> Trainer<'a> {
         file::save(path, self.model.as_ref(), &self.meta_with_summary(), None)
     }
 
-    fn meta_with_summary(&self) -> ModelMeta {
+    /// The model's metadata with a summary of this training run, as the saved file holds it.
+    pub fn meta_with_summary(&self) -> ModelMeta {
         let mut meta = self.meta.clone();
         meta.training = serde_json::json!({
             "steps": self.state.step,

@@ -1,8 +1,14 @@
 //! One interface for evaluation and prediction, whatever the model's number format: next-token
-//! logits for a context. The float engine implements it here; the int8 runtime will too.
+//! logits for a context. The float engine answers it directly; the int8 runtime through
+//! [`Int8Lm`]. The window policy (which tokens of a context a model reads) lives here too, so
+//! both kinds of model read the same window.
 
-use super::{FloatModel, ModelConfig};
+mod int8;
+
+pub use int8::Int8Lm;
+
 use crate::data::PAD_ID;
+use crate::models::{FloatModel, ModelConfig};
 use textzoo_rt::Rng;
 
 pub trait LanguageModel {

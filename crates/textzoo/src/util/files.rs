@@ -30,6 +30,12 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// The size of the file at `path` in bytes, 0 if it cannot be read (sizes are reported, never
+/// relied on).
+pub fn file_size(path: &Path) -> u64 {
+    std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,17 +3,15 @@
 //! enough for evaluation, prediction and quantization. Checkpoints are the same file plus the
 //! optimizer moments and the training state, so resume continues the same trajectory.
 
-use super::{build, FloatModel, ModelConfig};
+use super::{config_and_tokenizer, read, read_format, FLOAT_FORMAT, INT8_FORMAT};
 use crate::data::TextTokenizer;
 use crate::error::{Error, Result};
-use crate::run::write_atomic;
+use crate::models::{build, FloatModel, ModelConfig};
+use crate::util::write_atomic;
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-pub const FLOAT_FORMAT: &str = "textzoo.float.v1";
-/// The int8 format name, recognised here so a float-only stage can refuse it clearly.
-pub const INT8_FORMAT: &str = "textzoo.int8.v1";
 const OPTIM_M: &str = "optimizer.m";
 const OPTIM_V: &str = "optimizer.v";
 const EMA_WEIGHTS: &str = "ema.weights";
@@ -38,8 +36,10 @@ pub struct CheckpointState {
     pub state: serde_json::Value,
 }
 
-/// A loaded float model with its metadata (and, for a checkpoint, the optimizer state).
-pub struct LoadedModel {
+/// A float model with its metadata (and, for a checkpoint, the optimizer state), and the file
+/// it was read from or saved to.
+pub struct FloatFile {
+    pub path: PathBuf,
     pub model: Box<dyn FloatModel>,
     pub meta: ModelMeta,
     pub checkpoint: Option<CheckpointState>,
@@ -97,26 +97,9 @@ fn to_json<T: serde::Serialize>(value: &T) -> Result<String> {
     serde_json::to_string(value).map_err(|e| Error::Internal(e.to_string()))
 }
 
-/// Reads the metadata of any textzoo model file and says which format it is.
-pub fn read_format(path: &Path, bytes: &[u8]) -> Result<(String, HashMap<String, String>)> {
-    let damaged = |why: String| Error::input(path, why);
-    let (_, metadata) = SafeTensors::read_metadata(bytes).map_err(|e| {
-        damaged(format!(
-            "is not a safetensors model file (or it is damaged): {e}"
-        ))
-    })?;
-    let info = metadata.metadata().clone().unwrap_or_default();
-    let format = info.get("format").cloned().ok_or_else(|| {
-        damaged(
-            "is a safetensors file but not a textzoo model (no `format` in its metadata)".into(),
-        )
-    })?;
-    Ok((format, info))
-}
-
 /// Loads a float model file (or checkpoint); refuses int8 files and damaged files clearly.
-pub fn load(path: &Path) -> Result<LoadedModel> {
-    let bytes = std::fs::read(path).map_err(|e| Error::input(path, format!("cannot read: {e}")))?;
+pub fn load(path: &Path) -> Result<FloatFile> {
+    let bytes = read(path)?;
     let (format, info) = read_format(path, &bytes)?;
     if format == INT8_FORMAT {
         return Err(Error::input(
@@ -130,12 +113,21 @@ pub fn load(path: &Path) -> Result<LoadedModel> {
             format!("has format `{format}`, expected `{FLOAT_FORMAT}`"),
         ));
     }
-    let (config, tokenizer) = config_and_tokenizer(path, &info)?;
+    from_bytes(path, &bytes, &info)
+}
+
+/// The float model in `bytes`, whose metadata `info` names the float format.
+pub(super) fn from_bytes(
+    path: &Path,
+    bytes: &[u8],
+    info: &HashMap<String, String>,
+) -> Result<FloatFile> {
+    let (config, tokenizer) = config_and_tokenizer(path, info)?;
     let training = info
         .get("training")
         .and_then(|t| serde_json::from_str(t).ok())
         .unwrap_or(serde_json::Value::Null);
-    let tensors = SafeTensors::deserialize(&bytes)
+    let tensors = SafeTensors::deserialize(bytes)
         .map_err(|e| Error::input(path, format!("is damaged: {e}")))?;
     let mut model = build(&config, 0);
     let entries = model.params().entries.clone();
@@ -162,7 +154,8 @@ pub fn load(path: &Path) -> Result<LoadedModel> {
         }),
         None => None,
     };
-    Ok(LoadedModel {
+    Ok(FloatFile {
+        path: path.to_path_buf(),
         model,
         meta: ModelMeta {
             config,
@@ -171,29 +164,6 @@ pub fn load(path: &Path) -> Result<LoadedModel> {
         },
         checkpoint,
     })
-}
-
-/// The model config and tokenizer every textzoo model file (float or int8) carries in its
-/// metadata, checked against each other.
-pub fn config_and_tokenizer(
-    path: &Path,
-    info: &HashMap<String, String>,
-) -> Result<(ModelConfig, TextTokenizer)> {
-    let field = |key: &str| {
-        info.get(key)
-            .ok_or_else(|| Error::input(path, format!("is damaged: metadata `{key}` is missing")))
-    };
-    let config: ModelConfig = serde_json::from_str(field("model_config")?)
-        .map_err(|e| Error::input(path, format!("is damaged: model_config: {e}")))?;
-    let tokenizer = TextTokenizer::from_json(field("tokenizer")?)
-        .map_err(|e| Error::input(path, format!("is damaged: its tokenizer {e}")))?;
-    if tokenizer.vocab_size() != config.vocab_size {
-        return Err(Error::input(
-            path,
-            "is damaged: tokenizer and model disagree on the vocabulary size",
-        ));
-    }
-    Ok((config, tokenizer))
 }
 
 fn read_f32(path: &Path, tensors: &SafeTensors, name: &str, shape: &[usize]) -> Result<Vec<f32>> {

@@ -1,12 +1,11 @@
-//! `metrics.json`: one JSON object with a section per stage (DESIGN §9), rewritten atomically
-//! after every service so a later failure loses nothing.
+//! `metrics.json`: one JSON object with a section per stage, which the pipeline rewrites
+//! atomically after every stage so a later failure loses nothing.
 
 use super::files::write_atomic;
+use super::layout::METRICS_FILE;
 use crate::error::Result;
 use serde_json::{Map, Value};
 use std::path::Path;
-
-pub const METRICS_FILE: &str = "metrics.json";
 
 #[derive(Debug, Default, Clone)]
 pub struct Metrics {

@@ -1,0 +1,158 @@
+//! The int8 model file (`textzoo.int8.v1`): the `textzoo-rt` structs as safetensors tensors,
+//! with the model config, the tokenizer and the quantization settings in the metadata.
+
+use super::{config_and_tokenizer, read, read_format, ModelMeta, FLOAT_FORMAT, INT8_FORMAT};
+use crate::data::TextTokenizer;
+use crate::error::{Error, Result};
+use crate::models::ModelConfig;
+use crate::util::write_atomic;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use textzoo_rt::model::Net;
+use textzoo_rt::rnn::RnnLayout;
+use textzoo_rt::transformer::Layout;
+use textzoo_rt::Int8Model;
+
+/// An int8 model with its config and tokenizer, and the file it was read from or saved to.
+pub struct Int8File {
+    pub path: PathBuf,
+    pub model: Int8Model,
+    pub config: ModelConfig,
+    pub tokenizer: TextTokenizer,
+}
+
+/// Writes the int8 model file (atomically) with the model config, tokenizer and settings.
+pub fn save(
+    path: &Path,
+    model: &Int8Model,
+    meta: &ModelMeta,
+    settings: &serde_json::Value,
+) -> Result<()> {
+    let info = HashMap::from([
+        (
+            "model_config".to_string(),
+            serde_json::to_string(&meta.config).map_err(|e| Error::Internal(e.to_string()))?,
+        ),
+        ("tokenizer".to_string(), meta.tokenizer.to_json()),
+        ("quantization".to_string(), settings.to_string()),
+        (
+            "textzoo_version".to_string(),
+            env!("CARGO_PKG_VERSION").to_string(),
+        ),
+    ]);
+    let bytes = model
+        .to_bytes(info)
+        .map_err(|e| Error::Internal(format!("writing {}: {e}", path.display())))?;
+    write_atomic(path, &bytes)
+}
+
+/// Loads an int8 model file; a float file or a damaged one is a clear input error.
+pub fn load(path: &Path) -> Result<Int8File> {
+    let bytes = read(path)?;
+    let (format, info) = read_format(path, &bytes)?;
+    if format == FLOAT_FORMAT {
+        return Err(Error::input(
+            path,
+            "is a float model; an int8 model was expected",
+        ));
+    }
+    if format != INT8_FORMAT {
+        return Err(Error::input(
+            path,
+            format!("has format `{format}`, expected `{INT8_FORMAT}`"),
+        ));
+    }
+    from_bytes(path, &bytes, &info)
+}
+
+/// The int8 model in `bytes`, whose metadata `info` names the int8 format.
+pub(super) fn from_bytes(
+    path: &Path,
+    bytes: &[u8],
+    info: &HashMap<String, String>,
+) -> Result<Int8File> {
+    let (model, _) = Int8Model::from_bytes(bytes)
+        .map_err(|e| Error::input(path, format!("is a damaged int8 model: {e}")))?;
+    let (config, tokenizer) = config_and_tokenizer(path, info)?;
+    if model.config.vocab_size != config.vocab_size {
+        return Err(Error::input(
+            path,
+            "is damaged: tokenizer and model disagree on the vocabulary size",
+        ));
+    }
+    Ok(Int8File {
+        path: path.to_path_buf(),
+        model,
+        config,
+        tokenizer,
+    })
+}
+
+/// The runtime's memory for `model`: (activation arena bytes from the memory planner, KV-cache
+/// bytes). The generated C declares exactly these static buffers.
+/// For `gru`/`lstm` the second number is the recurrent state (`h`, `c`), which likewise lives
+/// across steps.
+pub fn memory_bytes(model: &Int8Model) -> (usize, usize) {
+    match model.net {
+        Net::Transformer(_) => {
+            let l = Layout::new(&model.config);
+            (l.arena_bytes(), l.kv_cache_bytes)
+        }
+        Net::Recurrent(_) => {
+            let l = RnnLayout::new(&model.config);
+            (l.arena_bytes(), l.state_bytes)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::artifact::{float, ModelFile};
+    use crate::config::{Calibration, Granularity, ModelName, Preprocessing};
+    use crate::models::build;
+    use crate::quantization::quantize;
+    use crate::quantization::tests::{config, settings, stream, windows};
+
+    #[test]
+    fn int8_file_round_trips_and_float_loaders_refuse_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let tokenizer = TextTokenizer::train(
+            &Preprocessing {
+                vocab_size: 20,
+                ..Preprocessing::default()
+            },
+            "to be or not to be, that is the question.\n",
+        )
+        .unwrap();
+        let mut cfg = config(ModelName::TinyGpt, tokenizer.vocab_size());
+        cfg.tie_embeddings = true;
+        let float_model = build(&cfg, 3);
+        let s = stream(cfg.vocab_size as u32, 200, 3);
+        let st = settings(Calibration::Percentile, Granularity::PerChannel);
+        let model = quantize(float_model.as_ref(), &windows(&s, cfg.seq_len, 8, 20), &st).unwrap();
+        let meta = ModelMeta {
+            config: cfg,
+            tokenizer,
+            training: serde_json::Value::Null,
+        };
+        let path = dir.path().join("q.safetensors");
+        save(&path, &model, &meta, &serde_json::json!({})).unwrap();
+        let back = load(&path).unwrap();
+        assert_eq!(back.model, model);
+        assert!(matches!(ModelFile::open(&path), Ok(ModelFile::Int8(_))));
+        let err = float::load(&path).err().unwrap().to_string();
+        assert!(err.contains("int8"), "{err}");
+        // Damage: truncated files are input errors (exit 2), not panics.
+        let bytes = std::fs::read(&path).unwrap();
+        let cut = dir.path().join("cut.safetensors");
+        std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+        assert_eq!(load(&cut).err().unwrap().exit_code(), 2);
+        assert_eq!(ModelFile::open(&cut).err().unwrap().exit_code(), 2);
+        // A float file is not an int8 one.
+        let fpath = dir.path().join("f.safetensors");
+        float::save(&fpath, float_model.as_ref(), &meta, None).unwrap();
+        assert!(matches!(ModelFile::open(&fpath), Ok(ModelFile::Float(_))));
+        assert_eq!(load(&fpath).err().unwrap().exit_code(), 2);
+    }
+}

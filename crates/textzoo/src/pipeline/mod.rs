@@ -1,0 +1,302 @@
+//! The pipeline: the only module that knows the order of the stages. It resolves where the
+//! model comes from, checks every input before the run directory exists ([`Preflight`]), then
+//! runs the operation mode's stages in order ([`Pipeline::execute`]), handing each the typed
+//! input it needs and the artifacts earlier stages produced, recording each stage's report in
+//! `metrics.json` (rewritten after every stage, so a failure keeps what came before), and
+//! finally handing the run to tracking. Nothing below imports it.
+
+mod dir;
+mod source;
+pub mod threads;
+
+pub use dir::create_run_dir;
+pub use source::Models;
+
+use crate::benchmarking::{self, BenchInput};
+use crate::config::{mode_name, services, Config, Service};
+use crate::data::{self, PreparedData, Target, TokenizerSource};
+use crate::deployment::{self, DeployInput};
+use crate::error::{Error, Result};
+use crate::evaluation;
+use crate::lm::{Int8Lm, LanguageModel};
+use crate::prediction;
+use crate::quantization::{self, QuantizeInput};
+use crate::tracking::{self, RunFacts};
+use crate::training::{self, TrainInput};
+use crate::util::layout::{C_PROJECT_DIR, GENERATED_FILE, INT8_MODEL_FILE};
+use crate::util::Metrics;
+use std::path::PathBuf;
+
+/// Work done before the run directory exists: opening the model, reading the corpus, checking
+/// the prompt and the board, so that bad input fails with exit code 2 and leaves nothing on
+/// disk.
+pub struct Preflight {
+    data: Option<PreparedData>,
+    models: Models,
+}
+
+impl Preflight {
+    pub fn check(config: &Config) -> Result<Self> {
+        let list = services(config.operation_mode);
+        let models = Models::resolve(config)?;
+        let data = match list.first() {
+            Some(Service::Preprocessing | Service::Training) => {
+                Some(data::prepare(config, TokenizerSource::FromConfig)?)
+            }
+            _ if list.iter().any(|s| s.reads_corpus()) => match models.tokenizer_and_seq_len() {
+                Some((tokenizer, seq_len)) => Some(prepare_for_model(config, tokenizer, seq_len)?),
+                None => None,
+            },
+            _ => None,
+        };
+        if list.first() == Some(&Service::Prediction) {
+            if let Some((tokenizer, _)) = models.tokenizer_and_seq_len() {
+                let model = match (&models.int8, &models.float) {
+                    (Some(q), _) => &q.config,
+                    (None, Some(f)) => &f.meta.config,
+                    (None, None) => return Err(Error::Internal("no model resolved".into())),
+                };
+                prediction::check_prompt(&config.prediction, model, tokenizer)?;
+            }
+        }
+        if list.contains(&Service::Deployment) {
+            if let Some(int8) = &models.int8 {
+                deployment::check(&deploy_input(config, int8, PathBuf::new()))?;
+            }
+            if let Some(dir) = &config.deployment.c_project_path {
+                deployment::project::check_target(dir)?;
+            }
+        }
+        Ok(Self { data, models })
+    }
+}
+
+/// The corpus read with a model file's own tokenizer and window (a model is always evaluated
+/// with its vocabulary).
+fn prepare_for_model(
+    config: &Config,
+    tokenizer: &data::TextTokenizer,
+    seq_len: usize,
+) -> Result<PreparedData> {
+    let mut cfg = config.clone();
+    cfg.model.seq_len = seq_len;
+    data::prepare(&cfg, TokenizerSource::Given(tokenizer))
+}
+
+fn seed(config: &Config) -> u64 {
+    config.prediction.seed.unwrap_or(config.general.global_seed)
+}
+
+fn deploy_input<'a>(
+    config: &'a Config,
+    int8: &'a crate::artifact::Int8File,
+    dir: PathBuf,
+) -> DeployInput<'a> {
+    DeployInput {
+        int8,
+        board: config.deployment.hardware_setup.board,
+        prediction: &config.prediction,
+        seed: seed(config),
+        dir,
+    }
+}
+
+/// One run: its configuration, directory, metrics, and what its stages have produced.
+pub struct Pipeline {
+    config: Config,
+    dir: PathBuf,
+    metrics: Metrics,
+    data: Option<PreparedData>,
+    models: Models,
+}
+
+impl Pipeline {
+    pub fn new(config: Config, dir: PathBuf, preflight: Preflight) -> Self {
+        Self {
+            config,
+            dir,
+            metrics: Metrics::default(),
+            data: preflight.data,
+            models: preflight.models,
+        }
+    }
+
+    /// Runs every stage of the configured mode, then tracks the run (TensorBoard, plots,
+    /// report, MLflow) on success and on failure alike; tracking only ever warns, so it cannot
+    /// change the outcome.
+    pub fn execute(&mut self) -> Result<()> {
+        let result = self.run_stages();
+        let facts = RunFacts {
+            config: &self.config,
+            dir: &self.dir,
+            metrics: &self.metrics,
+            model_path: self
+                .models
+                .latest_path()
+                .or(self.config.general.model_path.as_deref()),
+        };
+        tracking::finalize(&facts, result.as_ref().err());
+        result
+    }
+
+    fn run_stages(&mut self) -> Result<()> {
+        let mode = self.config.operation_mode;
+        let list = services(mode);
+        let names: Vec<&str> = list.iter().map(|s| s.name()).collect();
+        tracing::info!(
+            "operation_mode={} runs: {}",
+            mode_name(mode),
+            names.join(" → ")
+        );
+        self.metrics.set("run", "operation_mode", mode_name(mode));
+        self.metrics.set("run", "services", names.clone());
+        for (i, &service) in list.iter().enumerate() {
+            tracing::info!("[{}/{}] {}", i + 1, list.len(), service.name());
+            let result = self.stage(service);
+            self.metrics.save(&self.dir)?;
+            result?;
+        }
+        Ok(())
+    }
+
+    /// The corpus: prepared in preflight, else now with the run's model's tokenizer, else
+    /// with the configured one.
+    fn data(&mut self) -> Result<&PreparedData> {
+        if self.data.is_none() {
+            self.data = Some(match self.models.tokenizer_and_seq_len() {
+                Some((tokenizer, seq_len)) => prepare_for_model(&self.config, tokenizer, seq_len)?,
+                None => data::prepare(&self.config, TokenizerSource::FromConfig)?,
+            });
+        }
+        self.data
+            .as_ref()
+            .ok_or_else(|| Error::Internal("data not prepared".into()))
+    }
+
+    fn stage(&mut self, service: Service) -> Result<()> {
+        match service {
+            Service::Preprocessing => self.preprocess(),
+            Service::Training => self.train(),
+            Service::Quantization => self.quantize(),
+            Service::Evaluation => self.evaluate(),
+            Service::Prediction => self.predict(),
+            Service::Deployment => self.deploy(),
+            Service::Benchmarking => self.benchmark(),
+        }
+    }
+
+    fn preprocess(&mut self) -> Result<()> {
+        self.data()?;
+        let Pipeline {
+            config,
+            dir,
+            metrics,
+            data,
+            ..
+        } = self;
+        let data = data.as_ref().ok_or_else(not_prepared)?;
+        let target = Target::of(config.model.name);
+        data::service::preprocess(data, dir, config.model.seq_len, target)?.record(metrics);
+        Ok(())
+    }
+
+    fn train(&mut self) -> Result<()> {
+        self.data()?;
+        let data = self.data.as_ref().ok_or_else(not_prepared)?;
+        let report = training::train(&TrainInput {
+            config: &self.config,
+            data,
+            dir: &self.dir,
+        })?;
+        report.record(&mut self.metrics);
+        self.models.float = Some(report.float);
+        Ok(())
+    }
+
+    fn quantize(&mut self) -> Result<()> {
+        self.data()?;
+        let float = self.models.float.as_ref().ok_or_else(|| missing("float"))?;
+        let data = self.data.as_ref().ok_or_else(not_prepared)?;
+        let report = quantization::quantize_file(&QuantizeInput {
+            float,
+            data,
+            dataset: &self.config.dataset,
+            settings: &self.config.quantization,
+            output: self.dir.join(INT8_MODEL_FILE),
+        })?;
+        report.record(&mut self.metrics);
+        self.models.int8 = Some(report.int8);
+        Ok(())
+    }
+
+    fn evaluate(&mut self) -> Result<()> {
+        self.data()?;
+        let data = self.data.as_ref().ok_or_else(not_prepared)?;
+        let report = evaluation::evaluate_models(
+            self.models.float.as_mut(),
+            self.models.int8.as_ref(),
+            data,
+            &self.config.evaluation,
+        );
+        report.record(&mut self.metrics);
+        let table = report.render();
+        if !table.is_empty() {
+            println!("{table}");
+        }
+        Ok(())
+    }
+
+    /// Generates with the run's int8 model, else its float model.
+    fn predict(&mut self) -> Result<()> {
+        let seed = seed(&self.config);
+        let output = self.dir.join(GENERATED_FILE);
+        let settings = &self.config.prediction;
+        let report = match (&self.models.int8, &mut self.models.float) {
+            (Some(q), _) => {
+                tracing::info!("generating with the int8 model {}", q.path.display());
+                let mut lm = Int8Lm::new(q.model.clone(), q.config.clone());
+                prediction::predict(&mut lm, &q.tokenizer, settings, seed, &q.path, &output)?
+            }
+            (None, Some(f)) => {
+                let lm: &mut dyn LanguageModel = &mut f.model;
+                let tokenizer = &f.meta.tokenizer;
+                prediction::predict(lm, tokenizer, settings, seed, &f.path, &output)?
+            }
+            (None, None) => return Err(missing("float or int8")),
+        };
+        report.record(&mut self.metrics);
+        Ok(())
+    }
+
+    fn deploy(&mut self) -> Result<()> {
+        let int8 = self.models.int8.as_ref().ok_or_else(|| missing("int8"))?;
+        let dir = (self.config.deployment.c_project_path.clone())
+            .unwrap_or_else(|| self.dir.join(C_PROJECT_DIR));
+        let report = deployment::deploy(&deploy_input(&self.config, int8, dir))?;
+        report.record(&mut self.metrics);
+        Ok(())
+    }
+
+    fn benchmark(&mut self) -> Result<()> {
+        let int8 = self.models.int8.as_ref().ok_or_else(|| missing("int8"))?;
+        let config = &self.config;
+        let report = benchmarking::benchmark(&BenchInput {
+            int8,
+            board: (config.benchmarking.board).unwrap_or(config.deployment.hardware_setup.board),
+            settings: &config.benchmarking,
+            prediction: &config.prediction,
+            dir: &self.dir,
+        })?;
+        report.record(&mut self.metrics);
+        Ok(())
+    }
+}
+
+/// A stage found no model of the kind it needs: preflight guarantees one, so this is a bug.
+fn missing(kind: &str) -> Error {
+    Error::Internal(format!("no {kind} model reached this stage"))
+}
+
+fn not_prepared() -> Error {
+    Error::Internal("data not prepared".into())
+}

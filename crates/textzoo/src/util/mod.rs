@@ -1,0 +1,10 @@
+//! Small helpers every stage may use: atomic file writes, file sizes, the `metrics.json`
+//! object. They live at the bottom of the crate so that writing a file never means importing
+//! the pipeline.
+
+mod files;
+pub mod layout;
+mod metrics;
+
+pub use files::{file_size, write_atomic};
+pub use metrics::Metrics;
