@@ -59,7 +59,11 @@ pub struct DeployInput<'a> {
 /// by [`project::check_target`].)
 pub fn check(input: &DeployInput) -> Result<()> {
     check_fit(input.int8, input.board, input.prediction.max_tokens)?;
-    crate::prediction::check_prompt(input.prediction, &input.int8.config, &input.int8.tokenizer)
+    crate::lm::check_prompt(
+        &input.prediction.prompt,
+        &input.int8.config,
+        &input.int8.tokenizer,
+    )
 }
 
 /// The conversion helper (`textzoo model-to-c`): the model's C sources alone, for a user's

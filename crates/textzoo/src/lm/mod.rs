@@ -7,7 +7,8 @@ mod int8;
 
 pub use int8::Int8Lm;
 
-use crate::data::PAD_ID;
+use crate::data::{TextTokenizer, PAD_ID};
+use crate::error::{Error, Result};
 use crate::models::{FloatModel, ModelConfig};
 use textzoo_rt::Rng;
 
@@ -46,6 +47,17 @@ pub fn model_window(cfg: &ModelConfig, context: &[u32]) -> Vec<u32> {
         return vec![PAD_ID];
     }
     tail.to_vec()
+}
+
+/// Refuses prompts the model cannot start from, before any work.
+pub fn check_prompt(prompt: &str, config: &ModelConfig, tokenizer: &TextTokenizer) -> Result<()> {
+    let ids = tokenizer.encode(prompt)?;
+    if ids.is_empty() && !config.predicts_every_position() {
+        return Err(Error::Usage(
+            "prediction.prompt is empty: tiny_bert_generator predicts from a context, give it at least one word (causal models accept an empty prompt)".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// Float models answer directly (inference mode: no dropout, so the generator is unused).

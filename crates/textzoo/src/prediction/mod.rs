@@ -7,27 +7,11 @@ pub use sampler::Sampler;
 
 use crate::config::{Prediction, TokenizerKind};
 use crate::data::{TextTokenizer, UNK_ID};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::lm::LanguageModel;
-use crate::models::ModelConfig;
 use crate::util::{write_atomic, Metrics};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-
-/// Refuses prompts the model cannot start from, before any work.
-pub fn check_prompt(
-    settings: &Prediction,
-    config: &ModelConfig,
-    tokenizer: &TextTokenizer,
-) -> Result<()> {
-    let ids = tokenizer.encode(&settings.prompt)?;
-    if ids.is_empty() && !config.predicts_every_position() {
-        return Err(Error::Usage(
-            "prediction.prompt is empty: tiny_bert_generator predicts from a context, give it at least one word (causal models accept an empty prompt)".into(),
-        ));
-    }
-    Ok(())
-}
 
 /// Prompt words the vocabulary does not know (they become `<unk>`).
 fn unknown_words(tokenizer: &TextTokenizer, prompt: &str) -> Vec<String> {
@@ -120,7 +104,7 @@ pub fn predict(
     model: &Path,
     output: &Path,
 ) -> Result<PredictReport> {
-    check_prompt(settings, lm.config(), tokenizer)?;
+    crate::lm::check_prompt(&settings.prompt, lm.config(), tokenizer)?;
     let mut stdout = std::io::stdout();
     let text = generate(lm, tokenizer, settings, seed, |piece| {
         let _ = stdout.write_all(piece.as_bytes());
