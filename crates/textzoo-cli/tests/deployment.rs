@@ -303,6 +303,8 @@ fn float_models_and_foreign_directories_are_refused() {
     ));
     assert_eq!(ran.code, 2, "{}", ran.all());
     assert!(ran.all().contains("did not generate"), "{}", ran.all());
+    // Refused before the run directory exists.
+    assert!(is_absent_or_empty(&tmp.path().join("qd")));
     assert_eq!(
         std::fs::read_to_string(mine.join("main.c")).unwrap(),
         "int main(void) { return 0; }\n"

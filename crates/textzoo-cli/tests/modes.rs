@@ -67,3 +67,39 @@ fn every_mode_runs_its_services_in_order() {
         );
     }
 }
+
+/// A mode that starts from a model, given none, says which kind of model and which key, with
+/// exit code 2 and no run directory; one given of the wrong kind is refused the same way.
+#[test]
+fn modes_that_start_from_a_model_say_what_they_need() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (_, name, services, _) in textzoo::config::MODES {
+        if matches!(services[0].name(), "training" | "preprocessing") {
+            continue;
+        }
+        let run = tmp.path().join(name);
+        let mode = format!("operation_mode={name}");
+        let ran = textzoo(&with(&tiny(&run), &[&mode]));
+        assert_eq!(ran.code, 2, "{name}: {}", ran.all());
+        assert!(
+            ran.stderr.contains("general.model_path") && ran.stderr.contains(name),
+            "{name}: {}",
+            ran.stderr
+        );
+        assert!(!ran.all().contains("panicked"), "{}", ran.all());
+        assert!(is_absent_or_empty(&run), "{name}: a run directory was made");
+    }
+    let float_arg = trained_model(tmp.path());
+    let run = tmp.path().join("bench_float");
+    let ran = textzoo(&with(
+        &tiny(&run),
+        &["operation_mode=benchmarking", &float_arg],
+    ));
+    assert_eq!(ran.code, 2, "{}", ran.all());
+    assert!(
+        ran.stderr.contains("benchmarking needs an int8 model") && ran.stderr.contains("chain_qb"),
+        "{}",
+        ran.stderr
+    );
+    assert!(is_absent_or_empty(&run));
+}

@@ -3,7 +3,7 @@
 //! enough for evaluation, prediction and quantization. Checkpoints are the same file plus the
 //! optimizer moments and the training state, so resume continues the same trajectory.
 
-use super::{config_and_tokenizer, read, read_format, FLOAT_FORMAT, INT8_FORMAT};
+use super::{config_and_tokenizer, read_expecting, FLOAT_FORMAT};
 use crate::data::TextTokenizer;
 use crate::error::{Error, Result};
 use crate::models::{build, FloatModel, ModelConfig};
@@ -99,20 +99,11 @@ fn to_json<T: serde::Serialize>(value: &T) -> Result<String> {
 
 /// Loads a float model file (or checkpoint); refuses int8 files and damaged files clearly.
 pub fn load(path: &Path) -> Result<FloatFile> {
-    let bytes = read(path)?;
-    let (format, info) = read_format(path, &bytes)?;
-    if format == INT8_FORMAT {
-        return Err(Error::input(
-            path,
-            "is an int8 model; this stage needs the float model (saved_models/model.safetensors)",
-        ));
-    }
-    if format != FLOAT_FORMAT {
-        return Err(Error::input(
-            path,
-            format!("has format `{format}`, expected `{FLOAT_FORMAT}`"),
-        ));
-    }
+    let (bytes, info) = read_expecting(
+        path,
+        FLOAT_FORMAT,
+        "is an int8 model; this stage needs the float model (saved_models/model.safetensors)",
+    )?;
     from_bytes(path, &bytes, &info)
 }
 
@@ -189,6 +180,7 @@ fn read_f32(path: &Path, tensors: &SafeTensors, name: &str, shape: &[usize]) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::artifact::INT8_FORMAT;
     use crate::config::{ModelName, Preprocessing};
 
     fn tiny(kind: ModelName) -> (ModelConfig, TextTokenizer) {

@@ -1,7 +1,7 @@
 //! The int8 model file (`textzoo.int8.v1`): the `textzoo-rt` structs as safetensors tensors,
 //! with the model config, the tokenizer and the quantization settings in the metadata.
 
-use super::{config_and_tokenizer, read, read_format, ModelMeta, FLOAT_FORMAT, INT8_FORMAT};
+use super::{config_and_tokenizer, read_expecting, ModelMeta, INT8_FORMAT};
 use crate::data::TextTokenizer;
 use crate::error::{Error, Result};
 use crate::models::ModelConfig;
@@ -48,20 +48,11 @@ pub fn save(
 
 /// Loads an int8 model file; a float file or a damaged one is a clear input error.
 pub fn load(path: &Path) -> Result<Int8File> {
-    let bytes = read(path)?;
-    let (format, info) = read_format(path, &bytes)?;
-    if format == FLOAT_FORMAT {
-        return Err(Error::input(
-            path,
-            "is a float model; an int8 model was expected",
-        ));
-    }
-    if format != INT8_FORMAT {
-        return Err(Error::input(
-            path,
-            format!("has format `{format}`, expected `{INT8_FORMAT}`"),
-        ));
-    }
+    let (bytes, info) = read_expecting(
+        path,
+        INT8_FORMAT,
+        "is a float model; an int8 model was expected",
+    )?;
     from_bytes(path, &bytes, &info)
 }
 

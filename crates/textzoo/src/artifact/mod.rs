@@ -70,6 +70,27 @@ fn read(path: &Path) -> Result<Vec<u8>> {
     std::fs::read(path).map_err(|e| Error::input(path, format!("cannot read: {e}")))
 }
 
+/// Reads `path`, a model file of format `want`; a textzoo model of the other kind is refused
+/// with `refusal`, anything else with the format it has.
+fn read_expecting(
+    path: &Path,
+    want: &str,
+    refusal: &str,
+) -> Result<(Vec<u8>, HashMap<String, String>)> {
+    let bytes = read(path)?;
+    let (format, info) = read_format(path, &bytes)?;
+    if format == want {
+        return Ok((bytes, info));
+    }
+    if format == FLOAT_FORMAT || format == INT8_FORMAT {
+        return Err(Error::input(path, refusal));
+    }
+    Err(Error::input(
+        path,
+        format!("has format `{format}`, expected `{want}`"),
+    ))
+}
+
 /// Reads the metadata of any textzoo model file and says which format it is.
 fn read_format(path: &Path, bytes: &[u8]) -> Result<(String, HashMap<String, String>)> {
     let damaged = |why: String| Error::input(path, why);

@@ -122,8 +122,10 @@ mod tests {
     use crate::config::OperationMode;
 
     fn config(mode: OperationMode, model_path: Option<&Path>) -> Config {
-        let mut c = Config::default();
-        c.operation_mode = mode;
+        let mut c = Config {
+            operation_mode: mode,
+            ..Config::default()
+        };
         c.general.model_path = model_path.map(Path::to_path_buf);
         c
     }

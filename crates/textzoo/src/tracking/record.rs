@@ -349,7 +349,7 @@ pub fn metric_key(raw: &str) -> String {
 
 /// The resolved configuration as dotted keys, and what else identifies the run's result.
 fn params(run: &RunFacts, commit: Option<&str>) -> Result<BTreeMap<String, String>> {
-    let value = serde_json::to_value(&run.config)
+    let value = serde_json::to_value(run.config)
         .map_err(|e| Error::Internal(format!("serializing the configuration: {e}")))?;
     let mut out = BTreeMap::new();
     flatten("", &value, &mut out);
