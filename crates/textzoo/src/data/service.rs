@@ -19,8 +19,7 @@ pub fn save_artifacts(data: &PreparedData, dir: &Path) -> Result<()> {
 pub fn run(run: &mut Run) -> Result<()> {
     let data = run.data()?.clone();
     save_artifacts(&data, &run.dir)?;
-    let model =
-        crate::models::ModelConfig::from_section(&run.config.model, data.tokenizer.vocab_size());
+    let model = run.config.model.model_config(data.tokenizer.vocab_size());
     let target = if model.predicts_every_position() {
         Target::EveryPosition
     } else {

@@ -10,8 +10,8 @@ pub use trainer::{Paths, StopReason, Trainer};
 
 use crate::data::service::save_artifacts;
 use crate::error::{Error, Result};
+use crate::models::build;
 use crate::models::file::{self, ModelMeta};
-use crate::models::{build, ModelConfig};
 use crate::prediction::generate;
 use crate::run::Run;
 
@@ -33,7 +33,7 @@ pub fn run(run: &mut Run) -> Result<()> {
             (loaded.model, loaded.meta, Some(resume))
         }
         None => {
-            let config = ModelConfig::from_section(&cfg.model, data.tokenizer.vocab_size());
+            let config = cfg.model.model_config(data.tokenizer.vocab_size());
             let meta = ModelMeta {
                 config: config.clone(),
                 tokenizer: data.tokenizer.clone(),
