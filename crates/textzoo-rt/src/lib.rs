@@ -4,6 +4,7 @@
 //! - `kernels`: int8 fully connected, layer norm, attention with a softmax table, lookup-table
 //!   nonlinearities, residual adds;
 //! - `plan`: the memory planner (one static activation arena from tensor lifetimes);
+//! - `model_config`: a model's kind and sizes (the `model_config` of every model file);
 //! - `model`: the int8 model structs and their `.safetensors` file;
 //! - `transformer`: `tiny_gpt` (with its KV cache) and `tiny_bert_generator`;
 //! - `rnn`: `gru` and `lstm` (int16 state, sigmoid/tanh tables);
@@ -14,6 +15,7 @@
 mod avx2;
 pub mod kernels;
 pub mod model;
+pub mod model_config;
 pub mod plan;
 pub mod quant;
 pub mod rng;
@@ -21,5 +23,6 @@ pub mod rnn;
 pub mod sample;
 pub mod transformer;
 
-pub use model::{Config, Int8Model, Kind};
+pub use model::Int8Model;
+pub use model_config::{Kind, ModelConfig};
 pub use rng::Rng;

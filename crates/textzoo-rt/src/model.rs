@@ -4,11 +4,12 @@
 //! File layout: every array is a tensor named after its field (`blocks.0.attn.q.weight` I8,
 //! `….bias` / `….mult` / `….shift` I32, `….ln1.a` F32 …); every scalar (zero points,
 //! per-tensor multipliers, layer-norm constants) is an entry of the JSON object in the metadata
-//! key `int8_scalars`; the metadata also carries `format`, `model_config` (the textzoo
-//! `ModelConfig` JSON) and whatever the writer adds (tokenizer, quantization settings).
+//! key `int8_scalars`; the metadata also carries `format`, `model_config` (the
+//! [`ModelConfig`] JSON) and whatever the writer adds (tokenizer, quantization settings).
 //! The generated C project is this struct written out as `const` arrays.
 
 use crate::kernels::{AttnParams, EXP_LUT_LEN};
+use crate::model_config::{Kind, ModelConfig};
 use crate::quant::Requant;
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use std::collections::HashMap;
@@ -35,77 +36,6 @@ fn err<T>(msg: impl Into<String>) -> Result<T> {
 
 // ----------------------------------------------------------------------------
 // Structs
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    TinyBertGenerator,
-    TinyGpt,
-    Gru,
-    Lstm,
-}
-
-impl Kind {
-    pub fn parse(s: &str) -> Option<Kind> {
-        match s {
-            "tiny_bert_generator" => Some(Kind::TinyBertGenerator),
-            "tiny_gpt" => Some(Kind::TinyGpt),
-            "gru" => Some(Kind::Gru),
-            "lstm" => Some(Kind::Lstm),
-            _ => None,
-        }
-    }
-}
-
-/// The sizes the runtime needs (a subset of textzoo's `ModelConfig`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Config {
-    pub kind: Kind,
-    pub vocab_size: usize,
-    pub seq_len: usize,
-    pub embed_dim: usize,
-    pub num_heads: usize,
-    pub num_layers: usize,
-    pub ffn_dim: usize,
-    pub hidden_dim: usize,
-}
-
-impl Config {
-    /// Reads the sizes from a `ModelConfig` JSON string.
-    pub fn from_json(text: &str) -> Result<Config> {
-        let v: serde_json::Value =
-            serde_json::from_str(text).map_err(|e| Error(format!("model_config: {e}")))?;
-        let size = |key: &str| -> Result<usize> {
-            v.get(key)
-                .and_then(|x| x.as_u64())
-                .map(|x| x as usize)
-                .ok_or_else(|| Error(format!("model_config: `{key}` missing or not a size")))
-        };
-        let kind = v
-            .get("kind")
-            .and_then(|k| k.as_str())
-            .and_then(Kind::parse)
-            .ok_or_else(|| Error("model_config: unknown `kind`".into()))?;
-        let c = Config {
-            kind,
-            vocab_size: size("vocab_size")?,
-            seq_len: size("seq_len")?,
-            embed_dim: size("embed_dim")?,
-            num_heads: size("num_heads")?,
-            num_layers: size("num_layers")?,
-            ffn_dim: size("ffn_dim")?,
-            hidden_dim: size("hidden_dim")?,
-        };
-        let sane = |x: usize| (1..=1 << 20).contains(&x);
-        if !(sane(c.vocab_size) && sane(c.seq_len) && sane(c.embed_dim) && sane(c.ffn_dim))
-            || c.num_layers > 1024
-            || c.num_heads == 0
-            || !c.embed_dim.is_multiple_of(c.num_heads)
-        {
-            return err("model_config: sizes out of range");
-        }
-        Ok(c)
-    }
-}
 
 /// A fully connected layer: `w[out, in]` int8 (per-row scale), int32 bias with the input
 /// zero point folded in, per-channel requantization `mult`/`shift` (empty for the head, whose
@@ -239,7 +169,7 @@ pub enum Net {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Int8Model {
-    pub config: Config,
+    pub config: ModelConfig,
     pub net: Net,
 }
 
@@ -546,10 +476,14 @@ impl Int8Model {
             Some(f) => return err(format!("has format `{f}`, expected `{INT8_FORMAT}`")),
             None => return err("is not a textzoo model (no `format` in its metadata)"),
         }
-        let config = Config::from_json(
+        let config: ModelConfig = serde_json::from_str(
             info.get("model_config")
                 .ok_or_else(|| Error("metadata `model_config` is missing".into()))?,
-        )?;
+        )
+        .map_err(|e| Error(format!("model_config: {e}")))?;
+        config
+            .check_sizes()
+            .map_err(|e| Error(format!("model_config: {e}")))?;
         let scalars = match info
             .get("int8_scalars")
             .map(|s| serde_json::from_str::<serde_json::Value>(s))
@@ -570,7 +504,7 @@ impl Int8Model {
     }
 }
 
-fn read_transformer(r: &Reader, cfg: &Config) -> Result<Transformer> {
+fn read_transformer(r: &Reader, cfg: &ModelConfig) -> Result<Transformer> {
     let (v, t, c, f) = (cfg.vocab_size, cfg.seq_len, cfg.embed_dim, cfg.ffn_dim);
     let heads = cfg.num_heads;
     let mut blocks = Vec::new();
@@ -637,7 +571,7 @@ fn read_transformer(r: &Reader, cfg: &Config) -> Result<Transformer> {
     })
 }
 
-fn read_recurrent(r: &Reader, cfg: &Config) -> Result<Recurrent> {
+fn read_recurrent(r: &Reader, cfg: &ModelConfig) -> Result<Recurrent> {
     let (v, e, h) = (cfg.vocab_size, cfg.embed_dim, cfg.hidden_dim);
     if cfg.num_layers == 0 || e > crate::rnn::MAX_DIM || h > crate::rnn::MAX_DIM {
         return err("model_config: recurrent sizes out of range for the int8 runtime");

@@ -26,7 +26,8 @@
 //! from zero on the last `seq_len` tokens when a context slides (see `Int8Lm`), giving exactly
 //! the float semantics; a device may instead keep stepping (constant memory per token).
 
-use crate::model::{Config, Kind, Recurrent};
+use crate::model::Recurrent;
+use crate::model_config::{Kind, ModelConfig};
 use crate::plan::{self, Plan};
 use crate::quant::{rounding_divide_by_pot, saturate_i16, Requant};
 
@@ -110,7 +111,7 @@ pub struct RnnLayout {
 }
 
 impl RnnLayout {
-    pub fn new(cfg: &Config) -> RnnLayout {
+    pub fn new(cfg: &ModelConfig) -> RnnLayout {
         let (e, h, l) = (cfg.embed_dim, cfg.hidden_dim, cfg.num_layers);
         let g = gates(cfg.kind) * h;
         // Operators: 0 embedding; per layer 1 + 3l: W_ih x, W_hh h, gates; then the head.
@@ -158,7 +159,7 @@ pub fn gates(kind: Kind) -> usize {
 /// One recurrent model instance: arena, state, logits.
 #[derive(Debug, Clone)]
 pub struct RnnState {
-    pub config: Config,
+    pub config: ModelConfig,
     pub layout: RnnLayout,
     arena: Vec<u64>,
     /// `[layers][H]` hidden state, Q0.15.
@@ -171,14 +172,14 @@ pub struct RnnState {
 }
 
 impl RnnState {
-    pub fn new(cfg: &Config) -> RnnState {
+    pub fn new(cfg: &ModelConfig) -> RnnState {
         let layout = RnnLayout::new(cfg);
         if let Err(e) = plan::check(&layout.tensors, &layout.plan) {
             panic!("internal error: invalid memory plan: {e}");
         }
         let n = cfg.num_layers * cfg.hidden_dim;
         RnnState {
-            config: *cfg,
+            config: cfg.clone(),
             arena: vec![0; layout.arena_bytes().div_ceil(8)],
             layout,
             h: vec![0; n],
@@ -196,7 +197,7 @@ impl RnnState {
     }
 
     /// Consumes one token and leaves its next-token logits in `self.logits`.
-    pub fn step(&mut self, m: &Recurrent, cfg: &Config, token: u32) -> Result<&[f32], String> {
+    pub fn step(&mut self, m: &Recurrent, cfg: &ModelConfig, token: u32) -> Result<&[f32], String> {
         if self.config != *cfg {
             return Err("recurrent state was built for another model configuration".into());
         }
@@ -212,7 +213,7 @@ impl RnnState {
         Ok(&self.logits)
     }
 
-    fn step_into(&mut self, m: &Recurrent, cfg: &Config, token: u32, out: &mut [f32]) {
+    fn step_into(&mut self, m: &Recurrent, cfg: &ModelConfig, token: u32, out: &mut [f32]) {
         let (e, h, v) = (cfg.embed_dim, cfg.hidden_dim, cfg.vocab_size);
         let g = gates(cfg.kind) * h;
         let base = self.arena.as_mut_ptr() as *mut u8;
@@ -324,7 +325,7 @@ impl RnnState {
 /// Logits of every position of a window (from the zero state) into `out[len, vocab]`.
 pub fn window_logits(
     m: &Recurrent,
-    cfg: &Config,
+    cfg: &ModelConfig,
     s: &mut RnnState,
     tokens: &[u32],
     out: &mut [f32],

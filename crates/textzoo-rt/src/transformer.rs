@@ -29,7 +29,8 @@
 //! `static` arrays); `prefill` and `step` allocate nothing.
 
 use crate::kernels::{self, Epilogue};
-use crate::model::{Block, Config, Kind, Linear, Transformer};
+use crate::model::{Block, Linear, Transformer};
+use crate::model_config::{Kind, ModelConfig};
 use crate::plan::{self, Plan};
 use crate::quant::Requant;
 
@@ -89,7 +90,7 @@ pub struct Layout {
 }
 
 impl Layout {
-    pub fn new(cfg: &Config) -> Layout {
+    pub fn new(cfg: &ModelConfig) -> Layout {
         let (t, c, f) = (cfg.seq_len, cfg.embed_dim, cfg.ffn_dim);
         let hd = c / cfg.num_heads;
         let bert = cfg.kind == Kind::TinyBertGenerator;
@@ -221,7 +222,7 @@ impl Arena {
 #[derive(Debug, Clone)]
 pub struct State {
     /// The model sizes this state was planned for.
-    pub config: Config,
+    pub config: ModelConfig,
     arena: Vec<u64>,
     pub layout: Layout,
     /// KV cache `[layers][2][seq_len][C]` (`tiny_gpt`; empty for `tiny_bert_generator`).
@@ -233,13 +234,13 @@ pub struct State {
 }
 
 impl State {
-    pub fn new(cfg: &Config) -> State {
+    pub fn new(cfg: &ModelConfig) -> State {
         let layout = Layout::new(cfg);
         if let Err(e) = plan::check(&layout.tensors, &layout.plan) {
             panic!("internal error: invalid memory plan: {e}");
         }
         State {
-            config: *cfg,
+            config: cfg.clone(),
             arena: vec![0; layout.arena_bytes().div_ceil(8)],
             kv: vec![0; layout.kv_cache_bytes],
             layout,
@@ -299,7 +300,7 @@ fn block(
     b: &Block,
     s: &mut State,
     layer: usize,
-    cfg: &Config,
+    cfg: &ModelConfig,
     exp_lut: &[i32],
     rows: usize,
     kv0: usize,
@@ -442,7 +443,14 @@ fn block(
 
 /// Final layer norm and head on rows `x_row0..x_row0 + rows` of the last hidden state,
 /// logits into `out[rows, vocab]`.
-fn head(m: &Transformer, cfg: &Config, s: &mut State, x_row0: usize, rows: usize, out: &mut [f32]) {
+fn head(
+    m: &Transformer,
+    cfg: &ModelConfig,
+    s: &mut State,
+    x_row0: usize,
+    rows: usize,
+    out: &mut [f32],
+) {
     let (c, v) = (cfg.embed_dim, cfg.vocab_size);
     let (xs, lnf) = (s.layout.last(), s.layout.lnf);
     let ar = s.arena();
@@ -476,7 +484,14 @@ fn head(m: &Transformer, cfg: &Config, s: &mut State, x_row0: usize, rows: usize
 /// Runs `tokens` (at positions `pos0..`) through every block. `tiny_gpt`: causal, keys and
 /// values appended to the cache at `kv0`. `tiny_bert_generator`: one window, last-row block
 /// at the end (its output has one row; with no blocks, the head reads the window's last row).
-fn blocks(m: &Transformer, cfg: &Config, s: &mut State, tokens: &[u32], pos0: usize, kv0: usize) {
+fn blocks(
+    m: &Transformer,
+    cfg: &ModelConfig,
+    s: &mut State,
+    tokens: &[u32],
+    pos0: usize,
+    kv0: usize,
+) {
     let c = cfg.embed_dim;
     let x0 = s.layout.x0;
     let ar = s.arena();
@@ -506,14 +521,14 @@ fn blocks(m: &Transformer, cfg: &Config, s: &mut State, tokens: &[u32], pos0: us
 /// Checks tokens against the vocabulary (a bad token id is the caller's error, not a panic
 /// deep in a kernel).
 /// A state planned for other sizes would read outside its arena: refused.
-fn check_state(cfg: &Config, s: &State) -> Result<(), String> {
+fn check_state(cfg: &ModelConfig, s: &State) -> Result<(), String> {
     if s.config != *cfg {
         return Err("activation state was built for another model configuration".into());
     }
     Ok(())
 }
 
-fn check_tokens(cfg: &Config, tokens: &[u32]) -> Result<(), String> {
+fn check_tokens(cfg: &ModelConfig, tokens: &[u32]) -> Result<(), String> {
     match tokens.iter().find(|&&t| t as usize >= cfg.vocab_size) {
         Some(t) => Err(format!(
             "token id {t} outside the vocabulary of {}",
@@ -528,7 +543,7 @@ fn check_tokens(cfg: &Config, tokens: &[u32]) -> Result<(), String> {
 /// (a short window sits at the last positions, as in the float model).
 pub fn window_logits(
     m: &Transformer,
-    cfg: &Config,
+    cfg: &ModelConfig,
     s: &mut State,
     tokens: &[u32],
     out: &mut [f32],
@@ -571,7 +586,7 @@ pub struct Decoder {
 }
 
 impl Decoder {
-    pub fn new(cfg: &Config) -> Decoder {
+    pub fn new(cfg: &ModelConfig) -> Decoder {
         Decoder {
             state: State::new(cfg),
             tokens: Vec::with_capacity(cfg.seq_len),
@@ -585,7 +600,7 @@ impl Decoder {
     pub fn prefill(
         &mut self,
         m: &Transformer,
-        cfg: &Config,
+        cfg: &ModelConfig,
         tokens: &[u32],
     ) -> Result<&[f32], String> {
         let n = tokens.len();
@@ -610,7 +625,12 @@ impl Decoder {
 
     /// Appends one token: one incremental step while the cache has room, otherwise a
     /// re-prefill of the last `keep` tokens followed by the step.
-    pub fn step(&mut self, m: &Transformer, cfg: &Config, token: u32) -> Result<&[f32], String> {
+    pub fn step(
+        &mut self,
+        m: &Transformer,
+        cfg: &ModelConfig,
+        token: u32,
+    ) -> Result<&[f32], String> {
         check_tokens(cfg, &[token])?;
         if self.tokens.is_empty() {
             return self.prefill(m, cfg, &[token]);
@@ -643,8 +663,8 @@ impl Decoder {
 mod tests {
     use super::*;
 
-    fn cfg(kind: Kind, t: usize, c: usize, heads: usize, layers: usize, f: usize) -> Config {
-        Config {
+    fn cfg(kind: Kind, t: usize, c: usize, heads: usize, layers: usize, f: usize) -> ModelConfig {
+        ModelConfig {
             kind,
             vocab_size: 4096,
             seq_len: t,
@@ -653,6 +673,8 @@ mod tests {
             num_layers: layers,
             ffn_dim: f,
             hidden_dim: c,
+            dropout: 0.0,
+            tie_embeddings: false,
         }
     }
 

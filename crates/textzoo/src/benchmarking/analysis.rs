@@ -9,7 +9,7 @@
 
 use serde::Serialize;
 use textzoo_rt::model::{Block, Linear, Net, Recurrent, RnnLayer, Transformer};
-use textzoo_rt::{Config, Int8Model, Kind};
+use textzoo_rt::{Int8Model, Kind, ModelConfig};
 
 /// One row of the table.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -87,7 +87,7 @@ fn norm(name: String, n: &textzoo_rt::model::LayerNorm, window: u64, c: u64) -> 
     }
 }
 
-fn transformer_layers(m: &Transformer, cfg: &Config, p: u64) -> Vec<Layer> {
+fn transformer_layers(m: &Transformer, cfg: &ModelConfig, p: u64) -> Vec<Layer> {
     let (t, c, v) = (
         cfg.seq_len as u64,
         cfg.embed_dim as u64,
@@ -139,7 +139,7 @@ fn transformer_layers(m: &Transformer, cfg: &Config, p: u64) -> Vec<Layer> {
 fn block_layers(
     l: usize,
     b: &Block,
-    cfg: &Config,
+    cfg: &ModelConfig,
     p: u64,
     all: (u64, u64),
     last: (u64, u64),
@@ -183,7 +183,7 @@ fn block_layers(
     ]
 }
 
-fn recurrent_layers(m: &Recurrent, cfg: &Config, p: u64) -> Vec<Layer> {
+fn recurrent_layers(m: &Recurrent, cfg: &ModelConfig, p: u64) -> Vec<Layer> {
     let (e, v, h) = (
         cfg.embed_dim as u64,
         cfg.vocab_size as u64,

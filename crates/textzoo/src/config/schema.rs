@@ -6,6 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
+use textzoo_rt::ModelConfig;
 
 /// The whole resolved configuration.
 #[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq)]
@@ -163,33 +164,8 @@ impl Default for Preprocessing {
     }
 }
 
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum ModelName {
-    #[default]
-    TinyBertGenerator,
-    TinyGpt,
-    Gru,
-    Lstm,
-}
-
-impl ModelName {
-    /// Causal models predict at every position of a window; `tiny_bert_generator` predicts
-    /// only the token after the window.
-    pub fn predicts_every_position(self) -> bool {
-        !matches!(self, ModelName::TinyBertGenerator)
-    }
-
-    /// The name as written in `model.name`.
-    pub fn name(self) -> &'static str {
-        match self {
-            ModelName::TinyBertGenerator => "tiny_bert_generator",
-            ModelName::TinyGpt => "tiny_gpt",
-            ModelName::Gru => "gru",
-            ModelName::Lstm => "lstm",
-        }
-    }
-}
+/// `model.name`: the model kinds the runtime knows (same names, same default).
+pub use textzoo_rt::Kind as ModelName;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -204,6 +180,24 @@ pub struct Model {
     pub hidden_dim: usize,
     pub dropout: f64,
     pub tie_embeddings: bool,
+}
+
+impl Model {
+    /// The model this section describes, for a tokenizer of `vocab_size` tokens.
+    pub fn model_config(&self, vocab_size: usize) -> ModelConfig {
+        ModelConfig {
+            kind: self.name,
+            vocab_size,
+            seq_len: self.seq_len,
+            embed_dim: self.embed_dim,
+            num_heads: self.num_heads,
+            num_layers: self.num_layers,
+            ffn_dim: self.ffn_dim,
+            hidden_dim: self.hidden_dim,
+            dropout: self.dropout as f32,
+            tie_embeddings: self.tie_embeddings,
+        }
+    }
 }
 
 impl Default for Model {
@@ -439,7 +433,7 @@ impl Default for Prediction {
     }
 }
 
-/// Boards textzoo can deploy to and benchmark on.
+/// Boards textzoo can deploy to and benchmark on (DESIGN §7).
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
 pub enum Board {
     #[default]

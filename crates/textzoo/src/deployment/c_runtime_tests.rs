@@ -258,7 +258,7 @@ fn script(lm: &mut Int8Lm, cfg: &ModelConfig) -> Script {
         sc.what.push(format!("next_logits({ctx:?})"));
     }
     if cfg.kind == ModelName::TinyGpt {
-        let rc = lm.model.config;
+        let rc = lm.model.config.clone();
         let textzoo_rt::model::Net::Transformer(net) = &lm.model.net else {
             panic!("tiny_gpt is a transformer")
         };
@@ -443,9 +443,9 @@ fn ram_use_counts_the_static_buffers() {
 /// about 1.6 MB of weights) with random contents: only its sizes matter here.
 fn reference_size_model() -> Int8Model {
     use textzoo_rt::kernels::AttnParams;
-    use textzoo_rt::model::{Block, Config, LayerNorm, Linear, Net, Transformer};
+    use textzoo_rt::model::{Block, LayerNorm, Linear, Net, Transformer};
     use textzoo_rt::quant::Requant;
-    let cfg = Config {
+    let cfg = textzoo_rt::ModelConfig {
         kind: textzoo_rt::Kind::TinyGpt,
         vocab_size: 4096,
         seq_len: 32,
@@ -454,6 +454,8 @@ fn reference_size_model() -> Int8Model {
         num_layers: 2,
         ffn_dim: 512,
         hidden_dim: 128,
+        dropout: 0.0,
+        tie_embeddings: false,
     };
     let mut rng = Rng::new(1);
     let mut i8s = |n: usize| -> Vec<i8> { (0..n).map(|_| rng.next_u32() as i8).collect() };

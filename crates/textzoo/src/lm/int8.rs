@@ -38,7 +38,7 @@ impl Int8Lm {
 /// slides or changes.
 fn rnn_next(
     m: &textzoo_rt::model::Recurrent,
-    rt_cfg: &textzoo_rt::Config,
+    rt_cfg: &textzoo_rt::ModelConfig,
     state: &mut Option<RnnState>,
     tokens: &mut Vec<u32>,
     window: &[u32],
@@ -77,7 +77,7 @@ impl LanguageModel for Int8Lm {
             v
         };
         let mut out = vec![0.0f32; batch * per];
-        let rt_cfg = self.model.config;
+        let rt_cfg = self.model.config.clone();
         match &self.model.net {
             Net::Transformer(net) => out
                 .par_chunks_mut(per)
@@ -100,7 +100,7 @@ impl LanguageModel for Int8Lm {
     fn next_logits(&mut self, context: &[u32]) -> Vec<f32> {
         if let Net::Recurrent(r) = &self.model.net {
             let window = model_window(&self.config, context);
-            let rt_cfg = self.model.config;
+            let rt_cfg = self.model.config.clone();
             return rnn_next(r, &rt_cfg, &mut self.rnn, &mut self.rnn_tokens, &window);
         }
         if self.model.config.kind != Kind::TinyGpt {
@@ -111,7 +111,7 @@ impl LanguageModel for Int8Lm {
         let Net::Transformer(net) = &self.model.net else {
             unreachable!("recurrent models were handled above")
         };
-        let rt_cfg = self.model.config;
+        let rt_cfg = self.model.config.clone();
         let mut dec = self.decoder.take().unwrap_or_else(|| Decoder::new(&rt_cfg));
         let cached = dec.tokens.len();
         let extends = cached > 0 && cached < window.len() && window[..cached] == dec.tokens[..];

@@ -2,7 +2,7 @@
 
 use crate::config::ModelName;
 use crate::nn::ParamStore;
-use serde::{Deserialize, Serialize};
+pub use textzoo_rt::ModelConfig;
 use textzoo_rt::Rng;
 
 pub mod gru;
@@ -10,46 +10,6 @@ pub mod lstm;
 pub mod tiny_bert_generator;
 pub mod tiny_gpt;
 mod transformer;
-
-/// A model's hyper-parameters: the plain struct stored in every model file's metadata.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ModelConfig {
-    pub kind: ModelName,
-    pub vocab_size: usize,
-    pub seq_len: usize,
-    pub embed_dim: usize,
-    pub num_heads: usize,
-    pub num_layers: usize,
-    pub ffn_dim: usize,
-    pub hidden_dim: usize,
-    pub dropout: f32,
-    pub tie_embeddings: bool,
-}
-
-impl ModelConfig {
-    /// The model section of the configuration, for a tokenizer of `vocab_size` tokens.
-    pub fn from_section(m: &crate::config::Model, vocab_size: usize) -> Self {
-        Self {
-            kind: m.name,
-            vocab_size,
-            seq_len: m.seq_len,
-            embed_dim: m.embed_dim,
-            num_heads: m.num_heads,
-            num_layers: m.num_layers,
-            ffn_dim: m.ffn_dim,
-            hidden_dim: m.hidden_dim,
-            dropout: m.dropout as f32,
-            tie_embeddings: m.tie_embeddings,
-        }
-    }
-
-    /// Causal models predict at every position of a window; `tiny_bert_generator` predicts
-    /// only the token after the window.
-    pub fn predicts_every_position(&self) -> bool {
-        self.kind.predicts_every_position()
-    }
-}
 
 /// What every float model offers to training, evaluation and prediction.
 ///

@@ -8,8 +8,9 @@ use crate::error::{Error, Result};
 use crate::models::ModelConfig;
 use crate::nn::{layernorm, ParamStore};
 use textzoo_rt::kernels::{AttnParams, EXP_LUT_LEN, EXP_STEPS, FRAC_BITS, PROB_ONE};
-use textzoo_rt::model::{Block, Config, Int8Model, Kind, LayerNorm, Linear, Net, Transformer};
+use textzoo_rt::model::{Block, Int8Model, LayerNorm, Linear, Net, Transformer};
 use textzoo_rt::quant::{quantize_i8, saturate_i32, Requant};
+use textzoo_rt::Kind;
 
 /// Per-tensor activation quantization: `real = scale · (q − zp)`.
 #[derive(Debug, Clone, Copy)]
@@ -277,12 +278,8 @@ pub fn convert_transformer(
             (None, (l, scales))
         }
     };
-    let kind = match cfg.kind {
-        crate::config::ModelName::TinyGpt => Kind::TinyGpt,
-        _ => Kind::TinyBertGenerator,
-    };
     Ok(Int8Model {
-        config: rt_config(cfg, kind),
+        config: cfg.clone(),
         net: Net::Transformer(Transformer {
             tok_emb,
             tok_mult: tok_rq.iter().map(|r| r.mult).collect(),
@@ -301,19 +298,6 @@ pub fn convert_transformer(
     })
 }
 
-pub fn rt_config(cfg: &ModelConfig, kind: Kind) -> Config {
-    Config {
-        kind,
-        vocab_size: cfg.vocab_size,
-        seq_len: cfg.seq_len,
-        embed_dim: cfg.embed_dim,
-        num_heads: cfg.num_heads,
-        num_layers: cfg.num_layers,
-        ffn_dim: cfg.ffn_dim,
-        hidden_dim: cfg.hidden_dim,
-    }
-}
-
 /// Converts a float `gru` / `lstm` (see `textzoo_rt::rnn` for the formats) with its observers
 /// (the LSTM cells' ranges set `cell_bits`).
 pub fn convert_recurrent(
@@ -330,12 +314,8 @@ pub fn convert_recurrent(
             "int8 gru/lstm supports embed_dim and hidden_dim up to {MAX_DIM} (int32 sums of int16 × int8 stay exact); got {e} and {h}"
         )));
     }
-    let kind = match cfg.kind {
-        crate::config::ModelName::Lstm => Kind::Lstm,
-        _ => Kind::Gru,
-    };
-    let lstm = kind == Kind::Lstm;
-    let g = rnn::gates(kind) * h;
+    let lstm = cfg.kind == Kind::Lstm;
+    let g = rnn::gates(cfg.kind) * h;
     let q20 = 2f64.powi(PRE_BITS);
     let state = 2f64.powi(-STATE_BITS);
     // Embedding: symmetric, one scale (layer 0 reads its rows directly).
@@ -406,7 +386,7 @@ pub fn convert_recurrent(
     };
     let head_bias = param(ps, "head.bias")?.to_vec();
     Ok(Int8Model {
-        config: rt_config(cfg, kind),
+        config: cfg.clone(),
         net: Net::Recurrent(Recurrent {
             tok_emb,
             layers,

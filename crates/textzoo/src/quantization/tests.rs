@@ -12,7 +12,6 @@ use std::collections::HashMap;
 use textzoo_rt::model::Net;
 use textzoo_rt::rnn;
 use textzoo_rt::transformer::{self, Decoder, State};
-use textzoo_rt::Kind;
 use textzoo_rt::Rng;
 
 pub(crate) fn config(kind: ModelName, vocab: usize) -> ModelConfig {
@@ -211,7 +210,7 @@ fn kv_cache_steps_equal_full_window_recompute_exactly() {
     assert_eq!(other, full[3 * v..].to_vec());
     // And the decoder's own half-window policy stays consistent with a fresh prefill.
     let net = transformer_of(&lm);
-    let rc = lm.model.config;
+    let rc = lm.model.config.clone();
     let mut dec = textzoo_rt::transformer::Decoder::new(&rc);
     dec.keep = cfg.seq_len / 2;
     dec.prefill(&net, &rc, &s[..cfg.seq_len]).unwrap();
@@ -243,7 +242,7 @@ fn simd_and_portable_runtimes_give_identical_logits_on_whole_models() {
     ] {
         let (lm, cfg) = random_int8(kind, tie);
         let net = transformer_of(&lm);
-        let rc = lm.model.config;
+        let rc = lm.model.config.clone();
         let s = stream(24, 100, 8);
         let run = |portable: bool| {
             textzoo_rt::kernels::force_portable(portable);
@@ -271,11 +270,10 @@ fn simd_and_portable_runtimes_give_identical_logits_on_whole_models() {
 fn reference_size_memory_is_reported() {
     let mut cfg = config(ModelName::TinyGpt, 4096);
     (cfg.seq_len, cfg.embed_dim, cfg.num_heads, cfg.ffn_dim) = (32, 128, 4, 512);
-    let rc = convert::rt_config(&cfg, Kind::TinyGpt);
-    let l = transformer::Layout::new(&rc);
+    let l = transformer::Layout::new(&cfg);
     assert_eq!((l.arena_bytes(), l.kv_cache_bytes), (24_576, 16_384));
-    let rc = convert::rt_config(&cfg, Kind::TinyBertGenerator);
-    let l = transformer::Layout::new(&rc);
+    cfg.kind = ModelName::TinyBertGenerator;
+    let l = transformer::Layout::new(&cfg);
     assert_eq!((l.arena_bytes(), l.kv_cache_bytes), (24_576, 0));
 }
 

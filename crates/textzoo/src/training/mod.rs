@@ -13,7 +13,7 @@ use crate::config::Config;
 use crate::data::service::save_artifacts;
 use crate::data::{PreparedData, TextTokenizer};
 use crate::error::{Error, Result};
-use crate::models::{build, FloatModel, ModelConfig};
+use crate::models::{build, FloatModel};
 use crate::prediction::generate;
 use crate::util::layout::{CHECKPOINT_FILE, FLOAT_MODEL_FILE, TRAINING_LOG};
 use crate::util::Metrics;
@@ -113,7 +113,7 @@ fn starting_point(
             Ok((loaded.model, loaded.meta, Some(resume)))
         }
         None => {
-            let config = ModelConfig::from_section(&cfg.model, tokenizer.vocab_size());
+            let config = cfg.model.model_config(tokenizer.vocab_size());
             let meta = ModelMeta {
                 config: config.clone(),
                 tokenizer: tokenizer.clone(),
