@@ -4,7 +4,6 @@
 use super::{config_and_tokenizer, read_expecting, ModelMeta, INT8_FORMAT};
 use crate::data::TextTokenizer;
 use crate::error::{Error, Result};
-use crate::models::ModelConfig;
 use crate::util::write_atomic;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -13,11 +12,11 @@ use textzoo_rt::rnn::RnnLayout;
 use textzoo_rt::transformer::Layout;
 use textzoo_rt::Int8Model;
 
-/// An int8 model with its config and tokenizer, and the file it was read from or saved to.
+/// An int8 model (its `config` holds the model's kind and sizes) with its tokenizer, and the
+/// file it was read from or saved to.
 pub struct Int8File {
     pub path: PathBuf,
     pub model: Int8Model,
-    pub config: ModelConfig,
     pub tokenizer: TextTokenizer,
 }
 
@@ -65,16 +64,15 @@ pub(super) fn from_bytes(
     let (model, _) = Int8Model::from_bytes(bytes)
         .map_err(|e| Error::input(path, format!("is a damaged int8 model: {e}")))?;
     let (config, tokenizer) = config_and_tokenizer(path, info)?;
-    if model.config.vocab_size != config.vocab_size {
+    if model.config != config {
         return Err(Error::input(
             path,
-            "is damaged: tokenizer and model disagree on the vocabulary size",
+            "is damaged: its runtime model and its model_config disagree",
         ));
     }
     Ok(Int8File {
         path: path.to_path_buf(),
         model,
-        config,
         tokenizer,
     })
 }

@@ -54,7 +54,7 @@ impl ModelFile {
     pub fn config(&self) -> &ModelConfig {
         match self {
             ModelFile::Float(f) => &f.meta.config,
-            ModelFile::Int8(q) => &q.config,
+            ModelFile::Int8(q) => &q.model.config,
         }
     }
 

@@ -71,7 +71,7 @@ pub fn median(mut v: Vec<f64>) -> f64 {
 pub fn time_runtime(loaded: &Int8File, prompt: &[u32], tokens: usize, repeats: usize) -> Timing {
     let mut runs = Vec::with_capacity(repeats);
     for _ in 0..repeats.max(1) {
-        let mut lm = Int8Lm::new(loaded.model.clone(), loaded.config.clone());
+        let mut lm = Int8Lm::new(loaded.model.clone());
         let mut context = prompt.to_vec();
         let start = Instant::now();
         let mut logits = lm.next_logits(&context);

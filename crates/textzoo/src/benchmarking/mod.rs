@@ -38,7 +38,7 @@ fn workload(input: &BenchInput, notes: &mut Vec<String>) -> Result<(Vec<u32>, us
     if prompt.is_empty() {
         prompt.push(PAD_ID);
     }
-    let t = loaded.config.seq_len;
+    let t = loaded.model.config.seq_len;
     let wanted = input.settings.num_tokens.max(1);
     if loaded.model.config.kind != textzoo_rt::Kind::TinyGpt || prompt.len() + wanted <= t {
         return Ok((prompt, wanted));
@@ -107,7 +107,7 @@ pub fn benchmark(input: &BenchInput) -> Result<Report> {
     }
     let report = Report {
         model: path.display().to_string(),
-        kind: loaded.config.kind.name().to_string(),
+        kind: loaded.model.config.kind.name().to_string(),
         board: profile.name.to_string(),
         analysis: analysis::analyze(&loaded.model, prompt.len()),
         fit,

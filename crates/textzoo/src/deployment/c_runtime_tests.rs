@@ -154,7 +154,7 @@ fn tiny_int8(kind: ModelName, tie: bool) -> (Int8Lm, ModelConfig) {
         granularity: Granularity::PerChannel,
     };
     let q = quantize(float.as_ref(), &windows, &st).unwrap();
-    (Int8Lm::new(q, cfg.clone()), cfg)
+    (Int8Lm::new(q), cfg)
 }
 
 fn write_project(dir: &Path, files: &CModelFiles) {

@@ -61,7 +61,7 @@ pub fn check(input: &DeployInput) -> Result<()> {
     check_fit(input.int8, input.board, input.prediction.max_tokens)?;
     crate::lm::check_prompt(
         &input.prediction.prompt,
-        &input.int8.config,
+        &input.int8.model.config,
         &input.int8.tokenizer,
     )
 }

@@ -159,7 +159,7 @@ pub fn evaluate_models(
     });
     let int8 = int8.map(|q| {
         tracing::info!("evaluating the int8 model {}", q.path.display());
-        let mut lm = Int8Lm::new(q.model.clone(), q.config.clone());
+        let mut lm = Int8Lm::new(q.model.clone());
         ModelResults {
             splits: evaluate_splits(&mut lm, data, settings),
             file_bytes: file_size(&q.path),

@@ -14,7 +14,6 @@ use textzoo_rt::{Int8Model, Kind};
 /// see `textzoo_rt::transformer`).
 pub struct Int8Lm {
     pub model: Int8Model,
-    config: ModelConfig,
     decoder: Option<Decoder>,
     /// `gru`/`lstm`: the state after `rnn_tokens` (from the zero state).
     rnn: Option<RnnState>,
@@ -22,10 +21,9 @@ pub struct Int8Lm {
 }
 
 impl Int8Lm {
-    pub fn new(model: Int8Model, config: ModelConfig) -> Self {
+    pub fn new(model: Int8Model) -> Self {
         Int8Lm {
             model,
-            config,
             decoder: None,
             rnn: None,
             rnn_tokens: Vec::new(),
@@ -66,12 +64,12 @@ fn internal<T>(r: std::result::Result<T, String>) -> T {
 
 impl LanguageModel for Int8Lm {
     fn config(&self) -> &ModelConfig {
-        &self.config
+        &self.model.config
     }
 
     fn window_logits(&mut self, tokens: &[u32], batch: usize, seq: usize) -> Vec<f32> {
-        let v = self.config.vocab_size;
-        let per = if self.config.predicts_every_position() {
+        let v = self.model.config.vocab_size;
+        let per = if self.model.config.predicts_every_position() {
             seq * v
         } else {
             v
@@ -99,15 +97,15 @@ impl LanguageModel for Int8Lm {
 
     fn next_logits(&mut self, context: &[u32]) -> Vec<f32> {
         if let Net::Recurrent(r) = &self.model.net {
-            let window = model_window(&self.config, context);
+            let window = model_window(&self.model.config, context);
             let rt_cfg = self.model.config.clone();
             return rnn_next(r, &rt_cfg, &mut self.rnn, &mut self.rnn_tokens, &window);
         }
         if self.model.config.kind != Kind::TinyGpt {
-            let window = model_window(&self.config, context);
+            let window = model_window(&self.model.config, context);
             return self.window_logits(&window, 1, window.len());
         }
-        let window = model_window(&self.config, context);
+        let window = model_window(&self.model.config, context);
         let Net::Transformer(net) = &self.model.net else {
             unreachable!("recurrent models were handled above")
         };

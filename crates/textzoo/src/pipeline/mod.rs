@@ -52,7 +52,7 @@ impl Preflight {
         if list.first() == Some(&Service::Prediction) {
             if let Some((tokenizer, _)) = models.tokenizer_and_seq_len() {
                 let model = match (&models.int8, &models.float) {
-                    (Some(q), _) => &q.config,
+                    (Some(q), _) => &q.model.config,
                     (None, Some(f)) => &f.meta.config,
                     (None, None) => return Err(Error::Internal("no model resolved".into())),
                 };
@@ -254,7 +254,7 @@ impl Pipeline {
         let report = match (&self.models.int8, &mut self.models.float) {
             (Some(q), _) => {
                 tracing::info!("generating with the int8 model {}", q.path.display());
-                let mut lm = Int8Lm::new(q.model.clone(), q.config.clone());
+                let mut lm = Int8Lm::new(q.model.clone());
                 prediction::predict(&mut lm, &q.tokenizer, settings, seed, &q.path, &output)?
             }
             (None, Some(f)) => {

@@ -97,7 +97,7 @@ impl Models {
     pub fn tokenizer_and_seq_len(&self) -> Option<(&TextTokenizer, usize)> {
         match (&self.float, &self.int8) {
             (Some(f), _) => Some((&f.meta.tokenizer, f.meta.config.seq_len)),
-            (None, Some(q)) => Some((&q.tokenizer, q.config.seq_len)),
+            (None, Some(q)) => Some((&q.tokenizer, q.model.config.seq_len)),
             (None, None) => None,
         }
     }

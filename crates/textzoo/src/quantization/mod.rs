@@ -117,7 +117,6 @@ pub fn quantize_file(input: &QuantizeInput) -> Result<QuantizeReport> {
         int8: Int8File {
             path: input.output.clone(),
             model,
-            config: float.meta.config.clone(),
             tokenizer: float.meta.tokenizer.clone(),
         },
         calibration_windows: windows.len(),

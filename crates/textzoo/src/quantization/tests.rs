@@ -108,7 +108,7 @@ fn track(kind: ModelName, tie: bool, st: Settings) -> (f64, f64) {
     let s = stream(24, 4000, 7);
     let calib = windows(&s, cfg.seq_len, 64, 37);
     let q = quantize(float.as_ref(), &calib, &st).unwrap();
-    let mut lm = Int8Lm::new(q, cfg.clone());
+    let mut lm = Int8Lm::new(q);
     let held = stream(24, 2000, 99);
     let (mut agree, mut rows, mut cos) = (0usize, 0usize, 0.0f64);
     let v = cfg.vocab_size;
@@ -177,7 +177,7 @@ fn random_int8(kind: ModelName, tie: bool) -> (Int8Lm, ModelConfig) {
         &settings(Calibration::Minmax, Granularity::PerChannel),
     )
     .unwrap();
-    (Int8Lm::new(q, cfg.clone()), cfg)
+    (Int8Lm::new(q), cfg)
 }
 
 #[test]
