@@ -44,33 +44,138 @@ pub struct Slot {
     pub bytes: usize,
 }
 
-/// The arena slots of one block's tensors. `k`/`v` are arena tensors for
-/// `tiny_bert_generator` only (`tiny_gpt` keeps them in its KV cache); `scores`, `probs`,
-/// `ksum` and `pv_acc` are the attention's scratch.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct LayerSlots {
-    pub ln1: Slot,
-    pub k: Slot,
-    pub v: Slot,
-    pub q: Slot,
-    pub scores: Slot,
-    pub probs: Slot,
-    pub ksum: Slot,
-    pub pv_acc: Slot,
-    pub att: Slot,
-    pub res2: Slot,
-    pub ln2: Slot,
-    pub h: Slot,
+/// One block's arena tensors, in schedule order (also the order of the C runtime's
+/// `tz_layer_slots` fields, whose offsets model.h defines as `TZ_OFF_B<l>_<NAME>`). `K`/`V`
+/// are arena tensors for `tiny_bert_generator` only (`tiny_gpt` keeps them in its KV cache,
+/// so their slots are empty); `Scores`, `Probs`, `Ksum` and `PvAcc` are the attention's
+/// scratch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlockTensor {
+    Ln1,
+    K,
+    V,
+    Q,
+    Scores,
+    Probs,
+    Ksum,
+    PvAcc,
+    Att,
+    Res2,
+    Ln2,
+    H,
     /// The block's output (the next block's input).
-    pub y: Slot,
+    Y,
+}
+
+impl BlockTensor {
+    pub const ALL: [BlockTensor; 13] = [
+        BlockTensor::Ln1,
+        BlockTensor::K,
+        BlockTensor::V,
+        BlockTensor::Q,
+        BlockTensor::Scores,
+        BlockTensor::Probs,
+        BlockTensor::Ksum,
+        BlockTensor::PvAcc,
+        BlockTensor::Att,
+        BlockTensor::Res2,
+        BlockTensor::Ln2,
+        BlockTensor::H,
+        BlockTensor::Y,
+    ];
+
+    /// The tensor's name in the schedule (`blocks.<l>.<name>`) and, upper-cased, in model.h.
+    pub fn name(self) -> &'static str {
+        match self {
+            BlockTensor::Ln1 => "ln1",
+            BlockTensor::K => "k",
+            BlockTensor::V => "v",
+            BlockTensor::Q => "q",
+            BlockTensor::Scores => "scores",
+            BlockTensor::Probs => "probs",
+            BlockTensor::Ksum => "ksum",
+            BlockTensor::PvAcc => "pv_acc",
+            BlockTensor::Att => "att",
+            BlockTensor::Res2 => "res2",
+            BlockTensor::Ln2 => "ln2",
+            BlockTensor::H => "h",
+            BlockTensor::Y => "y",
+        }
+    }
+
+    /// Bytes and lifetime: written by the first operator, last read by the second (`None`:
+    /// the block's output, alive until the next block's residual or the final layer norm has
+    /// read it).
+    fn spec(self, d: &BlockDims) -> (usize, Op, Option<Op>) {
+        use BlockTensor as T;
+        let (t, c) = (d.seq_len, d.embed_dim);
+        match self {
+            T::Ln1 => (t * c, Op::Ln1, Some(Op::Q)),
+            T::K => (d.kv_bytes, Op::K, Some(Op::Attention)),
+            T::V => (d.kv_bytes, Op::V, Some(Op::Attention)),
+            T::Q => (d.rows * c, Op::Q, Some(Op::Attention)),
+            T::Scores => (4 * t, Op::Attention, Some(Op::Attention)),
+            T::Probs => (t, Op::Attention, Some(Op::Attention)),
+            T::Ksum => (4 * t, Op::Attention, Some(Op::Attention)),
+            T::PvAcc => (4 * d.head_dim, Op::Attention, Some(Op::Attention)),
+            T::Att => (d.rows * c, Op::Attention, Some(Op::Proj)),
+            T::Res2 => (d.rows * c, Op::Proj, Some(Op::Down)),
+            T::Ln2 => (d.rows * c, Op::Ln2, Some(Op::Up)),
+            T::H => (d.rows * d.ffn_dim, Op::Up, Some(Op::Down)),
+            T::Y => (d.rows * c, Op::Down, None),
+        }
+    }
+}
+
+/// A block's operators in execution order: block `l`'s operator `op` is operator
+/// `1 + OPS·l + op` of the forward pass (0 is the embedding).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Op {
+    Ln1,
+    K,
+    V,
+    Q,
+    Attention,
+    /// Output projection ⊕ the block input (its second reader, after `Ln1`).
+    Proj,
+    Ln2,
+    /// Up-projection with the GELU table.
+    Up,
+    /// Down-projection ⊕ `res2`.
+    Down,
+}
+
+const OPS: usize = 9;
+
+/// The sizes one block's tensors are planned for.
+struct BlockDims {
+    seq_len: usize,
+    embed_dim: usize,
+    ffn_dim: usize,
+    head_dim: usize,
+    /// Rows past keys and values (one in `tiny_bert_generator`'s last block).
+    rows: usize,
+    /// Bytes of the arena's keys (and values): `tiny_bert_generator` only.
+    kv_bytes: usize,
+}
+
+/// The arena slots of one block's tensors, read by name: `slots[BlockTensor::Q]`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LayerSlots([Slot; BlockTensor::ALL.len()]);
+
+impl std::ops::Index<BlockTensor> for LayerSlots {
+    type Output = Slot;
+    fn index(&self, t: BlockTensor) -> &Slot {
+        &self.0[t as usize]
+    }
 }
 
 /// The schedule of a Transformer's forward pass as a list of tensors with lifetimes, its
 /// memory plan, and the resulting slots (the generated C's `#define` offsets).
 ///
-/// Operators, in order: `0` embedding → `x0`; per block `l` (operators `1 + 9l …`): `ln1`,
+/// Operators, in order: `0` embedding → `x0`; per block `l` the [`Op`]s from `1 + 9l` (`ln1`,
 /// `k`, `v`, `q`, attention, projection ⊕ residual → `res2`, `ln2`, up + GELU → `h`,
-/// down ⊕ residual → `y`; then `ln_f` and the head (whose logits are the caller's output
+/// down ⊕ residual → `y`); then `ln_f` and the head (whose logits are the caller's output
 /// buffer, outside the arena). Tensors are sized for a full window (`seq_len` rows);
 /// `tiny_bert_generator`'s last block carries one row past its keys and values.
 #[derive(Debug, Clone)]
@@ -89,83 +194,84 @@ pub struct Layout {
     pub kv_cache_bytes: usize,
 }
 
-impl Layout {
-    pub fn new(cfg: &ModelConfig) -> Layout {
-        let (t, c, f) = (cfg.seq_len, cfg.embed_dim, cfg.ffn_dim);
-        let hd = c / cfg.num_heads;
+/// The named tensors of a forward pass with their lifetimes, before planning.
+struct Schedule {
+    names: Vec<String>,
+    tensors: Vec<plan::Tensor>,
+}
+
+impl Schedule {
+    fn new(cfg: &ModelConfig) -> Schedule {
+        let (t, c) = (cfg.seq_len, cfg.embed_dim);
         let bert = cfg.kind == Kind::TinyBertGenerator;
         let layers = cfg.num_layers;
-        let mut names = Vec::new();
-        let mut tensors = Vec::new();
-        let mut add = |name: String, bytes: usize, first: usize, last: usize| {
-            names.push(name);
-            tensors.push(plan::Tensor::new(bytes, first, last));
-            tensors.len() - 1
-        };
-        const OPS: usize = 9;
         let head_op = 1 + OPS * layers;
-        // x_l is read by block l's ln1 and its residual (op + 5), or by ln_f.
+        // x_l is read by block l's ln1 and its residual, or by ln_f.
         let reader = |l: usize| {
             if l < layers {
-                1 + OPS * l + 5
+                1 + OPS * l + Op::Proj as usize
             } else {
                 head_op
             }
         };
-        let x0 = add("x0".into(), t * c, 0, reader(0));
-        let mut ids = Vec::new();
+        let mut s = Schedule {
+            names: Vec::new(),
+            tensors: Vec::new(),
+        };
+        s.add("x0".into(), t * c, 0, reader(0));
         for l in 0..layers {
             let o = 1 + OPS * l;
-            let rq = if bert && l + 1 == layers { 1 } else { t };
-            let kv = if bert { t * c } else { 0 };
-            let p = |n: &str| format!("blocks.{l}.{n}");
-            ids.push([
-                add(p("ln1"), t * c, o, o + 3),
-                add(p("k"), kv, o + 1, o + 4),
-                add(p("v"), kv, o + 2, o + 4),
-                add(p("q"), rq * c, o + 3, o + 4),
-                add(p("scores"), 4 * t, o + 4, o + 4),
-                add(p("probs"), t, o + 4, o + 4),
-                add(p("ksum"), 4 * t, o + 4, o + 4),
-                add(p("pv_acc"), 4 * hd, o + 4, o + 4),
-                add(p("att"), rq * c, o + 4, o + 5),
-                add(p("res2"), rq * c, o + 5, o + 8),
-                add(p("ln2"), rq * c, o + 6, o + 7),
-                add(p("h"), rq * f, o + 7, o + 8),
-                add(p("y"), rq * c, o + 8, reader(l + 1)),
-            ]);
+            let d = BlockDims {
+                seq_len: t,
+                embed_dim: c,
+                ffn_dim: cfg.ffn_dim,
+                head_dim: c / cfg.num_heads,
+                rows: if bert && l + 1 == layers { 1 } else { t },
+                kv_bytes: if bert { t * c } else { 0 },
+            };
+            for n in BlockTensor::ALL {
+                let (bytes, first, last) = n.spec(&d);
+                let last = last.map_or(reader(l + 1), |op| o + op as usize);
+                s.add(
+                    format!("blocks.{l}.{}", n.name()),
+                    bytes,
+                    o + first as usize,
+                    last,
+                );
+            }
         }
         let rh = if bert { 1 } else { t };
-        let lnf = add("ln_f".into(), rh * c, head_op, head_op + 1);
+        s.add("ln_f".into(), rh * c, head_op, head_op + 1);
+        s
+    }
+
+    fn add(&mut self, name: String, bytes: usize, first: usize, last: usize) {
+        self.names.push(name);
+        self.tensors.push(plan::Tensor::new(bytes, first, last));
+    }
+}
+
+impl Layout {
+    pub fn new(cfg: &ModelConfig) -> Layout {
+        let Schedule { names, tensors } = Schedule::new(cfg);
         let plan = plan::plan(&tensors);
         let slot = |i: usize| Slot {
             offset: plan.offsets[i],
             bytes: tensors[i].bytes,
         };
-        let layer_slots = ids
-            .iter()
-            .map(|id| LayerSlots {
-                ln1: slot(id[0]),
-                k: slot(id[1]),
-                v: slot(id[2]),
-                q: slot(id[3]),
-                scores: slot(id[4]),
-                probs: slot(id[5]),
-                ksum: slot(id[6]),
-                pv_acc: slot(id[7]),
-                att: slot(id[8]),
-                res2: slot(id[9]),
-                ln2: slot(id[10]),
-                h: slot(id[11]),
-                y: slot(id[12]),
-            })
+        // Tensor order: x0, the blocks' tensors, ln_f.
+        let per = BlockTensor::ALL.len();
+        let layers = (0..cfg.num_layers)
+            .map(|l| LayerSlots(std::array::from_fn(|j| slot(1 + per * l + j))))
             .collect();
+        let bert = cfg.kind == Kind::TinyBertGenerator;
+        let (t, c) = (cfg.seq_len, cfg.embed_dim);
         Layout {
-            x0: slot(x0),
-            layers: layer_slots,
-            lnf: slot(lnf),
+            x0: slot(0),
+            layers,
+            lnf: slot(tensors.len() - 1),
             peak_bytes: plan::peak(&tensors),
-            kv_cache_bytes: if bert { 0 } else { 2 * layers * t * c },
+            kv_cache_bytes: if bert { 0 } else { 2 * cfg.num_layers * t * c },
             names,
             tensors,
             plan,
@@ -181,7 +287,7 @@ impl Layout {
         if l == 0 {
             self.x0
         } else {
-            self.layers[l - 1].y
+            self.layers[l - 1][BlockTensor::Y]
         }
     }
 
@@ -191,9 +297,10 @@ impl Layout {
     }
 }
 
-/// Typed views of arena slots. A view is created right before the operator that uses it;
-/// the views of one operator are tensors alive at that operator, which the plan keeps
-/// disjoint (`plan::check`, run once in [`State::new`]).
+/// Typed views of arena slots. A view is used only while its tensor is alive (from the
+/// operator that writes it to the last that reads it); the views of one operator are tensors
+/// alive at that operator, which the plan keeps disjoint (`plan::check`, run once in
+/// [`State::new`]).
 struct Arena(*mut u8);
 
 impl Arena {
@@ -292,49 +399,95 @@ fn requant(l: &Linear, zp: i32) -> Epilogue<'_> {
     }
 }
 
-/// Block `layer` over `rows` rows at positions `pos0..`, from its input slot to its output
-/// slot. Keys/values go to rows `kv0..kv0 + rows` of the layer's cache (or its arena slots);
-/// attention sees rows `0..kv0 + rows`. With `last_only`, only the last row goes past K/V.
-#[allow(clippy::too_many_arguments)]
-fn block(
-    b: &Block,
-    s: &mut State,
-    layer: usize,
-    cfg: &ModelConfig,
-    exp_lut: &[i32],
+/// Which rows one block runs: `rows` rows, whose keys/values go to rows `kv0..kv0 + rows` of
+/// the layer's cache (or its arena slots); attention sees rows `0..kv0 + rows`. With
+/// `last_only`, only the last row goes past K/V.
+#[derive(Debug, Clone, Copy)]
+struct Pass {
     rows: usize,
     kv0: usize,
     causal: bool,
     last_only: bool,
-) {
-    let (c, f, t) = (cfg.embed_dim, cfg.ffn_dim, cfg.seq_len);
-    let n = rows * c;
-    let ls = s.layout.layers[layer];
-    let xs = s.layout.input(layer);
-    let ar = s.arena();
-    // SAFETY (every `ar` view below): the views of one call are tensors alive at that
-    // operator, disjoint by the checked plan.
-    unsafe {
-        kernels::layernorm(
-            ar.i8(ls.ln1, n),
-            ar.i8(xs, n),
-            &b.ln1.a,
-            &b.ln1.b,
-            b.ln1.var_scale,
-            b.ln1.eps,
-            rows,
-            c,
-        );
+}
+
+impl Pass {
+    /// The rows that go past K/V: (how many, index of the first).
+    fn query_rows(&self) -> (usize, usize) {
+        if self.last_only {
+            (1, self.rows - 1)
+        } else {
+            (self.rows, 0)
+        }
     }
+}
+
+/// One block's arena tensors, viewed by name.
+struct BlockArena {
+    ar: Arena,
+    slots: LayerSlots,
+    /// The block input (`x0` or the previous block's `y`).
+    input: Slot,
+}
+
+impl BlockArena {
+    /// # Safety
+    /// As [`Arena::i8`]: the views in use are tensors alive at the current operator.
+    unsafe fn i8<'a>(&self, t: BlockTensor, len: usize) -> &'a mut [i8] {
+        self.ar.i8(self.slots[t], len)
+    }
+    /// # Safety
+    /// As [`Arena::u8`].
+    unsafe fn u8<'a>(&self, t: BlockTensor, len: usize) -> &'a mut [u8] {
+        self.ar.u8(self.slots[t], len)
+    }
+    /// # Safety
+    /// As [`Arena::i32`].
+    unsafe fn i32<'a>(&self, t: BlockTensor, len: usize) -> &'a mut [i32] {
+        self.ar.i32(self.slots[t], len)
+    }
+    /// # Safety
+    /// As [`Arena::i8`] (the input is alive until the block's residual).
+    unsafe fn input<'a>(&self, len: usize) -> &'a mut [i8] {
+        self.ar.i8(self.input, len)
+    }
+}
+
+/// Block `layer`: the attention phase, then the FFN phase, from its input slot to its output
+/// slot.
+fn block(b: &Block, s: &mut State, layer: usize, cfg: &ModelConfig, exp_lut: &[i32], p: Pass) {
+    let (c, t) = (cfg.embed_dim, cfg.seq_len);
+    let a = BlockArena {
+        slots: s.layout.layers[layer],
+        input: s.layout.input(layer),
+        ar: s.arena(),
+    };
     let (kc, vc): (&mut [i8], &mut [i8]) = if cfg.kind == Kind::TinyGpt {
-        let (k, v) = s.kv[2 * layer * t * c..(2 * layer + 2) * t * c].split_at_mut(t * c);
-        (k, v)
+        s.kv[2 * layer * t * c..(2 * layer + 2) * t * c].split_at_mut(t * c)
     } else {
         // SAFETY: k and v are alive from their projections to the attention, disjoint from
         // each other and from every tensor used in between.
-        unsafe { (ar.i8(ls.k, t * c), ar.i8(ls.v, t * c)) }
+        unsafe { (a.i8(BlockTensor::K, t * c), a.i8(BlockTensor::V, t * c)) }
     };
-    let ln1 = unsafe { ar.i8(ls.ln1, n) };
+    attention(b, &a, kc, vc, cfg, exp_lut, p);
+    ffn(b, &a, cfg, p.query_rows().0);
+}
+
+/// The attention phase: `ln1` of the input → keys and values (into `kc`/`vc` at row `kv0`) and
+/// queries → attention → `att` → output projection ⊕ the block input → `res2`.
+fn attention(
+    b: &Block,
+    a: &BlockArena,
+    kc: &mut [i8],
+    vc: &mut [i8],
+    cfg: &ModelConfig,
+    exp_lut: &[i32],
+    p: Pass,
+) {
+    use BlockTensor as T;
+    let c = cfg.embed_dim;
+    let n = p.rows * c;
+    let (q_rows, first) = p.query_rows();
+    let m = q_rows * c;
     let fc = |out: &mut [i8], x: &[i8], l: &Linear, zp, rows| {
         kernels::fc(
             out,
@@ -347,41 +500,47 @@ fn block(
             &requant(l, zp),
         )
     };
-    fc(&mut kc[kv0 * c..], ln1, &b.k, b.attn.k_zp, rows);
-    fc(&mut vc[kv0 * c..], ln1, &b.v, b.attn.v_zp, rows);
-    // Rows that go on: all of them, or the last one.
-    let (q_rows, first) = if last_only { (1, rows - 1) } else { (rows, 0) };
-    let m = q_rows * c;
+    // SAFETY (every arena view below): the views of one operator are tensors alive at that
+    // operator, disjoint by the checked plan.
     unsafe {
-        fc(
-            ar.i8(ls.q, m),
-            &ln1[first * c..n],
-            &b.q,
-            b.attn.q_zp,
-            q_rows,
+        let ln1 = a.i8(T::Ln1, n);
+        let ln = &b.ln1;
+        kernels::layernorm(
+            ln1,
+            a.input(n),
+            &ln.a,
+            &ln.b,
+            ln.var_scale,
+            ln.eps,
+            p.rows,
+            c,
         );
-        let n_keys = kv0 + rows;
+        fc(&mut kc[p.kv0 * c..], ln1, &b.k, b.attn.k_zp, p.rows);
+        fc(&mut vc[p.kv0 * c..], ln1, &b.v, b.attn.v_zp, p.rows);
+        let q = a.i8(T::Q, m);
+        fc(q, &ln1[first * c..n], &b.q, b.attn.q_zp, q_rows);
+        let n_keys = p.kv0 + p.rows;
         kernels::attention(
-            ar.i8(ls.att, m),
-            ar.i8(ls.q, m),
+            a.i8(T::Att, m),
+            q,
             kc,
             vc,
             q_rows,
-            kv0 + first,
+            p.kv0 + first,
             n_keys,
-            causal,
+            p.causal,
             &b.attn,
             exp_lut,
             &mut kernels::AttnScratch {
-                scores: ar.i32(ls.scores, n_keys),
-                probs: ar.u8(ls.probs, n_keys),
-                ksum: ar.i32(ls.ksum, n_keys),
-                acc: ar.i32(ls.pv_acc, c / cfg.num_heads),
+                scores: a.i32(T::Scores, n_keys),
+                probs: a.u8(T::Probs, n_keys),
+                ksum: a.i32(T::Ksum, n_keys),
+                acc: a.i32(T::PvAcc, c / cfg.num_heads),
             },
         );
         kernels::fc(
-            ar.i8(ls.res2, m),
-            ar.i8(ls.att, m),
+            a.i8(T::Res2, m),
+            a.i8(T::Att, m),
             &b.proj.w,
             &b.proj.bias,
             q_rows,
@@ -390,28 +549,34 @@ fn block(
             &Epilogue::Residual {
                 mult: &b.proj.mult,
                 shift: &b.proj.shift,
-                res: &ar.i8(xs, n)[first * c..],
+                res: &a.input(n)[first * c..],
                 res_zp: b.x_zp,
                 res_rq: b.res1,
                 zp: b.res2_zp,
             },
         );
-        kernels::layernorm(
-            ar.i8(ls.ln2, m),
-            ar.i8(ls.res2, m),
-            &b.ln2.a,
-            &b.ln2.b,
-            b.ln2.var_scale,
-            b.ln2.eps,
-            q_rows,
-            c,
-        );
+    }
+}
+
+/// The FFN phase on `rows` rows: `ln2` of `res2` → up-projection and GELU table → `h` →
+/// down-projection ⊕ `res2` → `y`.
+fn ffn(b: &Block, a: &BlockArena, cfg: &ModelConfig, rows: usize) {
+    use BlockTensor as T;
+    let (c, f) = (cfg.embed_dim, cfg.ffn_dim);
+    let m = rows * c;
+    // SAFETY: as in `attention`.
+    unsafe {
+        let ln = &b.ln2;
+        let res2 = a.i8(T::Res2, m);
+        let ln2 = a.i8(T::Ln2, m);
+        kernels::layernorm(ln2, res2, &ln.a, &ln.b, ln.var_scale, ln.eps, rows, c);
+        let h = a.i8(T::H, rows * f);
         kernels::fc(
-            ar.i8(ls.h, q_rows * f),
-            ar.i8(ls.ln2, m),
+            h,
+            ln2,
             &b.up.w,
             &b.up.bias,
-            q_rows,
+            rows,
             c,
             f,
             &Epilogue::Lut {
@@ -422,17 +587,17 @@ fn block(
             },
         );
         kernels::fc(
-            ar.i8(ls.y, m),
-            ar.i8(ls.h, q_rows * f),
+            a.i8(T::Y, m),
+            h,
             &b.down.w,
             &b.down.bias,
-            q_rows,
+            rows,
             f,
             c,
             &Epilogue::Residual {
                 mult: &b.down.mult,
                 shift: &b.down.shift,
-                res: ar.i8(ls.res2, m),
+                res: res2,
                 res_zp: b.res2_zp,
                 res_rq: b.res2,
                 zp: b.y_zp,
@@ -500,18 +665,13 @@ fn blocks(
     let bert = cfg.kind == Kind::TinyBertGenerator;
     let layers = m.blocks.len();
     for (l, b) in m.blocks.iter().enumerate() {
-        let last_only = bert && l + 1 == layers;
-        block(
-            b,
-            s,
-            l,
-            cfg,
-            &m.exp_lut,
-            tokens.len(),
+        let pass = Pass {
+            rows: tokens.len(),
             kv0,
-            !bert,
-            last_only,
-        );
+            causal: !bert,
+            last_only: bert && l + 1 == layers,
+        };
+        block(b, s, l, cfg, &m.exp_lut, pass);
     }
 }
 
@@ -693,7 +853,19 @@ mod tests {
                 plan::check(&l.tensors, &l.plan).unwrap();
                 assert_eq!(l.arena_bytes(), l.peak_bytes, "{c:?}");
                 // Every slot is one of the planned tensors.
-                assert_eq!(l.tensors.len(), 2 + 13 * c.num_layers);
+                assert_eq!(l.tensors.len(), 2 + BlockTensor::ALL.len() * c.num_layers);
+                // The slots are the planned tensors of the same names.
+                for (i, ls) in l.layers.iter().enumerate() {
+                    for n in BlockTensor::ALL {
+                        let j = l
+                            .names
+                            .iter()
+                            .position(|x| *x == format!("blocks.{i}.{}", n.name()))
+                            .unwrap();
+                        assert_eq!(ls[n].offset, l.plan.offsets[j]);
+                        assert_eq!(ls[n].bytes, l.tensors[j].bytes);
+                    }
+                }
             }
         }
         // The reference size (seq 32, C 128, F 512): the peak is at the FFN up-projection:
@@ -704,5 +876,20 @@ mod tests {
         let b = Layout::new(&cfg(Kind::TinyBertGenerator, 32, 128, 4, 2, 512));
         assert_eq!(b.arena_bytes(), 32 * (128 + 128 + 512));
         assert_eq!(b.kv_cache_bytes, 0);
+    }
+
+    #[test]
+    fn a_plan_from_a_wrong_lifetime_is_caught() {
+        let c = cfg(Kind::TinyGpt, 32, 128, 4, 2, 512);
+        let l = Layout::new(&c);
+        // `res2` is read again by the down-projection's residual; a schedule that let it die
+        // at `ln2` would let the planner put `h` over it.
+        let res2 = l.names.iter().position(|n| n == "blocks.0.res2").unwrap();
+        let mut wrong = l.tensors.clone();
+        wrong[res2].last = 1 + Op::Ln2 as usize;
+        let p = plan::plan(&wrong);
+        plan::check(&wrong, &p).unwrap();
+        let e = plan::check(&l.tensors, &p).unwrap_err();
+        assert!(e.contains("overlap"), "{e}");
     }
 }

@@ -13,7 +13,7 @@ use std::fmt::Write as _;
 use textzoo_rt::model::{Block, LayerNorm, Linear, Net, Recurrent, RnnLayer, Transformer};
 use textzoo_rt::plan;
 use textzoo_rt::rnn::RnnLayout;
-use textzoo_rt::transformer::{Layout, Slot};
+use textzoo_rt::transformer::{BlockTensor, Layout, Slot};
 use textzoo_rt::{Int8Model, Kind};
 
 /// The runtime sources the generated `model.{h,c}` belong with (copied into `src/`).
@@ -277,24 +277,9 @@ fn transformer(
     let x0 = offs.of("X0", layout.x0);
     let mut slots = Vec::new();
     for (l, s) in layout.layers.iter().enumerate() {
-        let named = [
-            ("LN1", s.ln1),
-            ("K", s.k),
-            ("V", s.v),
-            ("Q", s.q),
-            ("SCORES", s.scores),
-            ("PROBS", s.probs),
-            ("KSUM", s.ksum),
-            ("PV_ACC", s.pv_acc),
-            ("ATT", s.att),
-            ("RES2", s.res2),
-            ("LN2", s.ln2),
-            ("H", s.h),
-            ("Y", s.y),
-        ];
-        let inits: Vec<String> = named
+        let inits: Vec<String> = BlockTensor::ALL
             .iter()
-            .map(|&(n, slot)| offs.of(&format!("B{l}_{n}"), slot))
+            .map(|&n| offs.of(&format!("B{l}_{}", n.name().to_uppercase()), s[n]))
             .collect();
         slots.push(format!("    {{{}}}", inits.join(", ")));
     }

@@ -72,23 +72,15 @@ fn linear(
     g: Granularity,
 ) -> (Linear, Vec<f64>) {
     let (wq, ws) = quantize_weights(w, out_dim, in_dim, g);
-    let mut bias = Vec::with_capacity(out_dim);
+    let (bias, acc_scales) = folded_bias(&wq, &ws, b, in_dim, inp);
     let (mut mult, mut shift) = (Vec::new(), Vec::new());
-    for o in 0..out_dim {
-        let s = inp.scale * ws[o];
-        let wsum: i64 = wq[o * in_dim..(o + 1) * in_dim]
-            .iter()
-            .map(|&x| x as i64)
-            .sum();
-        let bq = (b[o] as f64 / s).round().clamp(-1e9, 1e9) as i64;
-        bias.push(saturate_i32(bq - inp.zp as i64 * wsum));
-        if let Some(out) = out_scale {
+    if let Some(out) = out_scale {
+        for s in &acc_scales {
             let rq = Requant::from_real(s / out * extra);
             mult.push(rq.mult);
             shift.push(rq.shift);
         }
     }
-    let acc_scales = ws.iter().map(|w| w * inp.scale).collect();
     (
         Linear {
             w: wq,
@@ -100,6 +92,21 @@ fn linear(
         },
         acc_scales,
     )
+}
+
+/// The int32 biases of int8 weights `wq` (row scales `ws`) read by activation `inp`, its zero
+/// point folded in, and the scale of each row's accumulator.
+fn folded_bias(wq: &[i8], ws: &[f64], b: &[f32], in_dim: usize, inp: Act) -> (Vec<i32>, Vec<f64>) {
+    wq.chunks_exact(in_dim)
+        .zip(ws)
+        .zip(b)
+        .map(|((row, &w_scale), &bf)| {
+            let s = inp.scale * w_scale;
+            let wsum: i64 = row.iter().map(|&x| x as i64).sum();
+            let bq = (bf as f64 / s).round().clamp(-1e9, 1e9) as i64;
+            (saturate_i32(bq - inp.zp as i64 * wsum), s)
+        })
+        .unzip()
 }
 
 fn layer_norm(gamma: &[f32], beta: &[f32], inp: Act, out: Act) -> LayerNorm {
@@ -131,170 +138,243 @@ pub fn exp_lut() -> Vec<i32> {
         .collect()
 }
 
-/// Converts a float Transformer (`tiny_gpt`, `tiny_bert_generator`) with its observers.
+/// The float parameters and calibrated ranges a conversion reads from.
+struct Source<'a> {
+    ps: &'a ParamStore,
+    obs: &'a Observers,
+    st: &'a Settings,
+}
+
+impl Source<'_> {
+    fn param(&self, name: &str) -> Result<&[f32]> {
+        param(self.ps, name)
+    }
+
+    /// The activation quantization of the tensor calibration observed as `name`.
+    fn act(&self, name: &str) -> Result<Act> {
+        let o = self
+            .obs
+            .get(name)
+            .ok_or_else(|| Error::Internal(format!("calibration saw no `{name}`")))?;
+        let (lo, hi) = o.range(self.st.calibration, self.st.percentile);
+        let (scale, zp) = scale_zero_point(lo, hi);
+        Ok(Act { scale, zp })
+    }
+}
+
+/// `s · 2^FRAC_BITS` as a multiplier: the scale of a term entering a residual sum.
+fn into_sum(s: f64) -> Requant {
+    Requant::from_real(s * 2f64.powi(FRAC_BITS))
+}
+
+/// Converts a float Transformer (`tiny_gpt`, `tiny_bert_generator`) with its observers:
+/// embeddings, then each block, then the final layer norm and the head.
 pub fn convert_transformer(
     cfg: &ModelConfig,
     ps: &ParamStore,
     obs: &Observers,
     st: &Settings,
 ) -> Result<Int8Model> {
-    let (c, f, v, t) = (cfg.embed_dim, cfg.ffn_dim, cfg.vocab_size, cfg.seq_len);
-    let g = st.granularity;
-    let frac = 2f64.powi(FRAC_BITS);
-    let act = |name: &str| -> Result<Act> {
-        let o = obs
-            .get(name)
-            .ok_or_else(|| Error::Internal(format!("calibration saw no `{name}`")))?;
-        let (lo, hi) = o.range(st.calibration, st.percentile);
-        let (scale, zp) = scale_zero_point(lo, hi);
-        Ok(Act { scale, zp })
-    };
-    let x0 = act("x0")?;
-    let (tok_emb, tok_s) = quantize_weights(param(ps, "tok_emb")?, v, c, g);
-    let (pos_emb, pos_s) = quantize_weights(param(ps, "pos_emb")?, t, c, g);
-    let rq = |s: f64| Requant::from_real(s * frac);
-    let tok_rq: Vec<Requant> = tok_s.iter().map(|s| rq(s / x0.scale)).collect();
-    let pos_rq: Vec<Requant> = pos_s.iter().map(|s| rq(s / x0.scale)).collect();
+    let src = Source { ps, obs, st };
+    let emb = embeddings(cfg, &src)?;
     let mut blocks = Vec::new();
-    let mut x = x0;
-    let heads = cfg.num_heads;
-    let hd = c / heads;
+    let mut x = emb.x0;
     for i in 0..cfg.num_layers {
-        let p = |n: &str| param(ps, &format!("blocks.{i}.{n}"));
-        let a = |n: &str| act(&format!("blocks.{i}.{n}"));
-        let (ln1, q, k, vv, att, res2, ln2, up, h, y) = (
-            a("ln1")?,
-            a("q")?,
-            a("k")?,
-            a("v")?,
-            a("att")?,
-            a("res2")?,
-            a("ln2")?,
-            a("up")?,
-            a("h")?,
-            a("y")?,
-        );
-        let (wqkv, bqkv) = (p("attn.qkv.weight")?, p("attn.qkv.bias")?);
-        let part = |k: usize, out: Act| {
-            linear(
-                &wqkv[k * c * c..(k + 1) * c * c],
-                &bqkv[k * c..(k + 1) * c],
-                c,
-                c,
-                ln1,
-                Some(out.scale),
-                1.0,
-                g,
-            )
-            .0
-        };
-        let gelu_lut = (-128..=127)
-            .map(|qv: i32| quantize_i8(gelu(up.scale * (qv - up.zp) as f64), h.scale, h.zp))
-            .collect();
-        blocks.push(Block {
-            ln1: layer_norm(p("ln1.weight")?, p("ln1.bias")?, x, ln1),
-            q: part(0, q),
-            k: part(1, k),
-            v: part(2, vv),
-            attn: AttnParams {
-                heads,
-                head_dim: hd,
-                q_zp: q.zp,
-                k_zp: k.zp,
-                v_zp: vv.zp,
-                softmax: Requant::from_real(q.scale * k.scale / (hd as f64).sqrt() * EXP_STEPS),
-                pv: Requant::from_real(vv.scale / (PROB_ONE as f64 * att.scale)),
-                out_zp: att.zp,
-            },
-            proj: linear(
-                p("attn.proj.weight")?,
-                p("attn.proj.bias")?,
-                c,
-                c,
-                att,
-                Some(res2.scale),
-                frac,
-                g,
-            )
-            .0,
-            res1: rq(x.scale / res2.scale),
-            x_zp: x.zp,
-            res2_zp: res2.zp,
-            ln2: layer_norm(p("ln2.weight")?, p("ln2.bias")?, res2, ln2),
-            up: linear(
-                p("ffn.up.weight")?,
-                p("ffn.up.bias")?,
-                c,
-                f,
-                ln2,
-                Some(up.scale),
-                1.0,
-                g,
-            )
-            .0,
-            up_zp: up.zp,
-            gelu: gelu_lut,
-            down: linear(
-                p("ffn.down.weight")?,
-                p("ffn.down.bias")?,
-                f,
-                c,
-                h,
-                Some(y.scale),
-                frac,
-                g,
-            )
-            .0,
-            res2: rq(res2.scale / y.scale),
-            y_zp: y.zp,
-        });
-        x = y;
+        let acts = BlockActs::new(&src, i, x)?;
+        blocks.push(block(cfg, &src, i, &acts)?);
+        x = acts.y;
     }
-    let lnf = act("ln_f")?;
-    let ln_f = layer_norm(param(ps, "ln_f.weight")?, param(ps, "ln_f.bias")?, x, lnf);
-    let head_bias_f = param(ps, "head.bias")?;
-    let (head_w, head) = match ps.entry("head.weight") {
-        Some(e) => {
-            let (l, scales) = linear(ps.get(e.id), head_bias_f, c, v, lnf, None, 1.0, g);
-            (Some(l.w.clone()), (l, scales))
-        }
-        None => {
-            // Tied: the head reads the token table with its per-row scales.
-            let mut bias = Vec::with_capacity(v);
-            let mut scales = Vec::with_capacity(v);
-            for o in 0..v {
-                let s = lnf.scale * tok_s[o];
-                let wsum: i64 = tok_emb[o * c..(o + 1) * c].iter().map(|&x| x as i64).sum();
-                let bq = (head_bias_f[o] as f64 / s).round().clamp(-1e9, 1e9) as i64;
-                bias.push(saturate_i32(bq - lnf.zp as i64 * wsum));
-                scales.push(s);
-            }
-            let l = Linear {
-                bias,
-                in_dim: c,
-                out_dim: v,
-                ..Linear::default()
-            };
-            (None, (l, scales))
-        }
-    };
+    let lnf = src.act("ln_f")?;
+    let ln_f = layer_norm(src.param("ln_f.weight")?, src.param("ln_f.bias")?, x, lnf);
+    let head = head(cfg, &src, &emb, lnf)?;
     Ok(Int8Model {
         config: cfg.clone(),
         net: Net::Transformer(Transformer {
-            tok_emb,
-            tok_mult: tok_rq.iter().map(|r| r.mult).collect(),
-            tok_shift: tok_rq.iter().map(|r| r.shift).collect(),
-            pos_emb,
-            pos_mult: pos_rq.iter().map(|r| r.mult).collect(),
-            pos_shift: pos_rq.iter().map(|r| r.shift).collect(),
-            x0_zp: x0.zp,
+            tok_emb: emb.tok,
+            tok_mult: emb.tok_rq.iter().map(|r| r.mult).collect(),
+            tok_shift: emb.tok_rq.iter().map(|r| r.shift).collect(),
+            pos_emb: emb.pos,
+            pos_mult: emb.pos_rq.iter().map(|r| r.mult).collect(),
+            pos_shift: emb.pos_rq.iter().map(|r| r.shift).collect(),
+            x0_zp: emb.x0.zp,
             blocks,
             ln_f,
-            head_w,
-            head_bias: head.0.bias,
-            head_scale: head.1.iter().map(|&s| s as f32).collect(),
+            head_w: head.w,
+            head_bias: head.bias,
+            head_scale: head.scale,
             exp_lut: exp_lut(),
         }),
+    })
+}
+
+/// The token and position tables, each row with its multiplier into the `x0` sum.
+struct Embeddings {
+    x0: Act,
+    tok: Vec<i8>,
+    /// Per-row weight scales of `tok` (the tied head reads them too).
+    tok_scales: Vec<f64>,
+    tok_rq: Vec<Requant>,
+    pos: Vec<i8>,
+    pos_rq: Vec<Requant>,
+}
+
+fn embeddings(cfg: &ModelConfig, src: &Source) -> Result<Embeddings> {
+    let (c, v, t) = (cfg.embed_dim, cfg.vocab_size, cfg.seq_len);
+    let g = src.st.granularity;
+    let x0 = src.act("x0")?;
+    let (tok, tok_scales) = quantize_weights(src.param("tok_emb")?, v, c, g);
+    let (pos, pos_s) = quantize_weights(src.param("pos_emb")?, t, c, g);
+    let tok_rq = tok_scales.iter().map(|s| into_sum(s / x0.scale)).collect();
+    let pos_rq = pos_s.iter().map(|s| into_sum(s / x0.scale)).collect();
+    Ok(Embeddings {
+        x0,
+        tok,
+        tok_scales,
+        tok_rq,
+        pos,
+        pos_rq,
+    })
+}
+
+/// The calibrated activations of one block, from its input `x` to its output `y`.
+struct BlockActs {
+    x: Act,
+    ln1: Act,
+    q: Act,
+    k: Act,
+    v: Act,
+    att: Act,
+    res2: Act,
+    ln2: Act,
+    up: Act,
+    h: Act,
+    y: Act,
+}
+
+impl BlockActs {
+    fn new(src: &Source, i: usize, x: Act) -> Result<BlockActs> {
+        let a = |n: &str| src.act(&format!("blocks.{i}.{n}"));
+        Ok(BlockActs {
+            x,
+            ln1: a("ln1")?,
+            q: a("q")?,
+            k: a("k")?,
+            v: a("v")?,
+            att: a("att")?,
+            res2: a("res2")?,
+            ln2: a("ln2")?,
+            up: a("up")?,
+            h: a("h")?,
+            y: a("y")?,
+        })
+    }
+}
+
+/// Block `i`: its linear layers, layer norms, attention parameters, residual multipliers and
+/// GELU table.
+fn block(cfg: &ModelConfig, src: &Source, i: usize, a: &BlockActs) -> Result<Block> {
+    let p = |n: &str| src.param(&format!("blocks.{i}.{n}"));
+    let ln1 = layer_norm(p("ln1.weight")?, p("ln1.bias")?, a.x, a.ln1);
+    let [q, k, v, proj, up, down] = block_linears(cfg, src, i, a)?;
+    let ln2 = layer_norm(p("ln2.weight")?, p("ln2.bias")?, a.res2, a.ln2);
+    Ok(Block {
+        ln1,
+        q,
+        k,
+        v,
+        attn: attn_params(cfg, a),
+        proj,
+        res1: into_sum(a.x.scale / a.res2.scale),
+        x_zp: a.x.zp,
+        res2_zp: a.res2.zp,
+        ln2,
+        up,
+        up_zp: a.up.zp,
+        gelu: gelu_lut(a.up, a.h),
+        down,
+        res2: into_sum(a.res2.scale / a.y.scale),
+        y_zp: a.y.zp,
+    })
+}
+
+/// Block `i`'s q, k, v (the thirds of the fused `qkv` weight), projection, up and down layers;
+/// the projection and down layers feed residual sums.
+fn block_linears(cfg: &ModelConfig, src: &Source, i: usize, a: &BlockActs) -> Result<[Linear; 6]> {
+    let (c, f) = (cfg.embed_dim, cfg.ffn_dim);
+    let g = src.st.granularity;
+    let frac = 2f64.powi(FRAC_BITS);
+    let p = |n: &str| src.param(&format!("blocks.{i}.{n}"));
+    let (wqkv, bqkv) = (p("attn.qkv.weight")?, p("attn.qkv.bias")?);
+    let part = |k: usize, out: Act| {
+        let (w, b) = (&wqkv[k * c * c..(k + 1) * c * c], &bqkv[k * c..(k + 1) * c]);
+        linear(w, b, c, c, a.ln1, Some(out.scale), 1.0, g).0
+    };
+    let layer = |name: &str, in_dim, out_dim, inp: Act, out: Act, extra| -> Result<Linear> {
+        let (w, b) = (p(&format!("{name}.weight"))?, p(&format!("{name}.bias"))?);
+        Ok(linear(w, b, in_dim, out_dim, inp, Some(out.scale), extra, g).0)
+    };
+    Ok([
+        part(0, a.q),
+        part(1, a.k),
+        part(2, a.v),
+        layer("attn.proj", c, c, a.att, a.res2, frac)?,
+        layer("ffn.up", c, f, a.ln2, a.up, 1.0)?,
+        layer("ffn.down", f, c, a.h, a.y, frac)?,
+    ])
+}
+
+/// The attention's zero points and its two requantizations: `q·k` scores to the softmax
+/// table's steps, and `probs·v` to the output.
+fn attn_params(cfg: &ModelConfig, a: &BlockActs) -> AttnParams {
+    let heads = cfg.num_heads;
+    let hd = cfg.embed_dim / heads;
+    AttnParams {
+        heads,
+        head_dim: hd,
+        q_zp: a.q.zp,
+        k_zp: a.k.zp,
+        v_zp: a.v.zp,
+        softmax: Requant::from_real(a.q.scale * a.k.scale / (hd as f64).sqrt() * EXP_STEPS),
+        pv: Requant::from_real(a.v.scale / (PROB_ONE as f64 * a.att.scale)),
+        out_zp: a.att.zp,
+    }
+}
+
+/// GELU from the `up` activation to `h`, as an int8 → int8 table indexed by `up + 128`.
+fn gelu_lut(up: Act, h: Act) -> Vec<i8> {
+    (-128..=127)
+        .map(|qv: i32| quantize_i8(gelu(up.scale * (qv - up.zp) as f64), h.scale, h.zp))
+        .collect()
+}
+
+/// The head: its own weight (`None` when tied to the token table), the int32 bias and the
+/// per-row scale that dequantizes the accumulators.
+struct Head {
+    w: Option<Vec<i8>>,
+    bias: Vec<i32>,
+    scale: Vec<f32>,
+}
+
+/// The head from the `ln_f` activation.
+fn head(cfg: &ModelConfig, src: &Source, emb: &Embeddings, lnf: Act) -> Result<Head> {
+    let (c, v) = (cfg.embed_dim, cfg.vocab_size);
+    let bias_f = src.param("head.bias")?;
+    let (w, bias, scales) = match src.ps.entry("head.weight") {
+        Some(e) => {
+            let w = src.ps.get(e.id);
+            let (l, scales) = linear(w, bias_f, c, v, lnf, None, 1.0, src.st.granularity);
+            (Some(l.w), l.bias, scales)
+        }
+        None => {
+            // Tied: the head reads the token table with its per-row scales.
+            let (bias, scales) = folded_bias(&emb.tok, &emb.tok_scales, bias_f, c, lnf);
+            (None, bias, scales)
+        }
+    };
+    Ok(Head {
+        w,
+        bias,
+        scale: scales.iter().map(|&s| s as f32).collect(),
     })
 }
 
