@@ -85,7 +85,7 @@ impl Build {
 }
 
 /// What the deployment and benchmarking stages know about a board.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct BoardProfile {
     pub board: Board,
     /// The board's name in the config (`deployment.hardware_setup.board`), as the Makefile's
@@ -137,14 +137,14 @@ impl BoardProfile {
     }
 }
 
-/// The profile of `board`.
-pub fn profile(board: Board) -> &'static BoardProfile {
+/// The profile of `board`: a copy of its row below.
+pub fn profile(board: Board) -> BoardProfile {
     match board {
-        Board::Stm32H7 => &STM32H7,
-        Board::Stm32N6 => &STM32N6,
-        Board::Stm32Mp157 => &STM32MP157,
-        Board::Stm32Mp257 => &STM32MP257,
-        Board::Host => &HOST,
+        Board::Stm32H7 => STM32H7,
+        Board::Stm32N6 => STM32N6,
+        Board::Stm32Mp157 => STM32MP157,
+        Board::Stm32Mp257 => STM32MP257,
+        Board::Host => HOST,
     }
 }
 
@@ -211,7 +211,7 @@ const MPU_BOARD_BUILD: Build = Build {
 };
 const README_MPU: &str = include_str!("boards/README_MPU.md");
 
-static STM32H7: BoardProfile = BoardProfile {
+const STM32H7: BoardProfile = BoardProfile {
     board: Board::Stm32H7,
     config_name: "STM32H7",
     name: "NUCLEO-H743ZI2",
@@ -255,7 +255,7 @@ static STM32H7: BoardProfile = BoardProfile {
                   virtual COM port, 115200 8N1)",
 };
 
-static STM32N6: BoardProfile = BoardProfile {
+const STM32N6: BoardProfile = BoardProfile {
     board: Board::Stm32N6,
     config_name: "STM32N6570-DK",
     name: "STM32N6570-DK",
@@ -297,7 +297,7 @@ static STM32N6: BoardProfile = BoardProfile {
                   output on USART1 (ST-LINK virtual COM port); the Neural-ART NPU is not used",
 };
 
-static STM32MP157: BoardProfile = BoardProfile {
+const STM32MP157: BoardProfile = BoardProfile {
     board: Board::Stm32Mp157,
     config_name: "STM32MP157F-DK2",
     name: "STM32MP157F-DK2",
@@ -322,7 +322,7 @@ static STM32MP157: BoardProfile = BoardProfile {
                   executable printing to stdout (one thread)",
 };
 
-static STM32MP257: BoardProfile = BoardProfile {
+const STM32MP257: BoardProfile = BoardProfile {
     board: Board::Stm32Mp257,
     config_name: "STM32MP257F-EV1",
     name: "STM32MP257F-EV1",
@@ -354,7 +354,7 @@ const NATIVE_BUILD: Build = Build {
     link: Link::Native,
 };
 
-static HOST: BoardProfile = BoardProfile {
+const HOST: BoardProfile = BoardProfile {
     board: Board::Host,
     config_name: "host",
     name: "host",
@@ -381,7 +381,7 @@ static HOST: BoardProfile = BoardProfile {
 /// generators; the Makefile compiles every `src/*.c` plus the platform files listed here.
 pub fn project_files(board: Board) -> Vec<(&'static str, String)> {
     let p = profile(board);
-    let mut files = vec![("Makefile", makefile::render(p))];
+    let mut files = vec![("Makefile", makefile::render(&p))];
     files.extend([PLATFORM_H, PLATFORM_HOST, INSN_COUNT].map(Source::file));
     files.push(("README.md", p.readme.to_string()));
     let bare: Vec<(Source, Source)> = p.builds().iter().filter_map(Build::bare_metal).collect();
@@ -717,7 +717,7 @@ int main(int argc, char **argv)
     }
 
     #[test]
-    fn each_row_is_its_boards_under_the_config_name() {
+    fn each_row_is_its_board_under_the_config_name() {
         for board in ALL {
             let p = profile(board);
             assert_eq!(p.board, board);

@@ -210,7 +210,7 @@ mod tests {
         BoardProfile {
             flash_bytes: flash,
             ram_bytes: ram,
-            ..*super::super::boards::profile(crate::config::Board::Stm32H7)
+            ..super::super::boards::profile(crate::config::Board::Stm32H7)
         }
     }
 

@@ -149,7 +149,7 @@ mod tests {
 
     #[test]
     fn makefile_header_names_the_emulator_and_tools() {
-        let mk = render(profile(Board::Stm32N6));
+        let mk = render(&profile(Board::Stm32N6));
         for line in [
             "TZ_BOARD := STM32N6570-DK",
             "QEMU_CC ?= arm-none-eabi-gcc",
@@ -159,13 +159,13 @@ mod tests {
         ] {
             assert!(mk.contains(line), "{line} missing in:\n{mk}");
         }
-        let mk = render(profile(Board::Stm32Mp257));
+        let mk = render(&profile(Board::Stm32Mp257));
         assert!(
             mk.contains("QEMU_EMU := qemu-aarch64 -cpu cortex-a35\n"),
             "{mk}"
         );
         assert!(mk.contains("BOARD_NM := aarch64-linux-gnu-nm\n"), "{mk}");
-        let mk = render(profile(Board::Host));
+        let mk = render(&profile(Board::Host));
         assert!(mk.contains("QEMU_EMU := \n") && mk.contains("BOARD_NM := $(HOST_NM)\n"));
     }
 }
