@@ -1,15 +1,20 @@
-//! Board profiles and the platform half of the generated C project (DESIGN §7).
+//! Board profiles and the platform half of the generated C project.
 //!
-//! A profile carries what the memory-fit check, the benchmark's clock-based estimates and the
-//! generated Makefile need to know about a board. [`project_files`] returns the board-specific
-//! files of the project: the platform layer (`src/platform.h`, `src/platform/*.c`), startup
-//! code and linker scripts for the bare-metal boards and their QEMU stand-ins, the Makefile,
-//! the board README and the QEMU instruction-counting plugin (`tools/insn_count.c`).
+//! Each board is one [`BoardProfile`] row below, holding everything the memory-fit check, the
+//! benchmark's clock-based estimates and the generated project need to know about it; code
+//! reads the row's fields instead of matching on the board, so adding or changing a board
+//! touches one place. [`project_files`] returns the board-specific files of the project: the
+//! platform layer (`src/platform.h`, `src/platform/*.c`), startup code and linker scripts for
+//! the bare-metal boards and their QEMU stand-ins, the Makefile ([`makefile`]), the board
+//! README (`boards/README_*.md` next to this file) and the QEMU instruction-counting plugin
+//! (`tools/insn_count.c`).
 //!
 //! QEMU has no STM32H7 or STM32N6 machine, so firmware for those boards is also built for a
 //! stand-in with the same CPU (`mps2-an500`: Cortex-M7, `mps3-an547`: Cortex-M55) and talks
 //! through semihosting there; the real-board build differs only in platform file and linker
 //! script, so what runs under QEMU is the same compiled application code.
+
+mod makefile;
 
 use crate::config::Board;
 
@@ -30,10 +35,62 @@ pub enum Emulator {
     Native,
 }
 
+/// A static file of the project: where it goes (from the project root) and its text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Source {
+    pub path: &'static str,
+    pub text: &'static str,
+}
+
+impl Source {
+    fn file(self) -> (&'static str, String) {
+        (self.path, self.text.to_string())
+    }
+}
+
+/// How one of the Makefile's two builds (the QEMU stand-in's, the real board's) links.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Link {
+    /// Bare metal with the board's cross compiler: the Cortex-M startup code, this platform
+    /// layer (semihosting under QEMU, a UART on the board) and this linker script.
+    BareMetal { platform: Source, script: Source },
+    /// A static Linux executable from the board's cross compiler, printing to stdout; static
+    /// so it does not depend on the C library of the board's image.
+    StaticLinux,
+    /// The host's own compiler and tools.
+    Native,
+}
+
+/// One build of the firmware in the generated Makefile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Build {
+    /// Preprocessor definitions that select the platform's code paths in the C sources.
+    pub defs: &'static str,
+    pub link: Link,
+}
+
+impl Build {
+    /// The platform file and linker script of a bare-metal build.
+    pub fn bare_metal(&self) -> Option<(Source, Source)> {
+        match self.link {
+            Link::BareMetal { platform, script } => Some((platform, script)),
+            Link::StaticLinux | Link::Native => None,
+        }
+    }
+
+    /// The linker script, relative to the project root (bare-metal builds only).
+    pub fn linker_script(&self) -> Option<&'static str> {
+        self.bare_metal().map(|(_, script)| script.path)
+    }
+}
+
 /// What the deployment and benchmarking stages know about a board.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct BoardProfile {
     pub board: Board,
+    /// The board's name in the config (`deployment.hardware_setup.board`), as the Makefile's
+    /// `TZ_BOARD` repeats it.
+    pub config_name: &'static str,
     /// Board name as sold.
     pub name: &'static str,
     /// The chip on it.
@@ -42,8 +99,6 @@ pub struct BoardProfile {
     pub cores: u32,
     /// CPU clock at full speed (the benchmark's tokens/s estimate divides by it).
     pub clock_hz: u64,
-    /// Runs without an OS: needs startup code and a linker script, prints over a UART.
-    pub bare_metal: bool,
     /// C compiler for the board (and its QEMU stand-in).
     pub cc: &'static str,
     /// Prefix of the matching binutils (`nm`, `size`, `objcopy`); empty for the host.
@@ -61,371 +116,281 @@ pub struct BoardProfile {
     pub stack_bytes: u64,
     /// Where the firmware runs on this machine.
     pub emulator: Emulator,
-    /// Linker script of the real board, relative to the project root.
-    pub linker_script: Option<&'static str>,
-    /// Linker script of the QEMU stand-in, relative to the project root.
-    pub qemu_linker_script: Option<&'static str>,
+    /// The build `make qemu` / `run-qemu` / `count-qemu` makes, for `emulator`.
+    pub qemu_build: Build,
+    /// The build `make board` makes, for the real board.
+    pub board_build: Build,
+    /// The project's `README.md`: building, flashing and running on this board.
+    pub readme: &'static str,
     pub description: &'static str,
+}
+
+impl BoardProfile {
+    /// Runs without an OS: needs startup code and a linker script, prints over a UART.
+    pub fn bare_metal(&self) -> bool {
+        self.board_build.bare_metal().is_some()
+    }
+
+    /// The two builds, the QEMU stand-in's first.
+    fn builds(&self) -> [Build; 2] {
+        [self.qemu_build, self.board_build]
+    }
+}
+
+/// The profile of `board`: a copy of its row below.
+pub fn profile(board: Board) -> BoardProfile {
+    match board {
+        Board::Stm32H7 => STM32H7,
+        Board::Stm32N6 => STM32N6,
+        Board::Stm32Mp157 => STM32MP157,
+        Board::Stm32Mp257 => STM32MP257,
+        Board::Host => HOST,
+    }
 }
 
 const KIB: u64 = 1024;
 const MIB: u64 = 1024 * KIB;
 
-const M7_FLAGS: &[&str] = &[
-    "-mcpu=cortex-m7",
-    "-mthumb",
-    "-mfpu=fpv5-d16",
-    "-mfloat-abi=hard",
-];
-/// gcc 12 picks FPv5-D16 + MVE (Helium, `__ARM_FEATURE_MVE`) from `-mcpu=cortex-m55`.
-const M55_FLAGS: &[&str] = &["-mcpu=cortex-m55", "-mthumb", "-mfloat-abi=hard"];
-const A7_FLAGS: &[&str] = &["-mcpu=cortex-a7", "-mfpu=neon-vfpv4", "-mfloat-abi=hard"];
-const A35_FLAGS: &[&str] = &["-mcpu=cortex-a35"];
-
 /// Stack reserved by every bare-metal linker script (the runtime's buffers are static).
 const MCU_STACK: u64 = 32 * KIB;
 
-/// The profile of `board`.
-pub fn profile(board: Board) -> BoardProfile {
-    match board {
-        Board::Stm32H7 => BoardProfile {
-            board,
-            name: "NUCLEO-H743ZI2",
-            chip: "STM32H743ZI",
-            cpu: "Cortex-M7",
-            cores: 1,
-            clock_hz: 480_000_000,
-            bare_metal: true,
-            cc: "arm-none-eabi-gcc",
-            binutils_prefix: "arm-none-eabi-",
-            cpu_flags: M7_FLAGS,
-            flash_bytes: Some(2 * MIB),
-            // 512 KiB AXI SRAM for data, plus the stack reserved in the 128 KiB DTCM.
-            ram_bytes: Some(512 * KIB + MCU_STACK),
-            stack_bytes: MCU_STACK,
-            emulator: Emulator::System {
-                binary: "qemu-system-arm",
-                machine: "mps2-an500",
-            },
-            linker_script: Some("src/boards/stm32h743zi/stm32h743zi.ld"),
-            qemu_linker_script: Some("src/boards/mps2-an500/mps2-an500.ld"),
-            description: "Cortex-M7 at 480 MHz, 2 MiB flash (code + weights), 512 KiB AXI \
-                          SRAM for arena/KV cache/buffers, 32 KiB stack in DTCM, output on \
-                          USART3 (ST-LINK virtual COM port, 115200 8N1)",
-        },
-        Board::Stm32N6 => BoardProfile {
-            board,
-            name: "STM32N6570-DK",
-            chip: "STM32N657X0",
-            cpu: "Cortex-M55",
-            cores: 1,
-            clock_hz: 800_000_000,
-            bare_metal: true,
-            cc: "arm-none-eabi-gcc",
-            binutils_prefix: "arm-none-eabi-",
-            cpu_flags: M55_FLAGS,
-            // The application area of the 128 MiB octo-SPI NOR after the FSBL's first MiB
-            // and the 1 KiB signing header (see the linker script).
-            flash_bytes: Some(128 * MIB - MIB - KIB),
-            // FLEXRAM + AXISRAM1 + AXISRAM2: the 2 MiB that are on at reset, stack included.
-            ram_bytes: Some(2 * MIB),
-            stack_bytes: MCU_STACK,
-            emulator: Emulator::System {
-                binary: "qemu-system-arm",
-                machine: "mps3-an547",
-            },
-            linker_script: Some("src/boards/stm32n657/stm32n657.ld"),
-            qemu_linker_script: Some("src/boards/mps3-an547/mps3-an547.ld"),
-            description: "Cortex-M55 (Helium) at 800 MHz, code and weights executed in place \
-                          from the external octo-SPI flash at 0x70100400, 2 MiB AXISRAM for \
-                          data and stack, output on USART1 (ST-LINK virtual COM port); the \
-                          Neural-ART NPU is not used",
-        },
-        Board::Stm32Mp157 => BoardProfile {
-            board,
-            name: "STM32MP157F-DK2",
-            chip: "STM32MP157F",
-            cpu: "Cortex-A7",
-            cores: 2,
-            clock_hz: 800_000_000,
-            bare_metal: false,
-            cc: "arm-linux-gnueabihf-gcc",
-            binutils_prefix: "arm-linux-gnueabihf-",
-            cpu_flags: A7_FLAGS,
-            flash_bytes: None,
-            ram_bytes: Some(512 * MIB),
-            stack_bytes: 8 * MIB,
-            emulator: Emulator::User {
-                binary: "qemu-arm",
-                cpu: "cortex-a7",
-            },
-            linker_script: None,
-            qemu_linker_script: None,
-            description: "2x Cortex-A7 at 800 MHz running OpenSTLinux, 512 MiB DDR; a static \
-                          armhf executable printing to stdout (one thread)",
-        },
-        Board::Stm32Mp257 => BoardProfile {
-            board,
-            name: "STM32MP257F-EV1",
-            chip: "STM32MP257F",
-            cpu: "Cortex-A35",
-            cores: 2,
-            clock_hz: 1_500_000_000,
-            bare_metal: false,
-            cc: "aarch64-linux-gnu-gcc",
-            binutils_prefix: "aarch64-linux-gnu-",
-            cpu_flags: A35_FLAGS,
-            flash_bytes: None,
-            ram_bytes: Some(4096 * MIB),
-            stack_bytes: 8 * MIB,
-            emulator: Emulator::User {
-                binary: "qemu-aarch64",
-                cpu: "cortex-a35",
-            },
-            linker_script: None,
-            qemu_linker_script: None,
-            description: "2x Cortex-A35 at 1.5 GHz running OpenSTLinux, 4 GiB DDR; a static \
-                          aarch64 executable printing to stdout (one thread)",
-        },
-        Board::Host => BoardProfile {
-            board,
-            name: "host",
-            chip: "host",
-            cpu: "host CPU",
-            cores: 1,
-            clock_hz: 0,
-            bare_metal: false,
-            cc: "cc",
-            binutils_prefix: "",
-            cpu_flags: &[],
-            flash_bytes: None,
-            ram_bytes: None,
-            stack_bytes: 8 * MIB,
-            emulator: Emulator::Native,
-            linker_script: None,
-            qemu_linker_script: None,
-            description: "this machine, built with the system C compiler; no memory budget \
-                          (clock_hz is 0: unknown)",
-        },
-    }
-}
+const PLATFORM_H: Source = Source {
+    path: "src/platform.h",
+    text: include_str!("c/platform.h"),
+};
+const PLATFORM_HOST: Source = Source {
+    path: "src/platform/platform_host.c",
+    text: include_str!("c/platform/platform_host.c"),
+};
+const PLATFORM_SEMIHOST: Source = Source {
+    path: "src/platform/platform_semihost.c",
+    text: include_str!("c/platform/platform_semihost.c"),
+};
+const PLATFORM_UART: Source = Source {
+    path: "src/platform/platform_uart.c",
+    text: include_str!("c/platform/platform_uart.c"),
+};
+const STARTUP_CORTEXM: Source = Source {
+    path: "src/boards/startup_cortexm.c",
+    text: include_str!("c/boards/startup_cortexm.c"),
+};
+/// The section layout every bare-metal linker script includes.
+const SECTIONS_LD: Source = Source {
+    path: "src/boards/cortexm_sections.ld",
+    text: include_str!("c/boards/cortexm_sections.ld"),
+};
+const AN500_LD: Source = Source {
+    path: "src/boards/mps2-an500/mps2-an500.ld",
+    text: include_str!("c/boards/mps2-an500/mps2-an500.ld"),
+};
+const AN547_LD: Source = Source {
+    path: "src/boards/mps3-an547/mps3-an547.ld",
+    text: include_str!("c/boards/mps3-an547/mps3-an547.ld"),
+};
+const H743_LD: Source = Source {
+    path: "src/boards/stm32h743zi/stm32h743zi.ld",
+    text: include_str!("c/boards/stm32h743zi/stm32h743zi.ld"),
+};
+const N657_LD: Source = Source {
+    path: "src/boards/stm32n657/stm32n657.ld",
+    text: include_str!("c/boards/stm32n657/stm32n657.ld"),
+};
+const INSN_COUNT: Source = Source {
+    path: "tools/insn_count.c",
+    text: include_str!("c/tools/insn_count.c"),
+};
 
-const PLATFORM_H: &str = include_str!("c/platform.h");
-const PLATFORM_HOST_C: &str = include_str!("c/platform/platform_host.c");
-const PLATFORM_SEMIHOST_C: &str = include_str!("c/platform/platform_semihost.c");
-const PLATFORM_UART_C: &str = include_str!("c/platform/platform_uart.c");
-const STARTUP_CORTEXM_C: &str = include_str!("c/boards/startup_cortexm.c");
-const SECTIONS_LD: &str = include_str!("c/boards/cortexm_sections.ld");
-const AN500_LD: &str = include_str!("c/boards/mps2-an500/mps2-an500.ld");
-const AN547_LD: &str = include_str!("c/boards/mps3-an547/mps3-an547.ld");
-const H743_LD: &str = include_str!("c/boards/stm32h743zi/stm32h743zi.ld");
-const N657_LD: &str = include_str!("c/boards/stm32n657/stm32n657.ld");
-const MAKEFILE_IN: &str = include_str!("c/Makefile.in");
-const INSN_COUNT_C: &str = include_str!("c/tools/insn_count.c");
-const README_STM32H7: &str = include_str!("../../../../deployment/README_STM32H7.md");
-const README_STM32N6: &str = include_str!("../../../../deployment/README_STM32N6.md");
-const README_MPU: &str = include_str!("../../../../deployment/README_MPU.md");
-const README_HOST: &str = "# textzoo C project (host build)\n\n\
-Build and run with the system C compiler:\n\n\
-```sh\nmake run-host                       # build/host/app\n\
-make run-host ARGS='--greedy --max-tokens 20'\n```\n\n\
-`make host EXTRA_CFLAGS='-fsanitize=address,undefined'` builds with the sanitizers. For a \
-microcontroller or STM32MP board, generate the project again with \
-`deployment.hardware_setup.board` set to it.\n";
+/// The Linux boards' builds: the same static executable, told when it runs under QEMU.
+const MPU_QEMU_BUILD: Build = Build {
+    defs: "-DTZ_HOST -DTZ_LINUX_MPU -DTZ_QEMU",
+    link: Link::StaticLinux,
+};
+const MPU_BOARD_BUILD: Build = Build {
+    defs: "-DTZ_HOST -DTZ_LINUX_MPU",
+    link: Link::StaticLinux,
+};
+const README_MPU: &str = include_str!("boards/README_MPU.md");
 
-const SEMIHOST_SRC: &str = "src/platform/platform_semihost.c";
-const UART_SRC: &str = "src/platform/platform_uart.c";
-const STARTUP_SRC: &str = "src/boards/startup_cortexm.c";
-const SECTIONS_PATH: &str = "src/boards/cortexm_sections.ld";
+const STM32H7: BoardProfile = BoardProfile {
+    board: Board::Stm32H7,
+    config_name: "STM32H7",
+    name: "NUCLEO-H743ZI2",
+    chip: "STM32H743ZI",
+    cpu: "Cortex-M7",
+    cores: 1,
+    clock_hz: 480_000_000,
+    cc: "arm-none-eabi-gcc",
+    binutils_prefix: "arm-none-eabi-",
+    cpu_flags: &[
+        "-mcpu=cortex-m7",
+        "-mthumb",
+        "-mfpu=fpv5-d16",
+        "-mfloat-abi=hard",
+    ],
+    flash_bytes: Some(2 * MIB),
+    // 512 KiB AXI SRAM for data, plus the stack reserved in the 128 KiB DTCM.
+    ram_bytes: Some(512 * KIB + MCU_STACK),
+    stack_bytes: MCU_STACK,
+    emulator: Emulator::System {
+        binary: "qemu-system-arm",
+        machine: "mps2-an500",
+    },
+    qemu_build: Build {
+        defs: "-DTZ_QEMU -DTZ_QEMU_MPS2_AN500",
+        link: Link::BareMetal {
+            platform: PLATFORM_SEMIHOST,
+            script: AN500_LD,
+        },
+    },
+    board_build: Build {
+        defs: "-DTZ_BOARD_STM32H743ZI -DTZ_ENABLE_CACHES",
+        link: Link::BareMetal {
+            platform: PLATFORM_UART,
+            script: H743_LD,
+        },
+    },
+    readme: include_str!("boards/README_STM32H7.md"),
+    description: "Cortex-M7 at 480 MHz, 2 MiB flash (code + weights), 512 KiB AXI SRAM for \
+                  arena/KV cache/buffers, 32 KiB stack in DTCM, output on USART3 (ST-LINK \
+                  virtual COM port, 115200 8N1)",
+};
+
+const STM32N6: BoardProfile = BoardProfile {
+    board: Board::Stm32N6,
+    config_name: "STM32N6570-DK",
+    name: "STM32N6570-DK",
+    chip: "STM32N657X0",
+    cpu: "Cortex-M55",
+    cores: 1,
+    clock_hz: 800_000_000,
+    cc: "arm-none-eabi-gcc",
+    binutils_prefix: "arm-none-eabi-",
+    // gcc 12 picks FPv5-D16 + MVE (Helium, `__ARM_FEATURE_MVE`) from `-mcpu=cortex-m55`.
+    cpu_flags: &["-mcpu=cortex-m55", "-mthumb", "-mfloat-abi=hard"],
+    // The application area of the 128 MiB octo-SPI NOR after the FSBL's first MiB and the
+    // 1 KiB signing header (see the linker script).
+    flash_bytes: Some(128 * MIB - MIB - KIB),
+    // FLEXRAM + AXISRAM1 + AXISRAM2: the 2 MiB that are on at reset, stack included.
+    ram_bytes: Some(2 * MIB),
+    stack_bytes: MCU_STACK,
+    emulator: Emulator::System {
+        binary: "qemu-system-arm",
+        machine: "mps3-an547",
+    },
+    qemu_build: Build {
+        defs: "-DTZ_QEMU -DTZ_QEMU_MPS3_AN547",
+        link: Link::BareMetal {
+            platform: PLATFORM_SEMIHOST,
+            script: AN547_LD,
+        },
+    },
+    board_build: Build {
+        defs: "-DTZ_BOARD_STM32N657 -DTZ_ENABLE_CACHES",
+        link: Link::BareMetal {
+            platform: PLATFORM_UART,
+            script: N657_LD,
+        },
+    },
+    readme: include_str!("boards/README_STM32N6.md"),
+    description: "Cortex-M55 (Helium) at 800 MHz, code and weights executed in place from the \
+                  external octo-SPI flash at 0x70100400, 2 MiB AXISRAM for data and stack, \
+                  output on USART1 (ST-LINK virtual COM port); the Neural-ART NPU is not used",
+};
+
+const STM32MP157: BoardProfile = BoardProfile {
+    board: Board::Stm32Mp157,
+    config_name: "STM32MP157F-DK2",
+    name: "STM32MP157F-DK2",
+    chip: "STM32MP157F",
+    cpu: "Cortex-A7",
+    cores: 2,
+    clock_hz: 800_000_000,
+    cc: "arm-linux-gnueabihf-gcc",
+    binutils_prefix: "arm-linux-gnueabihf-",
+    cpu_flags: &["-mcpu=cortex-a7", "-mfpu=neon-vfpv4", "-mfloat-abi=hard"],
+    flash_bytes: None,
+    ram_bytes: Some(512 * MIB),
+    stack_bytes: 8 * MIB,
+    emulator: Emulator::User {
+        binary: "qemu-arm",
+        cpu: "cortex-a7",
+    },
+    qemu_build: MPU_QEMU_BUILD,
+    board_build: MPU_BOARD_BUILD,
+    readme: README_MPU,
+    description: "2x Cortex-A7 at 800 MHz running OpenSTLinux, 512 MiB DDR; a static armhf \
+                  executable printing to stdout (one thread)",
+};
+
+const STM32MP257: BoardProfile = BoardProfile {
+    board: Board::Stm32Mp257,
+    config_name: "STM32MP257F-EV1",
+    name: "STM32MP257F-EV1",
+    chip: "STM32MP257F",
+    cpu: "Cortex-A35",
+    cores: 2,
+    clock_hz: 1_500_000_000,
+    cc: "aarch64-linux-gnu-gcc",
+    binutils_prefix: "aarch64-linux-gnu-",
+    cpu_flags: &["-mcpu=cortex-a35"],
+    flash_bytes: None,
+    ram_bytes: Some(4096 * MIB),
+    stack_bytes: 8 * MIB,
+    emulator: Emulator::User {
+        binary: "qemu-aarch64",
+        cpu: "cortex-a35",
+    },
+    qemu_build: MPU_QEMU_BUILD,
+    board_build: MPU_BOARD_BUILD,
+    readme: README_MPU,
+    description: "2x Cortex-A35 at 1.5 GHz running OpenSTLinux, 4 GiB DDR; a static aarch64 \
+                  executable printing to stdout (one thread)",
+};
+
+/// The host build's two "builds" are the same native one (`make run-qemu` runs it too, so
+/// the host goes through every target).
+const NATIVE_BUILD: Build = Build {
+    defs: "-DTZ_HOST",
+    link: Link::Native,
+};
+
+const HOST: BoardProfile = BoardProfile {
+    board: Board::Host,
+    config_name: "host",
+    name: "host",
+    chip: "host",
+    cpu: "host CPU",
+    cores: 1,
+    clock_hz: 0,
+    cc: "cc",
+    binutils_prefix: "",
+    cpu_flags: &[],
+    flash_bytes: None,
+    ram_bytes: None,
+    stack_bytes: 8 * MIB,
+    emulator: Emulator::Native,
+    qemu_build: NATIVE_BUILD,
+    board_build: NATIVE_BUILD,
+    readme: include_str!("boards/README_HOST.md"),
+    description: "this machine, built with the system C compiler; no memory budget (clock_hz \
+                  is 0: unknown)",
+};
 
 /// The board-specific files of the generated project, as (path from the project root,
 /// contents). The application sources (`src/model.c`, `src/app.c`, ...) come from the other
 /// generators; the Makefile compiles every `src/*.c` plus the platform files listed here.
 pub fn project_files(board: Board) -> Vec<(&'static str, String)> {
-    let mut files: Vec<(&'static str, String)> = vec![
-        ("Makefile", makefile(board)),
-        ("src/platform.h", PLATFORM_H.to_string()),
-        ("src/platform/platform_host.c", PLATFORM_HOST_C.to_string()),
-        ("tools/insn_count.c", INSN_COUNT_C.to_string()),
-    ];
-    let readme = match board {
-        Board::Stm32H7 => README_STM32H7,
-        Board::Stm32N6 => README_STM32N6,
-        Board::Stm32Mp157 | Board::Stm32Mp257 => README_MPU,
-        Board::Host => README_HOST,
-    };
-    files.push(("README.md", readme.to_string()));
-    let scripts: &[(&'static str, &str)] = match board {
-        Board::Stm32H7 => &[
-            ("src/boards/mps2-an500/mps2-an500.ld", AN500_LD),
-            ("src/boards/stm32h743zi/stm32h743zi.ld", H743_LD),
-        ],
-        Board::Stm32N6 => &[
-            ("src/boards/mps3-an547/mps3-an547.ld", AN547_LD),
-            ("src/boards/stm32n657/stm32n657.ld", N657_LD),
-        ],
-        Board::Stm32Mp157 | Board::Stm32Mp257 | Board::Host => &[],
-    };
-    if !scripts.is_empty() {
-        files.push((SEMIHOST_SRC, PLATFORM_SEMIHOST_C.to_string()));
-        files.push((UART_SRC, PLATFORM_UART_C.to_string()));
-        files.push((STARTUP_SRC, STARTUP_CORTEXM_C.to_string()));
-        files.push((SECTIONS_PATH, SECTIONS_LD.to_string()));
-        files.extend(scripts.iter().map(|(p, s)| (*p, s.to_string())));
+    let p = profile(board);
+    let mut files = vec![("Makefile", makefile::render(&p))];
+    files.extend([PLATFORM_H, PLATFORM_HOST, INSN_COUNT].map(Source::file));
+    files.push(("README.md", p.readme.to_string()));
+    let bare: Vec<(Source, Source)> = p.builds().iter().filter_map(Build::bare_metal).collect();
+    if !bare.is_empty() {
+        files.extend(bare.iter().map(|&(platform, _)| platform.file()));
+        files.extend([STARTUP_CORTEXM, SECTIONS_LD].map(Source::file));
+        files.extend(bare.iter().map(|&(_, script)| script.file()));
     }
     files
-}
-
-/// The variables one build (QEMU stand-in or real board) of the Makefile is made of.
-#[derive(Clone)]
-struct MakeBuild {
-    kind: &'static str,
-    cc: String,
-    /// Binutils prefix; `None` uses the Makefile's `HOST_*` tools.
-    prefix: Option<String>,
-    arch: String,
-    defs: &'static str,
-    platform: String,
-    ldflags: String,
-    lddeps: String,
-}
-
-impl MakeBuild {
-    fn write(&self, var: &str, out: &mut String) {
-        let tool = |name: &str| match &self.prefix {
-            Some(prefix) => format!("{prefix}{name}"),
-            None => format!("$(HOST_{})", name.to_uppercase()),
-        };
-        let lines = [
-            ("KIND", self.kind.to_string()),
-            ("CC", self.cc.clone()),
-            ("NM", tool("nm")),
-            ("SIZE", tool("size")),
-            ("OBJCOPY", tool("objcopy")),
-            ("ARCH", self.arch.clone()),
-            ("DEFS", self.defs.to_string()),
-            ("PLATFORM", self.platform.clone()),
-            ("LDFLAGS", self.ldflags.clone()),
-            ("LDDEPS", self.lddeps.clone()),
-        ];
-        for (name, value) in lines {
-            let op = if name == "CC" { "?=" } else { ":=" };
-            out.push_str(&format!("{var}_{name} {op} {value}\n"));
-        }
-    }
-}
-
-fn makefile(board: Board) -> String {
-    let p = profile(board);
-    let arch = p.cpu_flags.join(" ");
-    let hosted = |defs: &'static str| MakeBuild {
-        kind: "hosted",
-        cc: p.cc.to_string(),
-        prefix: Some(p.binutils_prefix.to_string()),
-        arch: arch.clone(),
-        defs,
-        platform: "src/platform/platform_host.c".to_string(),
-        ldflags: "-static -lm".to_string(),
-        lddeps: String::new(),
-    };
-    let mcu = |defs: &'static str, script: Option<&str>| {
-        let script = script.unwrap_or_default();
-        MakeBuild {
-            kind: "mcu",
-            cc: p.cc.to_string(),
-            prefix: Some(p.binutils_prefix.to_string()),
-            arch: arch.clone(),
-            defs,
-            platform: format!(
-                "{} {STARTUP_SRC}",
-                if defs.contains("TZ_QEMU") {
-                    SEMIHOST_SRC
-                } else {
-                    UART_SRC
-                }
-            ),
-            ldflags: format!("-T{script} -lm"),
-            lddeps: format!("{script} {SECTIONS_PATH}"),
-        }
-    };
-    let native = MakeBuild {
-        kind: "hosted",
-        cc: "$(HOST_CC)".to_string(),
-        prefix: None,
-        arch: String::new(),
-        defs: "-DTZ_HOST",
-        platform: "src/platform/platform_host.c".to_string(),
-        ldflags: "-lm".to_string(),
-        lddeps: String::new(),
-    };
-    let (qemu, real, images) = match board {
-        Board::Stm32H7 => (
-            mcu("-DTZ_QEMU -DTZ_QEMU_MPS2_AN500", p.qemu_linker_script),
-            mcu("-DTZ_BOARD_STM32H743ZI -DTZ_ENABLE_CACHES", p.linker_script),
-            "build/board/app.hex build/board/app.bin",
-        ),
-        Board::Stm32N6 => (
-            mcu("-DTZ_QEMU -DTZ_QEMU_MPS3_AN547", p.qemu_linker_script),
-            mcu("-DTZ_BOARD_STM32N657 -DTZ_ENABLE_CACHES", p.linker_script),
-            "build/board/app.hex build/board/app.bin",
-        ),
-        Board::Stm32Mp157 | Board::Stm32Mp257 => (
-            hosted("-DTZ_HOST -DTZ_LINUX_MPU -DTZ_QEMU"),
-            hosted("-DTZ_HOST -DTZ_LINUX_MPU"),
-            "",
-        ),
-        Board::Host => (native.clone(), native, ""),
-    };
-    let (emu, kernel_opt) = match p.emulator {
-        Emulator::System { binary, machine } => (
-            format!(
-                "{binary} -M {machine} -nographic -monitor none -serial none \
-                 -chardev stdio,id=sh0 -semihosting-config enable=on,target=native,chardev=sh0"
-            ),
-            "-kernel",
-        ),
-        Emulator::User { binary, cpu } => (format!("{binary} -cpu {cpu}"), ""),
-        Emulator::Native => (String::new(), ""),
-    };
-    let mut out = format!(
-        "# Generated by textzoo for {} ({}, {} at {} MHz).\n\
-         # qemu: {}; board: {}.\n\
-         TZ_BOARD := {}\n\n",
-        p.name,
-        p.chip,
-        p.cpu,
-        p.clock_hz / 1_000_000,
-        match p.emulator {
-            Emulator::System { machine, .. } => format!("QEMU {machine} stand-in, semihosting"),
-            Emulator::User { binary, .. } => format!("static Linux build run by {binary}"),
-            Emulator::Native => "same as host".to_string(),
-        },
-        p.linker_script.unwrap_or(if p.bare_metal {
-            ""
-        } else {
-            "static Linux build"
-        }),
-        board_config_name(board),
-    );
-    qemu.write("QEMU", &mut out);
-    out.push_str(&format!(
-        "QEMU_EMU := {emu}\nQEMU_KERNEL_OPT := {kernel_opt}\n\n"
-    ));
-    real.write("BOARD", &mut out);
-    out.push_str(&format!("BOARD_IMAGES := {images}\n\n"));
-    out.push_str(MAKEFILE_IN);
-    out
-}
-
-/// The board's name as written in the config (`deployment.hardware_setup.board`).
-fn board_config_name(board: Board) -> &'static str {
-    match board {
-        Board::Stm32H7 => "STM32H7",
-        Board::Stm32N6 => "STM32N6570-DK",
-        Board::Stm32Mp157 => "STM32MP157F-DK2",
-        Board::Stm32Mp257 => "STM32MP257F-EV1",
-        Board::Host => "host",
-    }
 }
 
 #[cfg(test)]
@@ -720,57 +685,81 @@ int main(int argc, char **argv)
         }
     }
 
-    #[test]
-    fn makefile_header_names_the_emulator_and_tools() {
-        let mk = makefile(Board::Stm32N6);
-        for line in [
-            "TZ_BOARD := STM32N6570-DK",
-            "QEMU_CC ?= arm-none-eabi-gcc",
-            "QEMU_ARCH := -mcpu=cortex-m55 -mthumb -mfloat-abi=hard",
-            "QEMU_EMU := qemu-system-arm -M mps3-an547 ",
-            "BOARD_LDFLAGS := -Tsrc/boards/stm32n657/stm32n657.ld -lm",
-        ] {
-            assert!(mk.contains(line), "{line} missing in:\n{mk}");
-        }
-        let mk = makefile(Board::Stm32Mp257);
-        assert!(
-            mk.contains("QEMU_EMU := qemu-aarch64 -cpu cortex-a35\n"),
-            "{mk}"
-        );
-        assert!(mk.contains("BOARD_NM := aarch64-linux-gnu-nm\n"), "{mk}");
-        let mk = makefile(Board::Host);
-        assert!(mk.contains("QEMU_EMU := \n") && mk.contains("BOARD_NM := $(HOST_NM)\n"));
-    }
+    const ALL: [Board; 5] = [
+        Board::Stm32H7,
+        Board::Stm32N6,
+        Board::Stm32Mp157,
+        Board::Stm32Mp257,
+        Board::Host,
+    ];
 
     #[test]
     fn profiles_agree_with_the_linker_scripts() {
         let h7 = profile(Board::Stm32H7);
         assert_eq!(h7.flash_bytes, Some(2048 * 1024));
-        assert!(H743_LD.contains("LENGTH = 2048K") && H743_LD.contains("LENGTH = 512K"));
+        assert!(H743_LD.text.contains("LENGTH = 2048K") && H743_LD.text.contains("LENGTH = 512K"));
         let n6 = profile(Board::Stm32N6);
         assert_eq!(h7.ram_bytes, Some((512 + 32) * 1024));
         assert_eq!(n6.ram_bytes, Some(2048 * 1024));
-        assert!(N657_LD.contains("LENGTH = 0x07EFFC00"));
+        assert!(N657_LD.text.contains("LENGTH = 0x07EFFC00"));
         assert_eq!(n6.flash_bytes, Some(0x07EF_FC00));
-        for board in [
-            Board::Stm32H7,
-            Board::Stm32N6,
-            Board::Stm32Mp157,
-            Board::Stm32Mp257,
-            Board::Host,
-        ] {
+        for board in ALL {
             let p = profile(board);
             let files = project_files(board);
-            for script in [p.linker_script, p.qemu_linker_script]
-                .into_iter()
-                .flatten()
-            {
+            for script in p.builds().iter().filter_map(Build::linker_script) {
                 assert!(
                     files.iter().any(|(f, _)| *f == script),
                     "{board:?}: {script}"
                 );
             }
-            assert_eq!(p.bare_metal, p.flash_bytes.is_some());
+            assert_eq!(p.bare_metal(), p.flash_bytes.is_some());
+        }
+    }
+
+    #[test]
+    fn each_row_is_its_board_under_the_config_name() {
+        for board in ALL {
+            let p = profile(board);
+            assert_eq!(p.board, board);
+            assert_eq!(
+                serde_json::to_value(board).expect("board name"),
+                serde_json::Value::from(p.config_name)
+            );
+        }
+    }
+
+    /// `deployment/README.md` at the repository root points users at the board READMEs, which
+    /// live next to this file: every link there must resolve.
+    #[test]
+    fn the_deployment_folder_links_every_board_readme() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deployment");
+        let index = std::fs::read_to_string(root.join("README.md")).expect("deployment/README.md");
+        let links: Vec<&str> = index
+            .split("](")
+            .skip(1)
+            .filter_map(|rest| rest.split(')').next())
+            .collect();
+        for readme in [
+            "README_STM32H7.md",
+            "README_STM32N6.md",
+            "README_MPU.md",
+            "README_HOST.md",
+        ] {
+            assert!(
+                links
+                    .iter()
+                    .any(|l| l.ends_with(&format!("/boards/{readme}"))),
+                "{readme} is not linked from deployment/README.md"
+            );
+        }
+        for link in links {
+            assert!(
+                root.join(link).exists(),
+                "deployment/README.md: {link} does not exist"
+            );
+        }
+        for board in ALL {
+            assert!(index.contains(profile(board).config_name), "{board:?}");
         }
     }
 }

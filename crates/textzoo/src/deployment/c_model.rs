@@ -9,6 +9,7 @@
 //! the very bits `textzoo-rt` uses (a decimal literal would depend on the compiler's
 //! correctly rounded parsing).
 
+use super::c_arrays::{CArray, CArrays, Linkage};
 use std::fmt::Write as _;
 use textzoo_rt::model::{Block, LayerNorm, Linear, Net, Recurrent, RnnLayer, Transformer};
 use textzoo_rt::plan;
@@ -111,53 +112,40 @@ fn lit_i32(v: i32) -> String {
     }
 }
 
-/// A `static const` array definition, `per_line` values a line; returns the C expression for
-/// a pointer to it (`NULL` for an empty array, which C cannot define).
-fn array<T: Copy>(
-    out: &mut String,
-    ctype: &str,
-    name: &str,
-    values: &[T],
-    per_line: usize,
-    fmt: impl Fn(&mut String, T),
-) -> String {
-    if values.is_empty() {
+// Every weight array is `static const` in `model.c` (or in `embedding.h`, which only `model.c`
+// includes); each helper returns how C refers to the array.
+
+fn arr_i8(arrays: &mut CArrays, name: &str, v: &[i8]) -> String {
+    arrays.add(&CArray::sized("int8_t", name, v.len(), 24), v)
+}
+
+fn arr_i16(arrays: &mut CArrays, name: &str, v: &[i16]) -> String {
+    arrays.add(&CArray::sized("int16_t", name, v.len(), 16), v)
+}
+
+fn arr_i32(arrays: &mut CArrays, name: &str, v: &[i32]) -> String {
+    let array = CArray::sized("int32_t", name, v.len(), 12);
+    arrays.add(&array, v.iter().map(|&x| lit_i32(x)))
+}
+
+fn arr_f32(arrays: &mut CArrays, name: &str, v: &[f32]) -> String {
+    let array = CArray::sized("float", name, v.len(), 6);
+    arrays.add(&array, v.iter().map(|&x| hex_f32(x)))
+}
+
+/// A `static const` array of structs (`tz_blocks`, ...), one initializer each; `NULL` when
+/// there are none.
+fn struct_array(out: &mut String, ctype: &str, name: &str, items: &[String]) -> String {
+    if items.is_empty() {
         return "NULL".into();
     }
-    let _ = writeln!(out, "static const {ctype} {name}[{}] = {{", values.len());
-    for line in values.chunks(per_line) {
-        out.push_str("    ");
-        for (i, &v) in line.iter().enumerate() {
-            if i > 0 {
-                out.push(' ');
-            }
-            fmt(out, v);
-            out.push(',');
-        }
-        out.push('\n');
-    }
-    out.push_str("};\n");
+    let _ = writeln!(
+        out,
+        "static const {ctype} {name}[{}] = {{\n{}\n}};",
+        items.len(),
+        items.join(",\n")
+    );
     name.into()
-}
-
-fn arr_i8(out: &mut String, name: &str, v: &[i8]) -> String {
-    array(out, "int8_t", name, v, 24, |o, x| {
-        let _ = write!(o, "{x}");
-    })
-}
-
-fn arr_i16(out: &mut String, name: &str, v: &[i16]) -> String {
-    array(out, "int16_t", name, v, 16, |o, x| {
-        let _ = write!(o, "{x}");
-    })
-}
-
-fn arr_i32(out: &mut String, name: &str, v: &[i32]) -> String {
-    array(out, "int32_t", name, v, 12, |o, x| o.push_str(&lit_i32(x)))
-}
-
-fn arr_f32(out: &mut String, name: &str, v: &[f32]) -> String {
-    array(out, "float", name, v, 6, |o, x| o.push_str(&hex_f32(x)))
 }
 
 fn kind_macro(kind: Kind) -> (&'static str, &'static str) {
@@ -172,9 +160,9 @@ fn kind_macro(kind: Kind) -> (&'static str, &'static str) {
 // ----------------------------------------------------------------------------
 // model.c pieces
 
-fn layernorm(out: &mut String, name: &str, ln: &LayerNorm) -> String {
-    let a = arr_f32(out, &format!("{name}_a"), &ln.a);
-    let b = arr_f32(out, &format!("{name}_b"), &ln.b);
+fn layernorm(arrays: &mut CArrays, name: &str, ln: &LayerNorm) -> String {
+    let a = arr_f32(arrays, &format!("{name}_a"), &ln.a);
+    let b = arr_f32(arrays, &format!("{name}_b"), &ln.b);
     format!(
         "{{{a}, {b}, {}, {}}}",
         hex_f32(ln.var_scale),
@@ -182,11 +170,11 @@ fn layernorm(out: &mut String, name: &str, ln: &LayerNorm) -> String {
     )
 }
 
-fn linear(out: &mut String, name: &str, l: &Linear) -> String {
-    let w = arr_i8(out, &format!("{name}_w"), &l.w);
-    let bias = arr_i32(out, &format!("{name}_bias"), &l.bias);
-    let mult = arr_i32(out, &format!("{name}_mult"), &l.mult);
-    let shift = arr_i32(out, &format!("{name}_shift"), &l.shift);
+fn linear(arrays: &mut CArrays, name: &str, l: &Linear) -> String {
+    let w = arr_i8(arrays, &format!("{name}_w"), &l.w);
+    let bias = arr_i32(arrays, &format!("{name}_bias"), &l.bias);
+    let mult = arr_i32(arrays, &format!("{name}_mult"), &l.mult);
+    let shift = arr_i32(arrays, &format!("{name}_shift"), &l.shift);
     format!(
         "{{{w}, {bias}, {mult}, {shift}, {}, {}}}",
         l.in_dim, l.out_dim
@@ -197,17 +185,17 @@ fn requant(r: textzoo_rt::quant::Requant) -> String {
     format!("{{{}, {}}}", lit_i32(r.mult), lit_i32(r.shift))
 }
 
-fn block(out: &mut String, l: usize, b: &Block) -> String {
+fn block(arrays: &mut CArrays, l: usize, b: &Block) -> String {
     let p = format!("tz_b{l}");
-    let ln1 = layernorm(out, &format!("{p}_ln1"), &b.ln1);
-    let q = linear(out, &format!("{p}_q"), &b.q);
-    let k = linear(out, &format!("{p}_k"), &b.k);
-    let v = linear(out, &format!("{p}_v"), &b.v);
-    let proj = linear(out, &format!("{p}_proj"), &b.proj);
-    let ln2 = layernorm(out, &format!("{p}_ln2"), &b.ln2);
-    let up = linear(out, &format!("{p}_up"), &b.up);
-    let gelu = arr_i8(out, &format!("{p}_gelu"), &b.gelu);
-    let down = linear(out, &format!("{p}_down"), &b.down);
+    let ln1 = layernorm(arrays, &format!("{p}_ln1"), &b.ln1);
+    let q = linear(arrays, &format!("{p}_q"), &b.q);
+    let k = linear(arrays, &format!("{p}_k"), &b.k);
+    let v = linear(arrays, &format!("{p}_v"), &b.v);
+    let proj = linear(arrays, &format!("{p}_proj"), &b.proj);
+    let ln2 = layernorm(arrays, &format!("{p}_ln2"), &b.ln2);
+    let up = linear(arrays, &format!("{p}_up"), &b.up);
+    let gelu = arr_i8(arrays, &format!("{p}_gelu"), &b.gelu);
+    let down = linear(arrays, &format!("{p}_down"), &b.down);
     let a = &b.attn;
     format!(
         "    {{\n        {ln1},\n        {q},\n        {k},\n        {v},\n        \
@@ -245,35 +233,105 @@ impl Offsets {
     }
 }
 
-fn transformer(
-    out: &mut String,
-    emb: &mut String,
-    offs: &mut Offsets,
-    model: &Int8Model,
-    t: &Transformer,
-) -> String {
-    let tok = arr_i8(emb, "tz_tok_emb", &t.tok_emb);
-    let pos = arr_i8(emb, "tz_pos_emb", &t.pos_emb);
-    let tok_mult = arr_i32(out, "tz_tok_mult", &t.tok_mult);
-    let tok_shift = arr_i32(out, "tz_tok_shift", &t.tok_shift);
-    let pos_mult = arr_i32(out, "tz_pos_mult", &t.pos_mult);
-    let pos_shift = arr_i32(out, "tz_pos_shift", &t.pos_shift);
-    let blocks: Vec<String> = t
-        .blocks
-        .iter()
-        .enumerate()
-        .map(|(l, b)| block(out, l, b))
-        .collect();
-    let ln_f = layernorm(out, "tz_lnf", &t.ln_f);
-    let head_w = match &t.head_w {
-        Some(w) => arr_i8(out, "tz_head_w", w),
-        None => tok.clone(),
-    };
-    let head_bias = arr_i32(out, "tz_head_bias", &t.head_bias);
-    let head_scale = arr_f32(out, "tz_head_scale", &t.head_scale);
-    let exp_lut = arr_i32(out, "tz_exp_lut", &t.exp_lut);
+/// What walking the network produces, in the order the files want it: `model.c`'s arrays and
+/// then its structs (which point at the arrays), `embedding.h`'s tables, and the arena
+/// offsets `model.h` defines.
+struct Parts {
+    arrays: CArrays,
+    structs: String,
+    embedding: CArrays,
+    offsets: Offsets,
+}
 
-    let layout = Layout::new(&model.config);
+impl Parts {
+    fn of(model: &Int8Model) -> Parts {
+        let weights = model.weight_bytes();
+        let mut parts = Parts {
+            arrays: CArrays::new(Linkage::Internal, "", 6 * weights + 4096),
+            structs: String::new(),
+            embedding: CArrays::new(Linkage::Internal, "", 5 * weights / 2 + 1024),
+            offsets: Offsets::default(),
+        };
+        match &model.net {
+            Net::Transformer(t) => parts.transformer(model, t),
+            Net::Recurrent(r) => parts.recurrent(model, r),
+        }
+        parts
+    }
+
+    /// The transformer's arrays, its arena slots and `tz_net`.
+    fn transformer(&mut self, model: &Int8Model, t: &Transformer) {
+        let a = &mut self.arrays;
+        let tok = arr_i8(&mut self.embedding, "tz_tok_emb", &t.tok_emb);
+        let pos = arr_i8(&mut self.embedding, "tz_pos_emb", &t.pos_emb);
+        let tok_mult = arr_i32(a, "tz_tok_mult", &t.tok_mult);
+        let tok_shift = arr_i32(a, "tz_tok_shift", &t.tok_shift);
+        let pos_mult = arr_i32(a, "tz_pos_mult", &t.pos_mult);
+        let pos_shift = arr_i32(a, "tz_pos_shift", &t.pos_shift);
+        let blocks: Vec<String> = t
+            .blocks
+            .iter()
+            .enumerate()
+            .map(|(l, b)| block(a, l, b))
+            .collect();
+        let ln_f = layernorm(a, "tz_lnf", &t.ln_f);
+        let head_w = match &t.head_w {
+            Some(w) => arr_i8(a, "tz_head_w", w),
+            None => tok.clone(),
+        };
+        let head_bias = arr_i32(a, "tz_head_bias", &t.head_bias);
+        let head_scale = arr_f32(a, "tz_head_scale", &t.head_scale);
+        let exp_lut = arr_i32(a, "tz_exp_lut", &t.exp_lut);
+
+        let (x0, slots, lnf) = transformer_slots(&mut self.offsets, &Layout::new(&model.config));
+        let out = &mut self.structs;
+        let blocks_ref = struct_array(out, "tz_block", "tz_blocks", &blocks);
+        let slots_ref = struct_array(out, "tz_layer_slots", "tz_slots", &slots);
+        let _ = writeln!(
+            out,
+            "static const tz_transformer tz_net = {{\n    {tok}, {tok_mult}, {tok_shift},\n    \
+             {pos}, {pos_mult}, {pos_shift},\n    {},\n    {blocks_ref},\n    {ln_f},\n    \
+             {head_w}, {head_bias}, {head_scale},\n    {exp_lut},\n    {x0}, {slots_ref}, \
+             {lnf}\n}};",
+            t.x0_zp
+        );
+    }
+
+    /// The recurrent network's arrays, its arena slots and `tz_net`.
+    fn recurrent(&mut self, model: &Int8Model, r: &Recurrent) {
+        let layout = RnnLayout::new(&model.config);
+        let a = &mut self.arrays;
+        let offsets = &mut self.offsets;
+        let tok = arr_i8(&mut self.embedding, "tz_tok_emb", &r.tok_emb);
+        let layers: Vec<String> = r
+            .layers
+            .iter()
+            .enumerate()
+            .map(|(l, ly)| rnn_layer(a, offsets, l, ly, &layout))
+            .collect();
+        let head_w = match &r.head_w {
+            Some(w) => arr_i8(a, "tz_head_w", w),
+            None => tok.clone(),
+        };
+        let head_scale = arr_f32(a, "tz_head_scale", &r.head_scale);
+        let head_bias = arr_f32(a, "tz_head_bias", &r.head_bias);
+        let sig = arr_i16(a, "tz_sigmoid_lut", &r.sigmoid_lut);
+        let tanh = arr_i16(a, "tz_tanh_lut", &r.tanh_lut);
+        let x = offsets.slot("RNN_X", layout.x.0, layout.x.1);
+        let head = offsets.slot("RNN_HEAD", layout.head.0, layout.head.1);
+        let out = &mut self.structs;
+        let layers_ref = struct_array(out, "tz_rnn_layer", "tz_rnn_layers", &layers);
+        let _ = writeln!(
+            out,
+            "static const tz_recurrent tz_net = {{\n    {tok}, {layers_ref},\n    {head_w}, \
+             {head_scale}, {head_bias},\n    {sig}, {tanh},\n    {x}, {head}\n}};"
+        );
+    }
+}
+
+/// A transformer's arena slots (`x0`, one initializer per layer, the final layer norm's), in
+/// the order `model.h` defines their offsets.
+fn transformer_slots(offs: &mut Offsets, layout: &Layout) -> (String, Vec<String>, String) {
     let x0 = offs.of("X0", layout.x0);
     let mut slots = Vec::new();
     for (l, s) in layout.layers.iter().enumerate() {
@@ -284,49 +342,25 @@ fn transformer(
         slots.push(format!("    {{{}}}", inits.join(", ")));
     }
     let lnf = offs.of("LNF", layout.lnf);
-    let (blocks_ref, slots_ref) = if blocks.is_empty() {
-        ("NULL", "NULL")
-    } else {
-        let _ = writeln!(
-            out,
-            "static const tz_block tz_blocks[{}] = {{\n{}\n}};",
-            blocks.len(),
-            blocks.join(",\n")
-        );
-        let _ = writeln!(
-            out,
-            "static const tz_layer_slots tz_slots[{}] = {{\n{}\n}};",
-            slots.len(),
-            slots.join(",\n")
-        );
-        ("tz_blocks", "tz_slots")
-    };
-    let _ = writeln!(
-        out,
-        "static const tz_transformer tz_net = {{\n    {tok}, {tok_mult}, {tok_shift},\n    \
-         {pos}, {pos_mult}, {pos_shift},\n    {},\n    {blocks_ref},\n    {ln_f},\n    \
-         {head_w}, {head_bias}, {head_scale},\n    {exp_lut},\n    {x0}, {slots_ref}, {lnf}\n}};",
-        t.x0_zp
-    );
-    "&tz_net".into()
+    (x0, slots, lnf)
 }
 
 fn rnn_layer(
-    out: &mut String,
+    arrays: &mut CArrays,
     offs: &mut Offsets,
     l: usize,
     ly: &RnnLayer,
     layout: &RnnLayout,
 ) -> String {
     let p = format!("tz_rnn{l}");
-    let w_ih = arr_i8(out, &format!("{p}_w_ih"), &ly.w_ih);
-    let ih_mult = arr_i32(out, &format!("{p}_ih_mult"), &ly.ih_mult);
-    let ih_shift = arr_i32(out, &format!("{p}_ih_shift"), &ly.ih_shift);
-    let w_hh = arr_i8(out, &format!("{p}_w_hh"), &ly.w_hh);
-    let hh_mult = arr_i32(out, &format!("{p}_hh_mult"), &ly.hh_mult);
-    let hh_shift = arr_i32(out, &format!("{p}_hh_shift"), &ly.hh_shift);
-    let bias = arr_i32(out, &format!("{p}_bias"), &ly.bias);
-    let bias_hn = arr_i32(out, &format!("{p}_bias_hn"), &ly.bias_hn);
+    let w_ih = arr_i8(arrays, &format!("{p}_w_ih"), &ly.w_ih);
+    let ih_mult = arr_i32(arrays, &format!("{p}_ih_mult"), &ly.ih_mult);
+    let ih_shift = arr_i32(arrays, &format!("{p}_ih_shift"), &ly.ih_shift);
+    let w_hh = arr_i8(arrays, &format!("{p}_w_hh"), &ly.w_hh);
+    let hh_mult = arr_i32(arrays, &format!("{p}_hh_mult"), &ly.hh_mult);
+    let hh_shift = arr_i32(arrays, &format!("{p}_hh_shift"), &ly.hh_shift);
+    let bias = arr_i32(arrays, &format!("{p}_bias"), &ly.bias);
+    let bias_hn = arr_i32(arrays, &format!("{p}_bias_hn"), &ly.bias_hn);
     let ih = offs.slot(&format!("RNN{l}_IH"), layout.ih[l].0, layout.ih[l].1);
     let hh = offs.slot(&format!("RNN{l}_HH"), layout.hh[l].0, layout.hh[l].1);
     format!(
@@ -336,84 +370,31 @@ fn rnn_layer(
     )
 }
 
-fn recurrent(
-    out: &mut String,
-    emb: &mut String,
-    offs: &mut Offsets,
-    model: &Int8Model,
-    r: &Recurrent,
-) -> String {
-    let layout = RnnLayout::new(&model.config);
-    let tok = arr_i8(emb, "tz_tok_emb", &r.tok_emb);
-    let layers: Vec<String> = r
-        .layers
-        .iter()
-        .enumerate()
-        .map(|(l, ly)| rnn_layer(out, offs, l, ly, &layout))
-        .collect();
-    let head_w = match &r.head_w {
-        Some(w) => arr_i8(out, "tz_head_w", w),
-        None => tok.clone(),
-    };
-    let head_scale = arr_f32(out, "tz_head_scale", &r.head_scale);
-    let head_bias = arr_f32(out, "tz_head_bias", &r.head_bias);
-    let sig = arr_i16(out, "tz_sigmoid_lut", &r.sigmoid_lut);
-    let tanh = arr_i16(out, "tz_tanh_lut", &r.tanh_lut);
-    let x = offs.slot("RNN_X", layout.x.0, layout.x.1);
-    let head = offs.slot("RNN_HEAD", layout.head.0, layout.head.1);
-    let layers_ref = if layers.is_empty() {
-        "NULL"
-    } else {
-        let _ = writeln!(
-            out,
-            "static const tz_rnn_layer tz_rnn_layers[{}] = {{\n{}\n}};",
-            layers.len(),
-            layers.join(",\n")
-        );
-        "tz_rnn_layers"
-    };
-    let _ = writeln!(
-        out,
-        "static const tz_recurrent tz_net = {{\n    {tok}, {layers_ref},\n    {head_w}, \
-         {head_scale}, {head_bias},\n    {sig}, {tanh},\n    {x}, {head}\n}};"
-    );
-    "&tz_net".into()
-}
-
 // ----------------------------------------------------------------------------
 // The files
 
 /// Writes `model` as C (see the module notes). Pure formatting: a 1.6 MB model takes well
 /// under a second.
 pub fn emit(model: &Int8Model) -> CModelFiles {
+    let parts = Parts::of(model);
+    CModelFiles {
+        model_h: model_h(model, &parts.offsets.defines),
+        model_c: model_c(model, &parts),
+        embedding_h: embedding_h(parts.embedding.definitions()),
+    }
+}
+
+/// `model.h`: the sizes, the memory plan with the arena offsets, and `TZ_MODEL`.
+fn model_h(model: &Int8Model, offsets: &str) -> String {
     let c = &model.config;
     let (kind, kind_name) = kind_macro(c.kind);
     let (arena, kv) = planned(model);
-    let ram = ram_bytes(model);
     let weights = model.weight_bytes();
     let tied = match &model.net {
         Net::Transformer(t) => t.head_w.is_none(),
         Net::Recurrent(r) => r.head_w.is_none(),
     };
-
-    // model.c body and embedding.h body; arrays are written as the structs are built.
-    let mut body = String::with_capacity(6 * weights + 4096);
-    let mut emb = String::with_capacity(5 * weights / 2 + 1024);
-    let mut offs = Offsets::default();
-    let (tf, rn) = match &model.net {
-        Net::Transformer(t) => (
-            transformer(&mut body, &mut emb, &mut offs, model, t),
-            "NULL".to_string(),
-        ),
-        Net::Recurrent(r) => (
-            "NULL".to_string(),
-            recurrent(&mut body, &mut emb, &mut offs, model, r),
-        ),
-    };
-
-    let mut h = String::new();
-    let _ = write!(
-        h,
+    format!(
         "/* model.h — generated by textzoo (deployment); do not edit.\n * Model: {kind_name}, \
          {weights} bytes of weights and constants (const, in flash).\n */\n\
          #ifndef TZ_MODEL_H\n#define TZ_MODEL_H\n\n#include \"textzoo_rt.h\"\n\n\
@@ -426,7 +407,7 @@ pub fn emit(model: &Int8Model) -> CModelFiles {
          * or the gru/lstm state, which lives across steps. */\n\
          #define TZ_ARENA_BYTES {arena}\n#define TZ_KV_BYTES {kv}\n\
          /* RAM of all static buffers of textzoo_rt.c (arena, KV/state, logits, tokens). */\n\
-         #define TZ_RAM_BYTES {}\n\n/* Arena offsets (bytes, {}-aligned). */\n{}\n\
+         #define TZ_RAM_BYTES {}\n\n/* Arena offsets (bytes, {}-aligned). */\n{offsets}\n\
          extern const tz_model TZ_MODEL;\n\n#endif /* TZ_MODEL_H */\n",
         c.vocab_size,
         c.seq_len,
@@ -437,35 +418,52 @@ pub fn emit(model: &Int8Model) -> CModelFiles {
         c.ffn_dim,
         c.hidden_dim,
         u8::from(tied),
-        ram.total(),
+        ram_bytes(model).total(),
         plan::ALIGN,
-        offs.defines,
-    );
+    )
+}
 
-    let mut m = String::with_capacity(body.len() + 1024);
+/// `model.c`: the weight arrays, the network's structs and `TZ_MODEL`.
+fn model_c(model: &Int8Model, parts: &Parts) -> String {
+    let c = &model.config;
+    let (kind, _) = kind_macro(c.kind);
+    let (arena, kv) = planned(model);
+    let (tf, rn) = match model.net {
+        Net::Transformer(_) => ("&tz_net", "NULL"),
+        Net::Recurrent(_) => ("NULL", "&tz_net"),
+    };
+    let arrays = parts.arrays.definitions();
+    let mut m = String::with_capacity(arrays.len() + parts.structs.len() + 1024);
     let _ = write!(
         m,
         "/* model.c — generated by textzoo (deployment); do not edit. */\n\
          #include \"model.h\"\n\n#include <math.h>\n#include <stddef.h>\n\n\
-         #include \"embedding.h\"\n\n{body}\n\
+         #include \"embedding.h\"\n\n{arrays}{}\n\
          const tz_model TZ_MODEL = {{\n    {kind}, {}, {}, {}, {}, {}, {}, {},\n    \
          {arena}, {kv},\n    {tf}, {rn}\n}};\n",
-        c.vocab_size, c.seq_len, c.embed_dim, c.num_heads, c.num_layers, c.ffn_dim, c.hidden_dim,
+        parts.structs,
+        c.vocab_size,
+        c.seq_len,
+        c.embed_dim,
+        c.num_heads,
+        c.num_layers,
+        c.ffn_dim,
+        c.hidden_dim,
     );
+    m
+}
 
-    let mut e = String::with_capacity(emb.len() + 512);
+/// `embedding.h`: the token (and position) embedding tables.
+fn embedding_h(tables: &str) -> String {
+    let mut e = String::with_capacity(tables.len() + 512);
     let _ = write!(
         e,
         "/* embedding.h — generated by textzoo (deployment); do not edit.\n * Token (and \
          position) embedding tables; included by model.c only, so they are defined once. */\n\
-         #ifndef TZ_EMBEDDING_H\n#define TZ_EMBEDDING_H\n\n#include <stdint.h>\n\n{emb}\n\
+         #ifndef TZ_EMBEDDING_H\n#define TZ_EMBEDDING_H\n\n#include <stdint.h>\n\n{tables}\n\
          #endif /* TZ_EMBEDDING_H */\n"
     );
-    CModelFiles {
-        model_h: h,
-        model_c: m,
-        embedding_h: e,
-    }
+    e
 }
 
 #[cfg(test)]

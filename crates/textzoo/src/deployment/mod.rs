@@ -6,6 +6,7 @@
 //! memory-fit check (`fit`) has passed.
 
 pub mod boards;
+mod c_arrays;
 pub mod c_model;
 #[cfg(test)]
 mod c_runtime_tests;
