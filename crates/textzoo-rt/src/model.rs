@@ -174,6 +174,22 @@ pub struct Int8Model {
 }
 
 impl Int8Model {
+    /// The runtime's memory: (activation arena bytes from the memory planner, KV-cache bytes).
+    /// The generated C declares exactly these static buffers. For `gru`/`lstm` the second
+    /// number is the recurrent state (`h`, `c`), which likewise lives across steps.
+    pub fn memory_bytes(&self) -> (usize, usize) {
+        match self.net {
+            Net::Transformer(_) => {
+                let l = crate::transformer::Layout::new(&self.config);
+                (l.arena_bytes(), l.kv_cache_bytes)
+            }
+            Net::Recurrent(_) => {
+                let l = crate::rnn::RnnLayout::new(&self.config);
+                (l.arena_bytes(), l.state_bytes)
+            }
+        }
+    }
+
     /// Bytes of weights and constants (tensor payloads; what the C project's `const` arrays
     /// hold, give or take padding).
     pub fn weight_bytes(&self) -> usize {

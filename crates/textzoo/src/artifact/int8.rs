@@ -7,9 +7,6 @@ use crate::error::{Error, Result};
 use crate::util::write_atomic;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use textzoo_rt::model::Net;
-use textzoo_rt::rnn::RnnLayout;
-use textzoo_rt::transformer::Layout;
 use textzoo_rt::Int8Model;
 
 /// An int8 model (its `config` holds the model's kind and sizes) with its tokenizer, and the
@@ -75,23 +72,6 @@ pub(super) fn from_bytes(
         model,
         tokenizer,
     })
-}
-
-/// The runtime's memory for `model`: (activation arena bytes from the memory planner, KV-cache
-/// bytes). The generated C declares exactly these static buffers.
-/// For `gru`/`lstm` the second number is the recurrent state (`h`, `c`), which likewise lives
-/// across steps.
-pub fn memory_bytes(model: &Int8Model) -> (usize, usize) {
-    match model.net {
-        Net::Transformer(_) => {
-            let l = Layout::new(&model.config);
-            (l.arena_bytes(), l.kv_cache_bytes)
-        }
-        Net::Recurrent(_) => {
-            let l = RnnLayout::new(&model.config);
-            (l.arena_bytes(), l.state_bytes)
-        }
-    }
 }
 
 #[cfg(test)]

@@ -48,25 +48,12 @@ impl RamUse {
 }
 
 /// The arena and KV-cache/state bytes of the memory planner (equal to
-/// `quantization::memory_bytes`; the C runtime must agree with `textzoo-rt` byte for byte).
-fn planned(model: &Int8Model) -> (usize, usize) {
-    match model.net {
-        Net::Transformer(_) => {
-            let l = Layout::new(&model.config);
-            (l.arena_bytes(), l.kv_cache_bytes)
-        }
-        Net::Recurrent(_) => {
-            let l = RnnLayout::new(&model.config);
-            (l.arena_bytes(), l.state_bytes)
-        }
-    }
-}
-
+/// `Int8Model::memory_bytes`; the C runtime must agree with `textzoo-rt` byte for byte).
 /// Exactly the arrays `textzoo_rt.c` declares for `model` (its `TZ_MAX1` rounding included):
 /// `int32_t tz_arena[max(1, ⌈arena/4⌉)]`, `int16_t tz_kv_state[max(1, ⌈kv/2⌉)]`,
 /// `float tz_logits[V]`, `uint16_t tz_cached[T]`, `uint16_t tz_window[T]` (plus two scalars).
 pub fn ram_bytes(model: &Int8Model) -> RamUse {
-    let (arena, kv) = planned(model);
+    let (arena, kv) = model.memory_bytes();
     let c = &model.config;
     RamUse {
         arena: 4 * arena.div_ceil(4).max(1),
@@ -388,7 +375,7 @@ pub fn emit(model: &Int8Model) -> CModelFiles {
 fn model_h(model: &Int8Model, offsets: &str) -> String {
     let c = &model.config;
     let (kind, kind_name) = kind_macro(c.kind);
-    let (arena, kv) = planned(model);
+    let (arena, kv) = model.memory_bytes();
     let weights = model.weight_bytes();
     let tied = match &model.net {
         Net::Transformer(t) => t.head_w.is_none(),
@@ -427,7 +414,7 @@ fn model_h(model: &Int8Model, offsets: &str) -> String {
 fn model_c(model: &Int8Model, parts: &Parts) -> String {
     let c = &model.config;
     let (kind, _) = kind_macro(c.kind);
-    let (arena, kv) = planned(model);
+    let (arena, kv) = model.memory_bytes();
     let (tf, rn) = match model.net {
         Net::Transformer(_) => ("&tz_net", "NULL"),
         Net::Recurrent(_) => ("NULL", "&tz_net"),

@@ -5,7 +5,6 @@
 
 use super::c_model::{self, CModelFiles, TEXTZOO_RT_C, TEXTZOO_RT_H};
 use super::c_test_support::{run_with_input, STRICT_CFLAGS};
-use crate::artifact::int8::memory_bytes;
 use crate::config::{Calibration, Granularity, ModelName};
 use crate::lm::Int8Lm;
 use crate::lm::LanguageModel;
@@ -322,7 +321,7 @@ fn check_kind(kind: ModelName) {
     }
 }
 
-/// model.h's memory macros are the planner's (`quantization::memory_bytes`).
+/// model.h's memory macros are the planner's (`Int8Model::memory_bytes`).
 fn check_plan_macros(model: &Int8Model, files: &CModelFiles) {
     let macro_value = |name: &str| -> usize {
         let prefix = format!("#define {name} ");
@@ -335,7 +334,7 @@ fn check_plan_macros(model: &Int8Model, files: &CModelFiles) {
             .parse()
             .unwrap()
     };
-    let (arena, kv) = memory_bytes(model);
+    let (arena, kv) = model.memory_bytes();
     assert_eq!(macro_value("TZ_ARENA_BYTES"), arena);
     assert_eq!(macro_value("TZ_KV_BYTES"), kv);
     assert_eq!(
@@ -432,7 +431,7 @@ fn c_runtime_cross_compiles_for_cortex_m7_and_m55() {
 fn ram_use_counts_the_static_buffers() {
     let (lm, cfg) = tiny_int8(ModelName::TinyBertGenerator, true);
     let ram = c_model::ram_bytes(&lm.model);
-    let (arena, kv) = memory_bytes(&lm.model);
+    let (arena, kv) = lm.model.memory_bytes();
     assert_eq!(ram.arena, arena.div_ceil(4) * 4);
     // tiny_bert_generator has no KV cache: the runtime keeps a one-element placeholder.
     assert_eq!((kv, ram.kv_or_state), (0, 2));

@@ -108,7 +108,7 @@ pub fn quantize_file(input: &QuantizeInput) -> Result<QuantizeReport> {
     });
     int8::save(&input.output, &model, &float.meta, &settings)?;
     let (float_bytes, int8_bytes) = (file_size(&float.path), file_size(&input.output));
-    let (arena_bytes, kv_cache_bytes) = int8::memory_bytes(&model);
+    let (arena_bytes, kv_cache_bytes) = model.memory_bytes();
     tracing::info!(
         "int8 model saved to {} ({int8_bytes} bytes; float {float_bytes} bytes); runtime memory: activation arena {arena_bytes} bytes, KV cache / recurrent state {kv_cache_bytes} bytes",
         input.output.display()

@@ -2,7 +2,6 @@
 //! equals full-window recompute bit for bit, the runtime's files round-trip.
 
 use super::*;
-use crate::artifact::int8::memory_bytes;
 use crate::config::{Calibration, Granularity};
 use crate::lm::{Int8Lm, LanguageModel};
 use crate::models::{build, ModelConfig};
@@ -372,7 +371,7 @@ fn recurrent_next_logits_step_exactly_like_window_recompute_and_files_round_trip
         assert_eq!(back, lm.model);
         let l = rnn::RnnLayout::new(&lm.model.config);
         assert_eq!(l.arena_bytes(), l.peak_bytes);
-        let (arena, state) = memory_bytes(&lm.model);
+        let (arena, state) = lm.model.memory_bytes();
         assert!(arena > 0 && state == (if kind == ModelName::Lstm { 2 } else { 1 }) * 2 * 2 * 32);
     }
 }
