@@ -1,0 +1,56 @@
+//! Quantization reproduces the int8 files recorded before the architecture renovation.
+//!
+//! `tests/golden/<kind>/model.safetensors` are tiny float models (20 training steps on
+//! `datasets/alice_in_wonderland.txt`) and `model_int8.safetensors` what the quantization of
+//! that time wrote for them. Quantizing the float file again with the same settings must give
+//! the same tensors, bit for bit, and the same metadata (the safetensors header stores its
+//! metadata map in no fixed order, so the header is compared parsed, not as bytes; the
+//! `source` path inside the quantization settings names where the float file was read).
+
+mod common;
+use common::*;
+use serde_json::Value;
+use std::path::Path;
+
+/// A safetensors file split into its parsed header and its data bytes.
+fn parts(path: &Path) -> (Value, Vec<u8>) {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let mut header: Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
+    // The quantization settings are JSON inside a metadata string; drop the path they name.
+    let meta = header["__metadata__"].as_object_mut().unwrap();
+    let mut settings: Value =
+        serde_json::from_str(meta["quantization"].as_str().unwrap()).unwrap();
+    settings.as_object_mut().unwrap().remove("source");
+    meta.insert("quantization".into(), settings);
+    (header, bytes[8 + n..].to_vec())
+}
+
+#[test]
+fn quantized_files_are_the_ones_recorded_before_the_renovation() {
+    let tmp = tempfile::tempdir().unwrap();
+    let golden = workspace_root().join("crates/textzoo-cli/tests/golden");
+    for kind in ["tiny_gpt", "tiny_bert_generator", "gru", "lstm"] {
+        let float = golden.join(kind).join("model.safetensors");
+        let run = tmp.path().join(kind);
+        let ran = textzoo(&[
+            "operation_mode=quantization",
+            &format!("general.model_path={}", float.display()),
+            &format!("hydra.run.dir={}", run.display()),
+            "mlflow.uri=",
+            "dataset.training_path=datasets/alice_in_wonderland.txt",
+            "dataset.validation_split=0.1",
+            "dataset.test_split=0.0",
+            "dataset.quantization_split=200",
+            "quantization.calibration=percentile",
+            "quantization.percentile=99.99",
+            "quantization.granularity=per_channel",
+            "quantization.num_samples=200",
+        ]);
+        assert_eq!(ran.code, 0, "{kind}: {}", ran.all());
+        let (want_header, want_data) = parts(&golden.join(kind).join("model_int8.safetensors"));
+        let (got_header, got_data) = parts(&run.join("quantized_models/model_int8.safetensors"));
+        assert_eq!(got_header, want_header, "{kind}: header differs");
+        assert!(got_data == want_data, "{kind}: tensor bytes differ");
+    }
+}
