@@ -19,8 +19,7 @@ fn parts(path: &Path) -> (Value, Vec<u8>) {
     let mut header: Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
     // The quantization settings are JSON inside a metadata string; drop the path they name.
     let meta = header["__metadata__"].as_object_mut().unwrap();
-    let mut settings: Value =
-        serde_json::from_str(meta["quantization"].as_str().unwrap()).unwrap();
+    let mut settings: Value = serde_json::from_str(meta["quantization"].as_str().unwrap()).unwrap();
     settings.as_object_mut().unwrap().remove("source");
     meta.insert("quantization".into(), settings);
     (header, bytes[8 + n..].to_vec())

@@ -9,9 +9,11 @@ pub mod file;
 pub mod gru;
 pub mod lm;
 pub mod lstm;
+mod recurrent;
 pub mod tiny_bert_generator;
 pub mod tiny_gpt;
 mod transformer;
+mod transformer_lm;
 
 /// A model's hyper-parameters: the plain struct stored in every model file's metadata.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -53,6 +55,13 @@ impl ModelConfig {
     }
 }
 
+/// How one forward pass runs.
+pub struct Pass<'a> {
+    /// Dropout on (masks drawn from `rng`), and the activations `backward` needs kept.
+    pub train: bool,
+    pub rng: &'a mut Rng,
+}
+
 /// What every float model offers to training, evaluation and prediction.
 ///
 /// Token windows are row-major `[batch, seq]` with `seq <= config().seq_len`. Logits are
@@ -70,7 +79,12 @@ pub trait FloatModel: Send {
         seq: usize,
         train: bool,
         rng: &mut Rng,
-    ) -> &[f32];
+    ) -> &[f32] {
+        self.run(tokens, batch, seq, Pass { train, rng })
+    }
+
+    /// [`forward`](Self::forward) with the settings of the pass in one value.
+    fn run(&mut self, tokens: &[u32], batch: usize, seq: usize, pass: Pass) -> &[f32];
 
     /// Back-propagates `dlogits` (shape of the last training forward's logits) and
     /// accumulates the parameter gradients into `params().grad`.

@@ -18,6 +18,7 @@ use crate::avx2_dispatch;
 use crate::nn::attention::{self, Layout};
 use crate::nn::last_query;
 use crate::nn::matmul::{gemm, Op};
+use crate::nn::params::grad2;
 use crate::nn::{dropout, embedding, gelu, layernorm, ParamId, ParamStore};
 use rayon::prelude::*;
 use textzoo_rt::Rng;
@@ -684,21 +685,6 @@ pub fn fill_normal(v: &mut [f32], std: f32, rng: &mut Rng) {
 /// Resizes without giving back capacity: a smaller shape later reuses the same memory.
 fn fit(v: &mut Vec<f32>, len: usize) {
     v.resize(len, 0.0);
-}
-
-/// The gradients of two distinct tensors at once.
-fn grad2(grad: &mut [f32], a: ParamId, b: ParamId) -> (&mut [f32], &mut [f32]) {
-    assert!(
-        a.range().end <= b.offset || b.range().end <= a.offset,
-        "tensors overlap"
-    );
-    if a.offset < b.offset {
-        let (lo, hi) = grad.split_at_mut(b.offset);
-        (&mut lo[a.range()], &mut hi[..b.len])
-    } else {
-        let (lo, hi) = grad.split_at_mut(a.offset);
-        (&mut hi[..a.len], &mut lo[b.range()])
-    }
 }
 
 /// Configurations and checks shared by the two Transformer models' tests.
