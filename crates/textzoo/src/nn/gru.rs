@@ -15,7 +15,6 @@
 use super::recurrent::{
     add_rows, fit, recur_backward, recur_forward, sigmoid, tanh, Recurrent, RnnWeights, States,
 };
-use super::ParamStore;
 use crate::avx2_dispatch;
 use rayon::prelude::*;
 
@@ -189,6 +188,7 @@ avx2_dispatch! {
 mod tests {
     use super::*;
     use crate::nn::recurrent::tests::check_layer;
+    use crate::nn::ParamStore;
 
     #[test]
     fn gru_gradients_match_finite_differences() {
