@@ -9,6 +9,7 @@ pub mod file;
 pub mod gru;
 pub mod lm;
 pub mod lstm;
+pub mod observe;
 mod recurrent;
 pub mod tiny_bert_generator;
 pub mod tiny_gpt;
@@ -60,6 +61,8 @@ pub struct Pass<'a> {
     /// Dropout on (masks drawn from `rng`), and the activations `backward` needs kept.
     pub train: bool,
     pub rng: &'a mut Rng,
+    /// Sees every tensor the int8 graph quantizes (calibration); `None` costs nothing.
+    pub observer: Option<observe::Observer<'a>>,
 }
 
 /// What every float model offers to training, evaluation and prediction.
@@ -80,7 +83,12 @@ pub trait FloatModel: Send {
         train: bool,
         rng: &mut Rng,
     ) -> &[f32] {
-        self.run(tokens, batch, seq, Pass { train, rng })
+        let pass = Pass {
+            train,
+            rng,
+            observer: None,
+        };
+        self.run(tokens, batch, seq, pass)
     }
 
     /// [`forward`](Self::forward) with the settings of the pass in one value.

@@ -16,9 +16,10 @@
 //! the last layer; the head reads a batch-major copy so the logits come out `[B, T, V]`. The
 //! copy moves `H` floats per token where reordering the logits would move `V`.
 
+use super::observe::Tap;
 use super::{FloatModel, ModelConfig, Pass};
 use crate::nn::params::grad2;
-use crate::nn::recurrent::Recurrent;
+use crate::nn::recurrent::{Recurrent, RnnTap, StepObserver};
 use crate::nn::{dropout, embedding, linear, ParamId, ParamStore};
 use textzoo_rt::Rng;
 
@@ -143,7 +144,12 @@ impl<L: Recurrent> FloatModel for RecurrentLm<L> {
     }
 
     fn run(&mut self, tokens: &[u32], batch: usize, seq: usize, pass: Pass) -> &[f32] {
-        let Pass { train, rng } = pass;
+        let Pass {
+            train,
+            rng,
+            mut observer,
+        } = pass;
+        let observing = observer.is_some();
         assert!(
             seq <= self.config.seq_len && tokens.len() == batch * seq,
             "forward: tokens must be [batch, seq] with seq <= seq_len"
@@ -173,7 +179,13 @@ impl<L: Recurrent> FloatModel for RecurrentLm<L> {
             if a.dropped {
                 dropout::forward(&mut a.xs[l], &mut a.masks[l], p, rng);
             }
-            layer.forward(&mut a.layers[l], &a.xs[l], data, batch, seq);
+            let mut tap = |t: RnnTap, xs: &[f32]| {
+                if let Some(o) = observer.as_deref_mut() {
+                    o(Tap::Rnn(l, t), xs);
+                }
+            };
+            let observe: Option<StepObserver> = observing.then_some(&mut tap);
+            layer.forward(&mut a.layers[l], &a.xs[l], data, batch, seq, observe);
         }
 
         let top = L::output(&a.layers[self.layers.len() - 1]);

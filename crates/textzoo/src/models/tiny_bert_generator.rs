@@ -63,7 +63,7 @@ mod tests {
     use super::*;
     use crate::config::ModelName;
     use crate::models::transformer::testing::*;
-    use crate::models::transformer::{self, Acts, Dropout, HeadActs};
+    use crate::models::transformer::{self, Acts, HeadActs, Run};
     use crate::models::FloatModel;
     use textzoo_rt::Rng;
 
@@ -118,22 +118,23 @@ mod tests {
         let ps = &m.params;
         transformer::embed(&mut x, &tokens, ps.get(m.tok_emb), ps.get(m.pos_emb), &s, 0);
         let mut rng = Rng::new(0);
-        let mut drop = Dropout {
+        let mut run = Run {
             p: 0.0,
             rng: &mut rng,
+            observer: None,
         };
         for block in &m.blocks {
             let mut acts = Acts::default();
             acts.resize(&s, false);
             let mut y = vec![0.0; x.len()];
-            block.forward(ps, &mut acts, &x, &mut y, &s, false, &mut drop);
+            block.forward(ps, &mut acts, &x, &mut y, &s, false, &mut run);
             x = y;
         }
         let mut last = vec![0.0; s.batch * c];
         transformer::gather_last(&mut last, &x, &s);
         let mut head = HeadActs::default();
         head.resize(&m.head, s.batch);
-        m.head.forward(ps, &mut head, &last, s.batch);
+        m.head.forward(ps, &mut head, &last, s.batch, &mut run);
         for (a, b) in fast.iter().zip(&head.logits) {
             assert!((a - b).abs() < 1e-5, "{a} vs {b}");
         }

@@ -11,7 +11,8 @@
 //! generated token. Parameter names, their order and the initialisation draws are the same for
 //! both, so one seed gives both models the same weights.
 
-use super::transformer::{self, Acts, BlockParams, Dropout, Grads, Head, HeadActs, Shape};
+use super::observe::Tap;
+use super::transformer::{self, Acts, BlockParams, Grads, Head, HeadActs, Run, Shape};
 use super::{FloatModel, ModelConfig, Pass};
 use crate::nn::{dropout, ParamId, ParamStore};
 use std::marker::PhantomData;
@@ -145,7 +146,11 @@ impl<V: Variant> FloatModel for TransformerLm<V> {
     }
 
     fn run(&mut self, tokens: &[u32], batch: usize, seq: usize, pass: Pass) -> &[f32] {
-        let Pass { train, rng } = pass;
+        let Pass {
+            train,
+            rng,
+            observer,
+        } = pass;
         assert!(
             (1..=self.config.seq_len).contains(&seq) && tokens.len() == batch * seq,
             "{}: {} tokens for [{batch}, {seq}] (seq_len {})",
@@ -157,7 +162,7 @@ impl<V: Variant> FloatModel for TransformerLm<V> {
         self.tokens.clear();
         self.tokens.extend_from_slice(tokens);
         let p = if train { self.config.dropout } else { 0.0 };
-        let mut drop = Dropout { p, rng };
+        let mut run = Run { p, rng, observer };
         let (s, pos0) = (self.shape, self.first_position());
         let ps = &self.params;
         transformer::embed(
@@ -168,14 +173,15 @@ impl<V: Variant> FloatModel for TransformerLm<V> {
             &s,
             pos0,
         );
-        drop.apply(&mut self.resid[0], &mut self.emb_mask);
+        run.observe(Tap::Embeddings, &self.resid[0][..s.rows() * s.embed]);
+        run.dropout(&mut self.resid[0], &mut self.emb_mask);
         let layers = self.blocks.len();
         for (i, (block, acts)) in self.blocks.iter().zip(&mut self.acts).enumerate() {
             let (inp, out) = self.resid.split_at_mut(i + 1);
             if V::LAST_POSITION && i + 1 == layers {
-                block.forward_last(ps, acts, &inp[i], &mut out[0], &s, &mut drop);
+                block.forward_last(ps, acts, &inp[i], &mut out[0], &s, &mut run);
             } else {
-                block.forward(ps, acts, &inp[i], &mut out[0], &s, V::CAUSAL, &mut drop);
+                block.forward(ps, acts, &inp[i], &mut out[0], &s, V::CAUSAL, &mut run);
             }
         }
         if V::LAST_POSITION && layers == 0 {
@@ -185,7 +191,7 @@ impl<V: Variant> FloatModel for TransformerLm<V> {
         }
         let rows = Self::out_rows(&s);
         self.head
-            .forward(ps, &mut self.head_acts, &self.resid[layers], rows);
+            .forward(ps, &mut self.head_acts, &self.resid[layers], rows, &mut run);
         self.trained = train;
         self.dropped = train && p > 0.0;
         &self.head_acts.logits[..rows * self.config.vocab_size]

@@ -13,7 +13,8 @@
 //! The sequence, state and projection plumbing is [`super::recurrent`]'s; this file is the cell.
 
 use super::recurrent::{
-    add_rows, fit, recur_backward, recur_forward, sigmoid, tanh, Recurrent, RnnWeights, States,
+    add_rows, fit, recur_backward, recur_forward, sigmoid, tanh, Recurrent, RnnTap, RnnWeights,
+    States, StepObserver,
 };
 use crate::avx2_dispatch;
 use rayon::prelude::*;
@@ -54,7 +55,15 @@ impl Recurrent for GruLayer {
         &a.s
     }
 
-    fn forward(&self, a: &mut GruActs, x: &[f32], data: &[f32], batch: usize, seq: usize) {
+    fn forward(
+        &self,
+        a: &mut GruActs,
+        x: &[f32],
+        data: &[f32],
+        batch: usize,
+        seq: usize,
+        mut observe: Option<StepObserver>,
+    ) {
         let hd = self.w.hidden;
         let g = 3 * hd;
         let n = batch * seq;
@@ -72,6 +81,10 @@ impl Recurrent for GruLayer {
             recur_forward(gh, h_prev, w_hh, batch, hd, false);
             add_rows(gh, b_hh);
             let (gx, gh) = (&a.gx[rows.clone()], &*gh);
+            if let Some(o) = observe.as_deref_mut() {
+                let pre: Vec<f32> = gx.iter().zip(gh).map(|(x, h)| x + h).collect();
+                o(RnnTap::Pre, &pre);
+            }
             // Rows of the batch are independent; the two cores share the transcendentals.
             a.gates[rows]
                 .par_chunks_mut(g)
@@ -205,7 +218,7 @@ mod tests {
         ];
         let x = [1.0f32, -2.0];
         let mut acts = GruActs::default();
-        layer.forward(&mut acts, &x, &params.data, 1, 2);
+        layer.forward(&mut acts, &x, &params.data, 1, 2, None);
         let mut h = 0.0f32;
         for &x in &x {
             let r = sigmoid(0.5 * x + 0.0 + 0.2 * h + 0.3);

@@ -11,7 +11,8 @@
 //! the cell.
 
 use super::recurrent::{
-    add_rows, fit, recur_backward, recur_forward, sigmoid, tanh, Recurrent, RnnWeights, States,
+    add_rows, fit, recur_backward, recur_forward, sigmoid, tanh, Recurrent, RnnTap, RnnWeights,
+    States, StepObserver,
 };
 use super::ParamStore;
 use crate::avx2_dispatch;
@@ -64,7 +65,15 @@ impl Recurrent for LstmLayer {
         params.get_mut(self.w.bias_ih)[hd..2 * hd].fill(1.0);
     }
 
-    fn forward(&self, a: &mut LstmActs, x: &[f32], data: &[f32], batch: usize, seq: usize) {
+    fn forward(
+        &self,
+        a: &mut LstmActs,
+        x: &[f32],
+        data: &[f32],
+        batch: usize,
+        seq: usize,
+        mut observe: Option<StepObserver>,
+    ) {
         let hd = self.w.hidden;
         let (bh, g, n) = (batch * hd, 4 * hd, batch * seq);
         a.s.start(batch, seq, hd);
@@ -80,6 +89,9 @@ impl Recurrent for LstmLayer {
             let gates = &mut a.gates[t * batch * g..(t + 1) * batch * g];
             let (h_prev, h_next) = a.s.step(t);
             recur_forward(gates, h_prev, w_hh, batch, hd, true);
+            if let Some(o) = observe.as_deref_mut() {
+                o(RnnTap::Pre, gates);
+            }
             let (c_past, c_next) = a.c.split_at_mut((t + 1) * bh);
             let c_prev = &c_past[t * bh..];
             // Rows of the batch are independent; the two cores share the transcendentals.
@@ -92,6 +104,9 @@ impl Recurrent for LstmLayer {
                 .for_each(|(b, (((gates, c_new), tc), h_new))| {
                     step_row(gates, c_new, tc, h_new, &c_prev[b * hd..(b + 1) * hd]);
                 });
+            if let Some(o) = observe.as_deref_mut() {
+                o(RnnTap::Cell, &c_next[..bh]);
+            }
         }
     }
 
@@ -216,7 +231,7 @@ mod tests {
         let p = params.data.clone();
         let x = [1.0f32, -2.0];
         let mut acts = LstmActs::default();
-        layer.forward(&mut acts, &x, &params.data, 1, 2);
+        layer.forward(&mut acts, &x, &params.data, 1, 2, None);
         let (mut h, mut c) = (0.0f32, 0.0f32);
         for &x in &x {
             let pre = |k: usize| p[k] * x + p[4 + k] * h + p[8 + k] + p[12 + k];

@@ -45,8 +45,17 @@ pub trait Recurrent: Send + Sized {
         self.weights().init(params, rng);
     }
 
-    /// Runs the layer over `x` (`[seq, batch, input]`) from a zero state.
-    fn forward(&self, acts: &mut Self::Acts, x: &[f32], data: &[f32], batch: usize, seq: usize);
+    /// Runs the layer over `x` (`[seq, batch, input]`) from a zero state, showing `observe`
+    /// (calibration only) the tapped tensors of every step.
+    fn forward(
+        &self,
+        acts: &mut Self::Acts,
+        x: &[f32],
+        data: &[f32],
+        batch: usize,
+        seq: usize,
+        observe: Option<StepObserver>,
+    );
 
     /// Hidden states of the last `forward`, `[seq, batch, hidden]`.
     fn output(acts: &Self::Acts) -> &[f32] {
@@ -66,6 +75,18 @@ pub trait Recurrent: Send + Sized {
         grad: &mut [f32],
     );
 }
+
+/// The tensors of one step the int8 recurrent graph quantizes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RnnTap {
+    /// Gate pre-activations `W_ih x + b_ih + W_hh h + b_hh`, `[B, G·H]`.
+    Pre,
+    /// The LSTM cell state, `[B, H]`.
+    Cell,
+}
+
+/// Called with each step's tapped tensors of an observed forward.
+pub type StepObserver<'a> = &'a mut dyn FnMut(RnnTap, &[f32]);
 
 /// Where a recurrent layer's four tensors live; GRU and LSTM differ only in `gates`.
 #[derive(Debug, Clone, Copy)]
@@ -282,7 +303,7 @@ pub(crate) mod tests {
         // directly and through the recurrence.
         let loss = |data: &[f32], x: &[f32]| {
             let mut acts = L::Acts::default();
-            layer.forward(&mut acts, x, data, batch, seq);
+            layer.forward(&mut acts, x, data, batch, seq, None);
             let h = L::output(&acts);
             h.iter()
                 .zip(&probe)
@@ -290,7 +311,7 @@ pub(crate) mod tests {
                 .sum::<f64>()
         };
         let mut acts = L::Acts::default();
-        layer.forward(&mut acts, &x, &params.data, batch, seq);
+        layer.forward(&mut acts, &x, &params.data, batch, seq, None);
         let mut dx = vec![0.0; x.len()];
         let mut grad = vec![0.0; params.len()];
         layer.backward(&mut acts, &x, &probe, &mut dx, &params.data, &mut grad);
