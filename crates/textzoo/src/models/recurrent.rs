@@ -144,11 +144,7 @@ impl<L: Recurrent> FloatModel for RecurrentLm<L> {
     }
 
     fn run(&mut self, tokens: &[u32], batch: usize, seq: usize, pass: Pass) -> &[f32] {
-        let Pass {
-            train,
-            rng,
-            mut observer,
-        } = pass;
+        let (train, rng, mut observer) = (pass.train, pass.rng, pass.observer);
         let observing = observer.is_some();
         assert!(
             seq <= self.config.seq_len && tokens.len() == batch * seq,

@@ -146,11 +146,7 @@ impl<V: Variant> FloatModel for TransformerLm<V> {
     }
 
     fn run(&mut self, tokens: &[u32], batch: usize, seq: usize, pass: Pass) -> &[f32] {
-        let Pass {
-            train,
-            rng,
-            observer,
-        } = pass;
+        let (train, rng, observer) = (pass.train, pass.rng, pass.observer);
         assert!(
             (1..=self.config.seq_len).contains(&seq) && tokens.len() == batch * seq,
             "{}: {} tokens for [{batch}, {seq}] (seq_len {})",
