@@ -1,8 +1,8 @@
-//! `lstm`: the recurrent stack of models/gru.rs with LSTM layers (4 gate blocks, forget-gate
+//! `lstm`: the recurrent stack of models/recurrent.rs with LSTM layers (4 gate blocks, forget-gate
 //! bias 1.0): embedding → `num_layers` LSTM layers → linear head, logits at every position.
 //! Tensor names and shapes are the GRU's with `G = 4`.
 
-use super::gru::RecurrentLm;
+use super::recurrent::RecurrentLm;
 use crate::nn::lstm::LstmLayer;
 
 pub type Lstm = RecurrentLm<LstmLayer>;
@@ -11,7 +11,7 @@ pub type Lstm = RecurrentLm<LstmLayer>;
 mod tests {
     use super::*;
     use crate::config::ModelName;
-    use crate::models::gru::tests::*;
+    use crate::models::recurrent::tests::*;
     use crate::models::FloatModel;
 
     #[test]

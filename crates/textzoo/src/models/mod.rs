@@ -7,9 +7,21 @@ use textzoo_rt::Rng;
 
 pub mod gru;
 pub mod lstm;
+pub mod observe;
+mod recurrent;
 pub mod tiny_bert_generator;
 pub mod tiny_gpt;
 mod transformer;
+mod transformer_lm;
+
+/// How one forward pass runs.
+pub struct Pass<'a> {
+    /// Dropout on (masks drawn from `rng`), and the activations `backward` needs kept.
+    pub train: bool,
+    pub rng: &'a mut Rng,
+    /// Sees every tensor the int8 graph quantizes (calibration); `None` costs nothing.
+    pub observer: Option<observe::Observer<'a>>,
+}
 
 /// What every float model offers to training, evaluation and prediction.
 ///
@@ -28,7 +40,17 @@ pub trait FloatModel: Send {
         seq: usize,
         train: bool,
         rng: &mut Rng,
-    ) -> &[f32];
+    ) -> &[f32] {
+        let pass = Pass {
+            train,
+            rng,
+            observer: None,
+        };
+        self.run(tokens, batch, seq, pass)
+    }
+
+    /// [`forward`](Self::forward) with the settings of the pass in one value.
+    fn run(&mut self, tokens: &[u32], batch: usize, seq: usize, pass: Pass) -> &[f32];
 
     /// Back-propagates `dlogits` (shape of the last training forward's logits) and
     /// accumulates the parameter gradients into `params().grad`.

@@ -9,192 +9,22 @@
 //! A window shorter than `seq_len` uses positions `0..seq`, exactly the first rows of a longer
 //! window: prediction can start from a short prompt.
 
-use super::transformer::{self, Acts, BlockParams, Dropout, Grads, Head, HeadActs, Shape};
-use super::{FloatModel, ModelConfig};
-use crate::nn::{dropout, ParamId, ParamStore};
-use textzoo_rt::Rng;
+use super::transformer_lm::{TransformerLm, Variant};
+use super::ModelConfig;
 
-pub struct TinyGpt {
-    config: ModelConfig,
-    params: ParamStore,
-    tok_emb: ParamId,
-    pos_emb: ParamId,
-    blocks: Vec<BlockParams>,
-    head: Head,
-    shape: Shape,
-    tokens: Vec<u32>,
-    /// The residual stream: `resid[0]` the embeddings, `resid[i + 1]` block `i`'s output.
-    resid: Vec<Vec<f32>>,
-    emb_mask: Vec<f32>,
-    acts: Vec<Acts>,
-    head_acts: HeadActs,
-    grads: Grads,
-    /// Whether the last forward was a training pass, and whether it drew dropout masks.
-    trained: bool,
-    dropped: bool,
-}
+pub type TinyGpt = TransformerLm<Gpt>;
 
-impl TinyGpt {
-    pub fn new(config: &ModelConfig, seed: u64) -> Self {
-        let (c, v) = (config.embed_dim, config.vocab_size);
-        assert!(
-            config.num_heads > 0 && c % config.num_heads == 0,
-            "embed_dim must be a multiple of num_heads"
-        );
-        let mut params = ParamStore::default();
-        let tok_emb = params.add("tok_emb", &[v, c], false);
-        let pos_emb = params.add("pos_emb", &[config.seq_len, c], false);
-        let blocks: Vec<_> = (0..config.num_layers)
-            .map(|i| BlockParams::add(&mut params, i, c, config.ffn_dim))
-            .collect();
-        let head = Head::add(&mut params, tok_emb, config.tie_embeddings, c, v);
+/// `tiny_gpt`'s choices in the shared stack.
+pub struct Gpt;
 
-        let mut rng = Rng::new(seed);
-        transformer::fill_normal(params.get_mut(tok_emb), transformer::INIT_STD, &mut rng);
-        transformer::fill_normal(params.get_mut(pos_emb), transformer::INIT_STD, &mut rng);
-        for b in &blocks {
-            b.init(&mut params, &mut rng, config.num_layers);
-        }
-        head.init(&mut params, &mut rng, config.tie_embeddings);
+impl Variant for Gpt {
+    const NAME: &'static str = "tiny_gpt";
+    const CAUSAL: bool = true;
+    const LAST_POSITION: bool = false;
 
-        TinyGpt {
-            config: config.clone(),
-            params,
-            tok_emb,
-            pos_emb,
-            acts: blocks.iter().map(|_| Acts::default()).collect(),
-            resid: vec![Vec::new(); blocks.len() + 1],
-            blocks,
-            head,
-            shape: Shape::default(),
-            tokens: Vec::new(),
-            emb_mask: Vec::new(),
-            head_acts: HeadActs::default(),
-            grads: Grads::default(),
-            trained: false,
-            dropped: false,
-        }
-    }
-
-    /// Sizes every buffer for `[batch, seq]`; a no-op while the shape stays the same.
-    fn prepare(&mut self, batch: usize, seq: usize) {
-        let s = Shape {
-            batch,
-            seq,
-            embed: self.config.embed_dim,
-            ffn: self.config.ffn_dim,
-            heads: self.config.num_heads,
-        };
-        if s == self.shape {
-            return;
-        }
-        let n = s.rows();
-        for r in &mut self.resid {
-            r.resize(n * s.embed, 0.0);
-        }
-        self.emb_mask.resize(n * s.embed, 0.0);
-        for a in &mut self.acts {
-            a.resize(&s, false);
-        }
-        self.head_acts.resize(&self.head, n);
-        self.grads.resize(&s, false);
-        self.shape = s;
-    }
-}
-
-impl FloatModel for TinyGpt {
-    fn config(&self) -> &ModelConfig {
-        &self.config
-    }
-
-    fn forward(
-        &mut self,
-        tokens: &[u32],
-        batch: usize,
-        seq: usize,
-        train: bool,
-        rng: &mut Rng,
-    ) -> &[f32] {
-        assert!(
-            (1..=self.config.seq_len).contains(&seq) && tokens.len() == batch * seq,
-            "tiny_gpt: {} tokens for [{batch}, {seq}] (seq_len {})",
-            tokens.len(),
-            self.config.seq_len
-        );
-        self.prepare(batch, seq);
-        self.tokens.clear();
-        self.tokens.extend_from_slice(tokens);
-        let p = if train { self.config.dropout } else { 0.0 };
-        let mut drop = Dropout { p, rng };
-        let s = self.shape;
-        let ps = &self.params;
-        transformer::embed(
-            &mut self.resid[0],
-            tokens,
-            ps.get(self.tok_emb),
-            ps.get(self.pos_emb),
-            &s,
-            0,
-        );
-        drop.apply(&mut self.resid[0], &mut self.emb_mask);
-        for (i, (block, acts)) in self.blocks.iter().zip(&mut self.acts).enumerate() {
-            let (inp, out) = self.resid.split_at_mut(i + 1);
-            block.forward(ps, acts, &inp[i], &mut out[0], &s, true, &mut drop);
-        }
-        let last = &self.resid[self.blocks.len()];
-        self.head.forward(ps, &mut self.head_acts, last, s.rows());
-        self.trained = train;
-        self.dropped = train && p > 0.0;
-        &self.head_acts.logits[..s.rows() * self.config.vocab_size]
-    }
-
-    fn backward(&mut self, dlogits: &[f32]) {
-        assert!(
-            self.trained,
-            "tiny_gpt: backward needs a training forward first"
-        );
-        let s = self.shape;
-        let g = &mut self.grads;
-        let last = &self.resid[self.blocks.len()];
-        self.head.backward(
-            &mut self.params,
-            &mut self.head_acts,
-            last,
-            dlogits,
-            &mut g.dres,
-            s.rows(),
-        );
-        for (i, (block, acts)) in self.blocks.iter().zip(&self.acts).enumerate().rev() {
-            block.backward(
-                &mut self.params,
-                acts,
-                &self.resid[i],
-                g,
-                &s,
-                true,
-                self.dropped,
-            );
-        }
-        if self.dropped {
-            dropout::backward(&mut g.dres, &self.emb_mask);
-        }
-        transformer::embed_backward(
-            &mut self.params.grad,
-            self.tok_emb,
-            self.pos_emb,
-            &self.tokens,
-            &g.dres,
-            &s,
-            0,
-        );
-    }
-
-    fn params(&self) -> &ParamStore {
-        &self.params
-    }
-
-    fn params_mut(&mut self) -> &mut ParamStore {
-        &mut self.params
+    /// Positions `0..seq`: a short window is the start of a full one.
+    fn first_position(_seq_len: usize, _seq: usize) -> usize {
+        0
     }
 
     /// One incremental decoding step at the end of a full context (T = `seq_len`), counting
@@ -203,8 +33,7 @@ impl FloatModel for TinyGpt {
     /// `L · (3C² [qkv] + 2·T·C [q·kᵀ, p·v] + C² [proj] + 2·C·F [ffn]) + C·V [head]`
     ///
     /// (reference config: 2·(65 536 + 131 072 + 8 192) + 524 288 = 933 888).
-    fn macc_per_token(&self) -> u64 {
-        let k = &self.config;
+    fn macc_per_token(k: &ModelConfig) -> u64 {
         let (c, f, t, v) = (k.embed_dim, k.ffn_dim, k.seq_len, k.vocab_size);
         let block = 4 * c * c + 2 * t * c + 2 * c * f;
         (k.num_layers * block + c * v) as u64
@@ -216,6 +45,8 @@ mod tests {
     use super::*;
     use crate::config::ModelName;
     use crate::models::transformer::testing::*;
+    use crate::models::FloatModel;
+    use textzoo_rt::Rng;
 
     #[test]
     fn whole_model_gradients_match_finite_differences() {

@@ -14,10 +14,12 @@
 //! Buffers live in [`Acts`] (per block) and [`Grads`] (shared by all blocks); both are resized
 //! only when the batch shape changes, so a training step does not allocate.
 
+use super::observe::{BlockTap, Observer, Tap};
 use crate::avx2_dispatch;
 use crate::nn::attention::{self, Layout};
 use crate::nn::last_query;
 use crate::nn::matmul::{gemm, Op};
+use crate::nn::params::grad2;
 use crate::nn::{dropout, embedding, gelu, layernorm, ParamId, ParamStore};
 use rayon::prelude::*;
 use textzoo_rt::Rng;
@@ -41,17 +43,30 @@ impl Shape {
     }
 }
 
-/// Dropout rate for this pass (0 at inference) and the generator its masks come from.
-pub struct Dropout<'a> {
+/// What varies per pass: the dropout rate (0 at inference) and the generator its masks come
+/// from, and the observer of the tapped tensors (calibration only).
+pub struct Run<'a> {
     pub p: f32,
     pub rng: &'a mut Rng,
+    pub observer: Option<Observer<'a>>,
 }
 
-impl Dropout<'_> {
-    pub fn apply(&mut self, x: &mut [f32], mask: &mut [f32]) {
+impl Run<'_> {
+    pub fn dropout(&mut self, x: &mut [f32], mask: &mut [f32]) {
         if self.p > 0.0 {
             dropout::forward(x, mask, self.p, self.rng);
         }
+    }
+
+    /// Hands `xs` to the observer, if there is one.
+    pub fn observe(&mut self, tap: Tap, xs: &[f32]) {
+        if let Some(o) = self.observer.as_deref_mut() {
+            o(tap, xs);
+        }
+    }
+
+    fn observing(&self) -> bool {
+        self.observer.is_some()
     }
 }
 
@@ -205,6 +220,8 @@ impl NormActs {
 /// The tensors of one block, named `blocks.{i}.ln1.weight`, `blocks.{i}.attn.qkv.weight`, ….
 #[derive(Debug, Clone)]
 pub struct BlockParams {
+    /// `i`, the block's place in the stack (its taps' names).
+    index: usize,
     ln1: Norm,
     qkv: Lin,
     proj: Lin,
@@ -217,6 +234,7 @@ impl BlockParams {
     pub fn add(ps: &mut ParamStore, i: usize, c: usize, f: usize) -> Self {
         let name = |part: &str| format!("blocks.{i}.{part}");
         BlockParams {
+            index: i,
             ln1: Norm::add(ps, &name("ln1"), c),
             qkv: Lin::add(ps, &name("attn.qkv"), 3 * c, c),
             proj: Lin::add(ps, &name("attn.proj"), c, c),
@@ -239,6 +257,10 @@ impl BlockParams {
         fill_normal(ps.get_mut(self.down.w), resid_std, rng);
     }
 
+    fn tap(&self, part: BlockTap) -> Tap {
+        Tap::Block(self.index, part)
+    }
+
     /// Runs the block over every position: `y[n, C]` from `x[n, C]`.
     #[allow(clippy::too_many_arguments)]
     pub fn forward(
@@ -249,17 +271,33 @@ impl BlockParams {
         y: &mut [f32],
         s: &Shape,
         causal: bool,
-        drop: &mut Dropout<'_>,
+        run: &mut Run<'_>,
     ) {
-        let n = s.rows();
+        let (n, c) = (s.rows(), s.embed);
         self.ln1.forward(ps, &mut a.ln1, x, n);
+        run.observe(self.tap(BlockTap::Ln1), &a.ln1.y[..n * c]);
         self.qkv.forward(ps, &mut a.qkv, &a.ln1.y, n);
+        if run.observing() {
+            for (k, part) in [BlockTap::Q, BlockTap::K, BlockTap::V]
+                .into_iter()
+                .enumerate()
+            {
+                let col: Vec<f32> = a.qkv[..n * 3 * c]
+                    .chunks_exact(3 * c)
+                    .flat_map(|row| &row[k * c..(k + 1) * c])
+                    .copied()
+                    .collect();
+                run.observe(self.tap(part), &col);
+            }
+        }
         let l = Layout::packed(s.batch, s.seq, s.embed, s.heads, causal);
         attention::forward(&mut a.att, &mut a.probs, &a.qkv, &a.qkv, &l);
+        run.observe(self.tap(BlockTap::Att), &a.att[..n * c]);
         self.proj.forward(ps, &mut a.res2, &a.att, n);
-        drop.apply(&mut a.res2, &mut a.mask1);
+        run.dropout(&mut a.res2, &mut a.mask1);
         add(&mut a.res2, x);
-        self.ffn_forward(ps, a, y, n, drop);
+        run.observe(self.tap(BlockTap::Res2), &a.res2[..n * c]);
+        self.ffn_forward(ps, a, y, n, run);
     }
 
     /// Runs the block for the last position of each sequence only: `y[batch, C]` from
@@ -273,13 +311,24 @@ impl BlockParams {
         x: &[f32],
         y: &mut [f32],
         s: &Shape,
-        drop: &mut Dropout<'_>,
+        run: &mut Run<'_>,
     ) {
         let (n, c, b) = (s.rows(), s.embed, s.batch);
         self.ln1.forward(ps, &mut a.ln1, x, n);
+        run.observe(self.tap(BlockTap::Ln1), &a.ln1.y[..n * c]);
         gather_last(&mut a.ln1_last, &a.ln1.y, s);
         self.qkv.rows(0, c).forward(ps, &mut a.q, &a.ln1_last, b);
+        run.observe(self.tap(BlockTap::Q), &a.q[..b * c]);
         let (k, v) = (self.qkv.rows(c, c), self.qkv.rows(2 * c, c));
+        if run.observing() {
+            // The folded block never projects keys and values; the int8 graph does, for every
+            // position, so calibration projects them here to see their range.
+            let mut kv = vec![0.0; n * c];
+            for (part, lin) in [(BlockTap::K, k), (BlockTap::V, v)] {
+                lin.forward(ps, &mut kv, &a.ln1.y, n);
+                run.observe(self.tap(part), &kv);
+            }
+        }
         let inputs = last_query::Inputs {
             q: &a.q,
             y: &a.ln1.y,
@@ -293,13 +342,15 @@ impl BlockParams {
             z: &mut a.z,
         };
         last_query::forward(inputs, saved, &mut a.att, &last_dims(s));
+        run.observe(self.tap(BlockTap::Att), &a.att[..b * c]);
         self.proj.forward(ps, &mut a.res2, &a.att, b);
-        drop.apply(&mut a.res2, &mut a.mask1);
+        run.dropout(&mut a.res2, &mut a.mask1);
         for (r, seq) in a.res2.chunks_exact_mut(c).zip(x.chunks_exact(s.seq * c)) {
             let last = &seq[(s.seq - 1) * c..];
             r.iter_mut().zip(last).for_each(|(r, x)| *r += x);
         }
-        self.ffn_forward(ps, a, y, b, drop);
+        run.observe(self.tap(BlockTap::Res2), &a.res2[..b * c]);
+        self.ffn_forward(ps, a, y, b, run);
     }
 
     /// `y = res2 + dropout(down(gelu(up(LN(res2)))))` over `m` rows.
@@ -309,14 +360,19 @@ impl BlockParams {
         a: &mut Acts,
         y: &mut [f32],
         m: usize,
-        drop: &mut Dropout<'_>,
+        run: &mut Run<'_>,
     ) {
+        let (c, f) = (self.down.dims().1, self.up.dims().1);
         self.ln2.forward(ps, &mut a.ln2, &a.res2, m);
+        run.observe(self.tap(BlockTap::Ln2), &a.ln2.y[..m * c]);
         self.up.forward(ps, &mut a.up, &a.ln2.y, m);
+        run.observe(self.tap(BlockTap::Up), &a.up[..m * f]);
         gelu::forward(&mut a.h, &a.up);
+        run.observe(self.tap(BlockTap::H), &a.h[..m * f]);
         self.down.forward(ps, y, &a.h, m);
-        drop.apply(y, &mut a.mask2);
+        run.dropout(y, &mut a.mask2);
         add(y, &a.res2);
+        run.observe(self.tap(BlockTap::Y), &y[..m * c]);
     }
 
     /// Backward of [`forward`](Self::forward): `g.dres` holds dL/dy on entry and dL/dx on exit.
@@ -656,8 +712,16 @@ impl Head {
     }
 
     /// Logits `[rows, vocab]` of the residual rows `x[rows, C]`.
-    pub fn forward(&self, ps: &ParamStore, h: &mut HeadActs, x: &[f32], rows: usize) {
+    pub fn forward(
+        &self,
+        ps: &ParamStore,
+        h: &mut HeadActs,
+        x: &[f32],
+        rows: usize,
+        run: &mut Run,
+    ) {
         self.ln.forward(ps, &mut h.ln, x, rows);
+        run.observe(Tap::FinalNorm, &h.ln.y[..rows * self.proj.dims().0]);
         self.proj.forward(ps, &mut h.logits, &h.ln.y, rows);
     }
 
@@ -684,21 +748,6 @@ pub fn fill_normal(v: &mut [f32], std: f32, rng: &mut Rng) {
 /// Resizes without giving back capacity: a smaller shape later reuses the same memory.
 fn fit(v: &mut Vec<f32>, len: usize) {
     v.resize(len, 0.0);
-}
-
-/// The gradients of two distinct tensors at once.
-fn grad2(grad: &mut [f32], a: ParamId, b: ParamId) -> (&mut [f32], &mut [f32]) {
-    assert!(
-        a.range().end <= b.offset || b.range().end <= a.offset,
-        "tensors overlap"
-    );
-    if a.offset < b.offset {
-        let (lo, hi) = grad.split_at_mut(b.offset);
-        (&mut lo[a.range()], &mut hi[..b.len])
-    } else {
-        let (lo, hi) = grad.split_at_mut(a.offset);
-        (&mut hi[..a.len], &mut lo[b.range()])
-    }
 }
 
 /// Configurations and checks shared by the two Transformer models' tests.

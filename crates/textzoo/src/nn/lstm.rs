@@ -6,10 +6,14 @@
 //! h' = o ⊙ tanh(c')
 //! ```
 //!
-//! Same tensor layout and time-major scheme as [`super::gru`]: one GEMM for all input
-//! projections, one `[B, H] × [H, 4H]` GEMM per step for the recurrence.
+//! The sequence, state and projection plumbing is [`super::recurrent`]'s (one GEMM for all
+//! input projections, one `[B, H] × [H, 4H]` GEMM per step for the recurrence); this file is
+//! the cell.
 
-use super::gru::{fit, recur_backward, recur_forward, sigmoid, tanh, Recurrent, RnnWeights};
+use super::recurrent::{
+    add_rows, fit, recur_backward, recur_forward, sigmoid, tanh, Recurrent, RnnTap, RnnWeights,
+    States, StepObserver,
+};
 use super::ParamStore;
 use crate::avx2_dispatch;
 use rayon::prelude::*;
@@ -23,34 +27,33 @@ pub struct LstmLayer {
 /// Everything one LSTM layer keeps between forward and backward, time-major.
 #[derive(Debug, Default)]
 pub struct LstmActs {
-    batch: usize,
-    seq: usize,
-    hidden: usize,
+    s: States,
     /// `[T, B, 4H]` gate values i, f, g, o (pre-activations until the step runs).
     gates: Vec<f32>,
-    /// `[T + 1, B, H]` cell states and hidden states; index 0 is the zero initial state.
+    /// `[T + 1, B, H]` cell states; index 0 is the zero initial state.
     c: Vec<f32>,
-    h: Vec<f32>,
     /// `[T, B, H]` tanh(c_t), reused by backward.
     tc: Vec<f32>,
-    /// Backward scratch: gate pre-activation gradients, and the state gradients carried from
+    /// Backward scratch: gate pre-activation gradients, and the cell gradient carried from
     /// step t to t − 1.
     dgates: Vec<f32>,
-    dh: Vec<f32>,
     dc: Vec<f32>,
 }
 
 impl Recurrent for LstmLayer {
     type Acts = LstmActs;
+    const GATES: usize = 4;
 
-    fn new(params: &mut ParamStore, prefix: &str, input: usize, hidden: usize) -> Self {
-        Self {
-            w: RnnWeights::register(params, prefix, 4, input, hidden),
-        }
+    fn from_weights(w: RnnWeights) -> Self {
+        Self { w }
     }
 
     fn weights(&self) -> &RnnWeights {
         &self.w
+    }
+
+    fn states(a: &LstmActs) -> &States {
+        &a.s
     }
 
     /// Forget-gate bias 1.0 (Jozefowicz et al. 2015): the cell starts by remembering, so
@@ -62,25 +65,33 @@ impl Recurrent for LstmLayer {
         params.get_mut(self.w.bias_ih)[hd..2 * hd].fill(1.0);
     }
 
-    fn forward(&self, a: &mut LstmActs, x: &[f32], data: &[f32], batch: usize, seq: usize) {
+    fn forward(
+        &self,
+        a: &mut LstmActs,
+        x: &[f32],
+        data: &[f32],
+        batch: usize,
+        seq: usize,
+        mut observe: Option<StepObserver>,
+    ) {
         let hd = self.w.hidden;
         let (bh, g, n) = (batch * hd, 4 * hd, batch * seq);
-        (a.batch, a.seq, a.hidden) = (batch, seq, hd);
+        a.s.start(batch, seq, hd);
         fit(&mut a.gates, n * g);
         fit(&mut a.c, (seq + 1) * bh);
-        fit(&mut a.h, (seq + 1) * bh);
         fit(&mut a.tc, n * hd);
         a.c[..bh].fill(0.0);
-        a.h[..bh].fill(0.0);
         // Both biases only ever appear summed, so they join the input projection.
         self.w.project_inputs(&mut a.gates, x, data, n);
-        super::gru::add_rows(&mut a.gates[..n * g], &data[self.w.bias_hh.range()]);
+        add_rows(&mut a.gates[..n * g], &data[self.w.bias_hh.range()]);
         let w_hh = &data[self.w.weight_hh.range()];
         for t in 0..seq {
             let gates = &mut a.gates[t * batch * g..(t + 1) * batch * g];
-            let (h_past, h_next) = a.h.split_at_mut((t + 1) * bh);
-            let h_prev = &h_past[t * bh..];
+            let (h_prev, h_next) = a.s.step(t);
             recur_forward(gates, h_prev, w_hh, batch, hd, true);
+            if let Some(o) = observe.as_deref_mut() {
+                o(RnnTap::Pre, gates);
+            }
             let (c_past, c_next) = a.c.split_at_mut((t + 1) * bh);
             let c_prev = &c_past[t * bh..];
             // Rows of the batch are independent; the two cores share the transcendentals.
@@ -88,16 +99,15 @@ impl Recurrent for LstmLayer {
                 .par_chunks_mut(g)
                 .zip(c_next[..bh].par_chunks_mut(hd))
                 .zip(a.tc[t * bh..(t + 1) * bh].par_chunks_mut(hd))
-                .zip(h_next[..bh].par_chunks_mut(hd))
+                .zip(h_next.par_chunks_mut(hd))
                 .enumerate()
                 .for_each(|(b, (((gates, c_new), tc), h_new))| {
                     step_row(gates, c_new, tc, h_new, &c_prev[b * hd..(b + 1) * hd]);
                 });
+            if let Some(o) = observe.as_deref_mut() {
+                o(RnnTap::Cell, &c_next[..bh]);
+            }
         }
-    }
-
-    fn output(a: &LstmActs) -> &[f32] {
-        &a.h[a.batch * a.hidden..]
     }
 
     fn backward(
@@ -109,12 +119,11 @@ impl Recurrent for LstmLayer {
         data: &[f32],
         grad: &mut [f32],
     ) {
-        let (batch, seq, hd) = (a.batch, a.seq, self.w.hidden);
+        let (batch, seq, hd) = (a.s.batch, a.s.seq, self.w.hidden);
         let (bh, g, n) = (batch * hd, 4 * hd, batch * seq);
         fit(&mut a.dgates, n * g);
-        fit(&mut a.dh, bh);
         fit(&mut a.dc, bh);
-        a.dh.fill(0.0);
+        a.s.start_backward();
         a.dc.fill(0.0);
         let w_hh = &data[self.w.weight_hh.range()];
         for t in (0..seq).rev() {
@@ -123,7 +132,7 @@ impl Recurrent for LstmLayer {
             let c_prev = &a.c[t * bh..(t + 1) * bh];
             let tc = &a.tc[t * bh..(t + 1) * bh];
             let dout = &dout[t * bh..(t + 1) * bh];
-            let dh_carry = &a.dh;
+            let dh_carry = &a.s.dh;
             a.dgates[rows.clone()]
                 .par_chunks_mut(g)
                 .zip(a.dc.par_chunks_mut(hd))
@@ -143,11 +152,11 @@ impl Recurrent for LstmLayer {
                     );
                 });
             if t > 0 {
-                recur_backward(&mut a.dh, &a.dgates[rows], w_hh, batch, hd, false);
+                recur_backward(&mut a.s.dh, &a.dgates[rows], w_hh, batch, hd, false);
             }
         }
         // The recurrent and input pre-activations are the same sum, so one gradient serves both.
-        let h_prev = &a.h[..n * hd];
+        let h_prev = a.s.inputs();
         self.w
             .accumulate_grads(&a.dgates, &a.dgates, x, h_prev, dx, data, grad, n);
     }
@@ -204,7 +213,7 @@ avx2_dispatch! {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::nn::gru::tests::check_layer;
+    use crate::nn::recurrent::tests::check_layer;
 
     #[test]
     fn lstm_gradients_match_finite_differences() {
@@ -222,7 +231,7 @@ mod tests {
         let p = params.data.clone();
         let x = [1.0f32, -2.0];
         let mut acts = LstmActs::default();
-        layer.forward(&mut acts, &x, &params.data, 1, 2);
+        layer.forward(&mut acts, &x, &params.data, 1, 2, None);
         let (mut h, mut c) = (0.0f32, 0.0f32);
         for &x in &x {
             let pre = |k: usize| p[k] * x + p[4 + k] * h + p[8 + k] + p[12 + k];

@@ -23,5 +23,6 @@ pub mod lstm;
 pub mod matmul;
 pub mod optim;
 pub mod params;
+pub mod recurrent;
 
 pub use params::{ParamEntry, ParamId, ParamStore};

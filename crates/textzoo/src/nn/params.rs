@@ -83,6 +83,22 @@ impl ParamStore {
     }
 }
 
+/// The gradients of two distinct tensors at once (a tied head's weight may sit before or after
+/// its bias).
+pub fn grad2(grad: &mut [f32], a: ParamId, b: ParamId) -> (&mut [f32], &mut [f32]) {
+    assert!(
+        a.range().end <= b.offset || b.range().end <= a.offset,
+        "tensors overlap"
+    );
+    if a.offset < b.offset {
+        let (lo, hi) = grad.split_at_mut(b.offset);
+        (&mut lo[a.range()], &mut hi[..b.len])
+    } else {
+        let (lo, hi) = grad.split_at_mut(a.offset);
+        (&mut hi[..a.len], &mut lo[b.range()])
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

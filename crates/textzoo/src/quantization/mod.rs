@@ -28,13 +28,12 @@ impl Settings {
 /// Calibrates `model` on `windows` and converts it.
 pub fn quantize(model: &dyn FloatModel, windows: &[Vec<u32>], st: &Settings) -> Result<Int8Model> {
     let cfg = model.config();
+    let obs = calibrate::calibrate(model, windows)?;
     match cfg.kind {
         ModelName::TinyGpt | ModelName::TinyBertGenerator => {
-            let obs = calibrate::calibrate_transformer(cfg, model.params(), windows)?;
             convert::convert_transformer(cfg, model.params(), &obs, st)
         }
         ModelName::Gru | ModelName::Lstm => {
-            let obs = calibrate::calibrate_recurrent(cfg, model.params(), windows)?;
             convert::convert_recurrent(cfg, model.params(), &obs, st)
         }
     }

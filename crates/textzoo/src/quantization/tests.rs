@@ -4,7 +4,7 @@
 use super::*;
 use crate::config::{Calibration, Granularity};
 use crate::lm::{Int8Lm, LanguageModel};
-use crate::models::{build, ModelConfig};
+use crate::models::{build, ModelConfig, Pass};
 use crate::nn::loss::softmax_cross_entropy;
 use crate::nn::optim::{clip_grad_norm, AdamW};
 use std::collections::HashMap;
@@ -326,21 +326,51 @@ fn int8_gru_and_lstm_track_float_logits() {
     }
 }
 
+/// Calibration observes the float model's own forward: with the observer attached the logits
+/// are the plain forward's, bit for bit, and every tap the int8 graph quantizes is seen with
+/// the rows that graph computes.
 #[test]
-fn recurrent_reference_forward_is_the_float_model() {
-    for kind in [ModelName::Gru, ModelName::Lstm] {
+fn observed_forward_is_the_float_model_and_sees_every_tap() {
+    use crate::models::observe::Tap;
+    for kind in [
+        ModelName::TinyGpt,
+        ModelName::TinyBertGenerator,
+        ModelName::Gru,
+        ModelName::Lstm,
+    ] {
         let cfg = config(kind, 24);
         let mut float = trained(&cfg, 5);
         let s = stream(24, 100, 4);
         let w = &s[..cfg.seq_len];
         let want = LanguageModel::window_logits(&mut float, w, 1, w.len());
-        let got = calibrate::forward_recurrent(&cfg, float.params(), w, &mut |_, _| {}).unwrap();
-        let err = want
-            .iter()
-            .zip(&got)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0.0f32, f32::max);
-        assert!(err < 1e-4, "{kind:?}: {err}");
+        let mut seen = Vec::new();
+        let mut see = |tap: Tap, xs: &[f32]| seen.push((tap, xs.len()));
+        let pass = Pass {
+            train: false,
+            rng: &mut Rng::new(0),
+            observer: Some(&mut see),
+        };
+        let got = float.run(w, 1, w.len(), pass).to_vec();
+        assert_eq!(got, want, "{kind:?}");
+        for tap in Tap::graph(&cfg) {
+            assert!(
+                seen.iter().any(|(t, n)| *t == tap && *n > 0),
+                "{kind:?}: {tap:?}"
+            );
+        }
+        let (t, c) = (cfg.seq_len, cfg.embed_dim);
+        let rows = |tap: Tap| seen.iter().find(|(s, _)| *s == tap).map(|(_, n)| n / c);
+        if kind == ModelName::TinyBertGenerator {
+            // The folded last block: keys and values for every row, the rest for the last.
+            let last = cfg.num_layers - 1;
+            use crate::models::observe::BlockTap::{K, Q, Y};
+            assert_eq!(rows(Tap::Block(last, K)), Some(t));
+            assert_eq!(rows(Tap::Block(last, Q)), Some(1));
+            assert_eq!(rows(Tap::Block(last, Y)), Some(1));
+            assert_eq!(rows(Tap::FinalNorm), Some(1));
+        } else if kind == ModelName::TinyGpt {
+            assert_eq!(rows(Tap::FinalNorm), Some(t));
+        }
     }
 }
 

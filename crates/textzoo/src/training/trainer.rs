@@ -140,26 +140,17 @@ impl<'a> Trainer<'a> {
 
     /// Trains until a limit is reached; `Err(Interrupted)` after writing a checkpoint on Ctrl-C.
     pub fn train(&mut self, train: &[u32], val: &[u32]) -> Result<StopReason> {
-        let cfg = self.cfg;
-        let t = &cfg.training;
-        let seq = self.model.config().seq_len;
-        let batch_size = t.batch_size;
-        let steps_per_epoch = window_count(train.len(), seq, self.target())
-            .div_ceil(batch_size)
-            .max(1) as u64;
-        let step_limit = match (t.epochs, t.max_steps) {
-            (Some(e), Some(m)) => Some((e * steps_per_epoch).min(m)),
-            (Some(e), None) => Some(e * steps_per_epoch),
-            (None, m) => m,
-        };
+        let t = &self.cfg.training;
+        let step_limit = self.step_limit(train.len());
         if self.state.horizon == 0 {
             self.state.horizon = step_limit.unwrap_or(0);
         }
         let deadline = t.max_minutes.map(|m| Duration::from_secs_f64(m * 60.0));
-        let started = Instant::now();
-        let first_step = self.state.step;
-        let already = self.state.seconds;
-        let elapsed = || already + started.elapsed().as_secs_f64();
+        let clock = Clock {
+            started: Instant::now(),
+            already: self.state.seconds,
+            first_step: self.state.step,
+        };
         let mut log = self.open_log()?;
         let progress = progress_bar(self.state.horizon.max(self.state.step));
         progress.set_position(self.state.step);
@@ -167,90 +158,17 @@ impl<'a> Trainer<'a> {
         let mut batch = Batch::default();
         let mut last_eval = None;
         let reason = loop {
-            if step_limit.is_some_and(|l| self.state.step >= l) {
-                break if t.max_steps.is_some_and(|m| m == self.state.step) {
-                    StopReason::MaxSteps
-                } else {
-                    StopReason::Epochs
-                };
-            }
-            if deadline.is_some_and(|d| elapsed() >= d.as_secs_f64()) {
-                break StopReason::Time;
+            if let Some(reason) = self.limit_reached(step_limit, deadline, &clock) {
+                break reason;
             }
             if crate::interrupt::requested() {
-                progress.abandon();
-                self.state.seconds = elapsed();
-                self.checkpoint()?;
-                log.flush().ok();
-                tracing::warn!(
-                    "interrupted at step {}: checkpoint written to {}",
-                    self.state.step,
-                    self.paths.checkpoint.display()
-                );
-                return Err(Error::Interrupted);
+                return self.interrupted(&clock, &progress, &mut log);
             }
-            if self.state.position + batch_size > order.len() {
-                self.state.epoch += 1;
-                self.state.position = 0;
-                if t.epochs.is_some_and(|e| self.state.epoch >= e) {
-                    break StopReason::Epochs;
-                }
-                order = self.epoch_order(train.len(), self.state.epoch);
+            if !self.next_batch(train, &mut order, &mut batch) {
+                break StopReason::Epochs;
             }
-            let end = (self.state.position + batch_size).min(order.len());
-            batch.fill(train, &order[self.state.position..end], seq, self.target());
-            self.state.position = end;
-
-            let mut rng = Rng::new(derive_seed(
-                self.cfg.general.global_seed,
-                PURPOSE_STEP,
-                self.state.step,
-            ));
-            if self.target() == Target::NextToken {
-                batch.pad_left_randomly(t.short_context_share as f32, &mut rng);
-            }
-            // The model's gradient is zero here: the optimizer step below clears it (and the
-            // replicas' are cleared as they are added in), saving a pass per step.
-            let step = Step {
-                tokens: &batch.tokens,
-                targets: &batch.targets,
-                batch: batch.batch,
-                seq,
-            };
-            let loss = self
-                .shards
-                .loss_and_grad(self.model.as_mut(), &step, &mut rng);
-            let lr = self.learning_rate();
-            let max_norm = if t.grad_clip > 0.0 {
-                t.grad_clip as f32
-            } else {
-                f32::INFINITY
-            };
-            // Clipping, AdamW and clearing the gradient in two passes over memory; a non-finite
-            // loss or norm leaves the weights untouched.
-            let norm = if loss.is_finite() {
-                self.optim
-                    .step(self.model.params_mut(), lr as f32, max_norm)
-            } else {
-                f32::NAN
-            };
-            if !loss.is_finite() || !norm.is_finite() {
-                return Err(Error::Internal(format!(
-                    "training diverged at step {} (loss {loss}, gradient norm {norm}); lower training.learning_rate or raise training.grad_clip",
-                    self.state.step + 1
-                )));
-            }
-            self.state.step += 1;
-            if let Some(ema) = &mut self.ema {
-                ema.update(&self.model.params().data, self.state.step);
-            }
-            self.state.tokens_seen += batch.targets.len() as u64;
-            self.loss_since_eval.0 += loss as f64;
-            self.loss_since_eval.1 += 1;
-            writeln!(log, "{},{},{:e},{}", self.state.step, loss, lr, norm)
-                .map_err(|e| Error::io("writing training_log.csv", e))?;
-
-            let tokens_per_s = self.state.tokens_seen as f64 / elapsed().max(1e-9);
+            let (loss, lr) = self.step(&mut batch, &mut log)?;
+            let tokens_per_s = self.state.tokens_seen as f64 / clock.elapsed().max(1e-9);
             progress.set_position(self.state.step);
             progress.set_message(format!(
                 "loss {loss:.3} | {tokens_per_s:.0} tok/s | lr {lr:.2e}"
@@ -263,37 +181,196 @@ impl<'a> Trainer<'a> {
                     break StopReason::EarlyStopping;
                 }
             }
-            let probe =
-                self.state.horizon == 0 && self.state.step == first_step + HORIZON_PROBE_STEPS;
             if let (None, Some(d)) = (step_limit, deadline) {
-                if probe || evaluate_now {
-                    self.state.horizon = time_horizon(
-                        self.state.step,
-                        self.state.step - first_step,
-                        started.elapsed().as_secs_f64(),
-                        d.as_secs_f64() - elapsed(),
-                    );
-                    progress.set_length(self.state.horizon);
-                }
+                self.update_horizon(d, &clock, evaluate_now, &progress);
             }
             if t.checkpoint_interval > 0 && self.state.step.is_multiple_of(t.checkpoint_interval) {
-                self.state.seconds = elapsed();
+                self.state.seconds = clock.elapsed();
                 self.periodic_checkpoint()?;
             }
         };
-        if last_eval != Some(self.state.step) && self.state.step > 0 {
-            let lr = self.learning_rate();
-            self.validate(val, lr, &progress)?;
-        }
-        progress.finish_and_clear();
-        self.state.seconds = elapsed();
-        log.flush()
-            .map_err(|e| Error::io("writing training_log.csv", e))?;
-        self.checkpoint()?;
+        self.end_run(val, last_eval, &clock, &progress, &mut log)?;
         Ok(reason)
     }
 
-    /// The schedule's learning rate for the next step.
+    /// The last step of the run, from `training.epochs` and `training.max_steps` (none when
+    /// only the time limit ends it).
+    fn step_limit(&self, train_len: usize) -> Option<u64> {
+        let t = &self.cfg.training;
+        let seq = self.model.config().seq_len;
+        let steps_per_epoch = window_count(train_len, seq, self.target())
+            .div_ceil(t.batch_size)
+            .max(1) as u64;
+        match (t.epochs, t.max_steps) {
+            (Some(e), Some(m)) => Some((e * steps_per_epoch).min(m)),
+            (Some(e), None) => Some(e * steps_per_epoch),
+            (None, m) => m,
+        }
+    }
+
+    /// Why the run ends before the next step, if it does: the step limit or the time limit.
+    fn limit_reached(
+        &self,
+        step_limit: Option<u64>,
+        deadline: Option<Duration>,
+        clock: &Clock,
+    ) -> Option<StopReason> {
+        let t = &self.cfg.training;
+        if step_limit.is_some_and(|l| self.state.step >= l) {
+            return Some(if t.max_steps.is_some_and(|m| m == self.state.step) {
+                StopReason::MaxSteps
+            } else {
+                StopReason::Epochs
+            });
+        }
+        if deadline.is_some_and(|d| clock.elapsed() >= d.as_secs_f64()) {
+            return Some(StopReason::Time);
+        }
+        None
+    }
+
+    /// Ctrl-C: a checkpoint to resume from, then the interruption as the run's error.
+    fn interrupted(
+        &mut self,
+        clock: &Clock,
+        progress: &ProgressBar,
+        log: &mut impl Write,
+    ) -> Result<StopReason> {
+        progress.abandon();
+        self.state.seconds = clock.elapsed();
+        self.checkpoint()?;
+        log.flush().ok();
+        tracing::warn!(
+            "interrupted at step {}: checkpoint written to {}",
+            self.state.step,
+            self.paths.checkpoint.display()
+        );
+        Err(Error::Interrupted)
+    }
+
+    /// Fills `batch` with the next windows of the epoch order, starting a new epoch (and a new
+    /// `order`) when the current one has no full batch left; false when `training.epochs` are
+    /// done.
+    fn next_batch(&mut self, train: &[u32], order: &mut Vec<usize>, batch: &mut Batch) -> bool {
+        let (batch_size, seq) = (self.cfg.training.batch_size, self.model.config().seq_len);
+        if self.state.position + batch_size > order.len() {
+            self.state.epoch += 1;
+            self.state.position = 0;
+            if self
+                .cfg
+                .training
+                .epochs
+                .is_some_and(|e| self.state.epoch >= e)
+            {
+                return false;
+            }
+            *order = self.epoch_order(train.len(), self.state.epoch);
+        }
+        let end = (self.state.position + batch_size).min(order.len());
+        batch.fill(train, &order[self.state.position..end], seq, self.target());
+        self.state.position = end;
+        true
+    }
+
+    /// One optimisation step on `batch`: loss and gradient, clipping and AdamW, the moving
+    /// average, the counters and the `training_log.csv` row. Returns the loss and the learning
+    /// rate used.
+    fn step(&mut self, batch: &mut Batch, log: &mut impl Write) -> Result<(f32, f64)> {
+        let t = &self.cfg.training;
+        let mut rng = Rng::new(derive_seed(
+            self.cfg.general.global_seed,
+            PURPOSE_STEP,
+            self.state.step,
+        ));
+        if self.target() == Target::NextToken {
+            batch.pad_left_randomly(t.short_context_share as f32, &mut rng);
+        }
+        // The model's gradient is zero here: the optimizer step below clears it (and the
+        // replicas' are cleared as they are added in), saving a pass per step.
+        let step = Step {
+            tokens: &batch.tokens,
+            targets: &batch.targets,
+            batch: batch.batch,
+            seq: self.model.config().seq_len,
+        };
+        let loss = self
+            .shards
+            .loss_and_grad(self.model.as_mut(), &step, &mut rng);
+        let lr = self.learning_rate();
+        let max_norm = if t.grad_clip > 0.0 {
+            t.grad_clip as f32
+        } else {
+            f32::INFINITY
+        };
+        // Clipping, AdamW and clearing the gradient in two passes over memory; a non-finite
+        // loss or norm leaves the weights untouched.
+        let norm = if loss.is_finite() {
+            self.optim
+                .step(self.model.params_mut(), lr as f32, max_norm)
+        } else {
+            f32::NAN
+        };
+        if !loss.is_finite() || !norm.is_finite() {
+            return Err(Error::Internal(format!(
+                "training diverged at step {} (loss {loss}, gradient norm {norm}); lower training.learning_rate or raise training.grad_clip",
+                self.state.step + 1
+            )));
+        }
+        self.state.step += 1;
+        if let Some(ema) = &mut self.ema {
+            ema.update(&self.model.params().data, self.state.step);
+        }
+        self.state.tokens_seen += batch.targets.len() as u64;
+        self.loss_since_eval.0 += loss as f64;
+        self.loss_since_eval.1 += 1;
+        writeln!(log, "{},{},{:e},{}", self.state.step, loss, lr, norm)
+            .map_err(|e| Error::io("writing training_log.csv", e))?;
+        Ok((loss, lr))
+    }
+
+    /// A time-limited run re-estimates how many steps fit (the schedule's horizon) after its
+    /// first probe steps and at every validation.
+    fn update_horizon(
+        &mut self,
+        deadline: Duration,
+        clock: &Clock,
+        evaluated: bool,
+        progress: &ProgressBar,
+    ) {
+        let steps = self.state.step - clock.first_step;
+        let probe = self.state.horizon == 0 && steps == HORIZON_PROBE_STEPS;
+        if probe || evaluated {
+            self.state.horizon = time_horizon(
+                self.state.step,
+                steps,
+                clock.started.elapsed().as_secs_f64(),
+                deadline.as_secs_f64() - clock.elapsed(),
+            );
+            progress.set_length(self.state.horizon);
+        }
+    }
+
+    /// A last validation unless the last step had one, the log flushed and the final
+    /// checkpoint.
+    fn end_run(
+        &mut self,
+        val: &[u32],
+        last_eval: Option<u64>,
+        clock: &Clock,
+        progress: &ProgressBar,
+        log: &mut impl Write,
+    ) -> Result<()> {
+        if last_eval != Some(self.state.step) && self.state.step > 0 {
+            let lr = self.learning_rate();
+            self.validate(val, lr, progress)?;
+        }
+        progress.finish_and_clear();
+        self.state.seconds = clock.elapsed();
+        log.flush()
+            .map_err(|e| Error::io("writing training_log.csv", e))?;
+        self.checkpoint()
+    }
+
     fn learning_rate(&self) -> f64 {
         let t = &self.cfg.training;
         learning_rate(
@@ -463,6 +540,21 @@ impl<'a> Trainer<'a> {
             &self.meta_with_summary(),
             Some(&state),
         )
+    }
+}
+
+/// The time of a run, counting the seconds of the runs it resumes.
+struct Clock {
+    started: Instant,
+    /// Seconds trained before this run (resume).
+    already: f64,
+    /// The step this run started at.
+    first_step: u64,
+}
+
+impl Clock {
+    fn elapsed(&self) -> f64 {
+        self.already + self.started.elapsed().as_secs_f64()
     }
 }
 
