@@ -8,8 +8,8 @@
 //! - sums of two requantized terms (residual adds, embeddings) are computed with
 //!   [`FRAC_BITS`] extra fraction bits and rounded once at the end.
 //!
-//! The only float arithmetic is in [`layernorm`] (`+ − × ÷ sqrt` in a fixed order, allowed by
-//! DESIGN §6) and in [`dequantize_logits`].
+//! The only float arithmetic is in [`layernorm`] (`+ − × ÷ sqrt` in a fixed order, which
+//! the C twin reproduces bit for bit) and in [`dequantize_logits`].
 
 use crate::quant::{round_f32_to_i8, rounding_divide_by_pot, saturate_i8, Requant};
 use std::cell::Cell;

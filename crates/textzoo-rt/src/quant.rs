@@ -9,8 +9,8 @@
 //! computed as `RoundingDivideByPOT(SaturatingRoundingDoublingHighMul(x · 2^left, m), right)`:
 //! the high product rounds to nearest (its exact ties, which need `x · m` to be an odd
 //! multiple of 2³⁰, go towards +∞: gemmlowp's nudge), and the final shift — where the
-//! rounding that matters happens — rounds half away from zero, the rounding DESIGN §6 asks
-//! for. This is what TFLite's reference kernels and CMSIS-NN
+//! rounding that matters happens — rounds half away from zero, the rounding textzoo's int8
+//! format specifies. This is what TFLite's reference kernels and CMSIS-NN
 //! (`arm_nn_requantize` without `CMSIS_NN_USE_SINGLE_ROUNDING`) do on the Cortex-M targets,
 //! and it needs only one 64-bit product, which the C twin writes as `int64_t`. The single
 //! rounding variant (`TFLITE_SINGLE_ROUNDING`) rounds half up (towards +∞) and differs from

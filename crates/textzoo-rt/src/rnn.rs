@@ -1,7 +1,7 @@
 //! The int8 recurrent models (`gru`, `lstm`): int8 weights, int16 hidden and cell state,
 //! sigmoid/tanh through interpolated 513-entry int16 tables built at conversion time and stored
 //! in the model. Integer arithmetic only, except the head's dequantization (one IEEE `×` and
-//! one `+` per logit, allowed by DESIGN §6).
+//! one `+` per logit: IEEE basic operations in a fixed order give the same bits in C).
 //!
 //! Fixed-point formats:
 //! - layer 0's input is the token's row of the int8 embedding table (symmetric, one scale);

@@ -433,7 +433,7 @@ impl Default for Prediction {
     }
 }
 
-/// Boards textzoo can deploy to and benchmark on (DESIGN §7).
+/// Boards textzoo can deploy to and benchmark on.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
 pub enum Board {
     #[default]

@@ -200,8 +200,7 @@ avx2_dispatch! {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::nn::recurrent::tests::check_layer;
-    use crate::nn::ParamStore;
+    use crate::nn::recurrent::tests::{check_layer, one_unit_outputs};
 
     #[test]
     fn gru_gradients_match_finite_differences() {
@@ -210,15 +209,12 @@ mod tests {
 
     #[test]
     fn gru_step_matches_the_formula() {
-        let mut params = ParamStore::default();
-        let layer = GruLayer::new(&mut params, "rnn.0", 1, 1);
         // r, z, n rows of W_ih; W_hh; biases.
-        params.data = vec![
+        let weights = [
             0.5, -0.3, 0.8, 0.2, 0.1, -0.4, 0.0, 0.1, 0.2, 0.3, -0.1, 0.05,
         ];
         let x = [1.0f32, -2.0];
-        let mut acts = GruActs::default();
-        layer.forward(&mut acts, &x, &params.data, 1, 2, None);
+        let out = one_unit_outputs::<GruLayer>(&weights, &x);
         let mut h = 0.0f32;
         for &x in &x {
             let r = sigmoid(0.5 * x + 0.0 + 0.2 * h + 0.3);
@@ -226,7 +222,6 @@ mod tests {
             let n = (0.8 * x + 0.2 + r * (-0.4 * h + 0.05)).tanh();
             h = (1.0 - z) * n + z * h;
         }
-        let out = GruLayer::output(&acts);
         assert_eq!(out.len(), 2);
         assert!((out[1] - h).abs() < 1e-6, "{} vs {h}", out[1]);
     }

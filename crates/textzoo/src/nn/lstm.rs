@@ -213,7 +213,7 @@ avx2_dispatch! {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::nn::recurrent::tests::check_layer;
+    use crate::nn::recurrent::tests::{check_layer, one_unit_outputs};
 
     #[test]
     fn lstm_gradients_match_finite_differences() {
@@ -222,16 +222,12 @@ mod tests {
 
     #[test]
     fn lstm_step_matches_the_formula() {
-        let mut params = ParamStore::default();
-        let layer = LstmLayer::new(&mut params, "rnn.0", 1, 1);
         // i, f, g, o rows of W_ih; W_hh; b_ih; b_hh.
-        params.data = vec![
+        let p = [
             0.5, -0.3, 0.8, 0.2, 0.1, -0.4, 0.3, 0.6, 0.0, 0.1, 0.2, 0.3, -0.1, 0.05, 0.0, 0.2,
         ];
-        let p = params.data.clone();
         let x = [1.0f32, -2.0];
-        let mut acts = LstmActs::default();
-        layer.forward(&mut acts, &x, &params.data, 1, 2, None);
+        let out = one_unit_outputs::<LstmLayer>(&p, &x);
         let (mut h, mut c) = (0.0f32, 0.0f32);
         for &x in &x {
             let pre = |k: usize| p[k] * x + p[4 + k] * h + p[8 + k] + p[12 + k];
@@ -244,7 +240,6 @@ mod tests {
             c = f * c + i * g;
             h = o * c.tanh();
         }
-        let out = LstmLayer::output(&acts);
         assert!((out[1] - h).abs() < 1e-6, "{} vs {h}", out[1]);
     }
 

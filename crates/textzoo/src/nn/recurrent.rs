@@ -290,6 +290,17 @@ pub(crate) mod tests {
     use super::*;
     use crate::nn::gradcheck::{check, seeded};
 
+    /// The outputs of a layer with one input and one unit, weights `weights` (in parameter
+    /// order), over the sequence `x` (batch 1): what the step-formula tests compare against.
+    pub(crate) fn one_unit_outputs<L: Recurrent>(weights: &[f32], x: &[f32]) -> Vec<f32> {
+        let mut params = ParamStore::default();
+        let layer = L::new(&mut params, "rnn.0", 1, 1);
+        params.data = weights.to_vec();
+        let mut acts = L::Acts::default();
+        layer.forward(&mut acts, x, &params.data, 1, x.len(), None);
+        L::output(&acts).to_vec()
+    }
+
     /// Gradient check of one layer over B=2, T=3, in=4, H=5 with every tensor random in
     /// [-1, 1) (larger than the init, so the nonlinearities are exercised away from zero).
     pub(crate) fn check_layer<L: Recurrent>(make: impl Fn(&mut ParamStore) -> L) {
