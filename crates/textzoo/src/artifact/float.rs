@@ -3,7 +3,7 @@
 //! enough for evaluation, prediction and quantization. Checkpoints are the same file plus the
 //! optimizer moments and the training state, so resume continues the same trajectory.
 
-use super::{config_and_tokenizer, read_expecting, FLOAT_FORMAT};
+use super::{config_and_tokenizer, load_as, FLOAT_FORMAT};
 use crate::data::TextTokenizer;
 use crate::error::{Error, Result};
 use crate::models::{build, FloatModel, ModelConfig};
@@ -99,12 +99,9 @@ fn to_json<T: serde::Serialize>(value: &T) -> Result<String> {
 
 /// Loads a float model file (or checkpoint); refuses int8 files and damaged files clearly.
 pub fn load(path: &Path) -> Result<FloatFile> {
-    let (bytes, info) = read_expecting(
-        path,
-        FLOAT_FORMAT,
-        "is an int8 model; this stage needs the float model (saved_models/model.safetensors)",
-    )?;
-    from_bytes(path, &bytes, &info)
+    let refusal =
+        "is an int8 model; this stage needs the float model (saved_models/model.safetensors)";
+    load_as(path, FLOAT_FORMAT, refusal, from_bytes)
 }
 
 /// The float model in `bytes`, whose metadata `info` names the float format.

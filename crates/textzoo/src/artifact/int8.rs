@@ -1,7 +1,7 @@
 //! The int8 model file (`textzoo.int8.v1`): the `textzoo-rt` structs as safetensors tensors,
 //! with the model config, the tokenizer and the quantization settings in the metadata.
 
-use super::{config_and_tokenizer, read_expecting, ModelMeta, INT8_FORMAT};
+use super::{config_and_tokenizer, load_as, ModelMeta, INT8_FORMAT};
 use crate::data::TextTokenizer;
 use crate::error::{Error, Result};
 use crate::util::write_atomic;
@@ -44,12 +44,8 @@ pub fn save(
 
 /// Loads an int8 model file; a float file or a damaged one is a clear input error.
 pub fn load(path: &Path) -> Result<Int8File> {
-    let (bytes, info) = read_expecting(
-        path,
-        INT8_FORMAT,
-        "is a float model; an int8 model was expected",
-    )?;
-    from_bytes(path, &bytes, &info)
+    let refusal = "is a float model; an int8 model was expected";
+    load_as(path, INT8_FORMAT, refusal, from_bytes)
 }
 
 /// The int8 model in `bytes`, whose metadata `info` names the int8 format.

@@ -70,17 +70,16 @@ fn read(path: &Path) -> Result<Vec<u8>> {
     std::fs::read(path).map_err(|e| Error::input(path, format!("cannot read: {e}")))
 }
 
-/// Reads `path`, a model file of format `want`; a textzoo model of the other kind is refused
-/// with `refusal`, anything else with the format it has.
-fn read_expecting(
-    path: &Path,
-    want: &str,
-    refusal: &str,
-) -> Result<(Vec<u8>, HashMap<String, String>)> {
+/// How one kind of model file is read from its path, bytes and metadata.
+type Parse<T> = fn(&Path, &[u8], &HashMap<String, String>) -> Result<T>;
+
+/// Loads `path`, a model file of format `want`, with `parse`; a textzoo model of the other kind
+/// is refused with `refusal`, anything else with the format it has.
+fn load_as<T>(path: &Path, want: &str, refusal: &str, parse: Parse<T>) -> Result<T> {
     let bytes = read(path)?;
     let (format, info) = read_format(path, &bytes)?;
     if format == want {
-        return Ok((bytes, info));
+        return parse(path, &bytes, &info);
     }
     if format == FLOAT_FORMAT || format == INT8_FORMAT {
         return Err(Error::input(path, refusal));
