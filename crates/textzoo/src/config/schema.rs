@@ -28,6 +28,14 @@ pub struct Config {
     pub hydra: Hydra,
 }
 
+impl Config {
+    /// The seed text generation starts from: `prediction.seed`, else the run's
+    /// `general.global_seed` (so a run's samples, its `generated.txt` and its C app agree).
+    pub fn prediction_seed(&self) -> u64 {
+        self.prediction.seed.unwrap_or(self.general.global_seed)
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct General {

@@ -83,10 +83,6 @@ fn prepare_for_model(
     data::prepare(&cfg, TokenizerSource::Given(tokenizer))
 }
 
-fn seed(config: &Config) -> u64 {
-    config.prediction.seed.unwrap_or(config.general.global_seed)
-}
-
 fn deploy_input<'a>(
     config: &'a Config,
     int8: &'a crate::artifact::Int8File,
@@ -96,7 +92,7 @@ fn deploy_input<'a>(
         int8,
         board: config.deployment.hardware_setup.board,
         prediction: &config.prediction,
-        seed: seed(config),
+        seed: config.prediction_seed(),
         dir,
     }
 }
@@ -248,7 +244,7 @@ impl Pipeline {
 
     /// Generates with the run's int8 model, else its float model.
     fn predict(&mut self) -> Result<()> {
-        let seed = seed(&self.config);
+        let seed = self.config.prediction_seed();
         let output = self.dir.join(GENERATED_FILE);
         let settings = &self.config.prediction;
         let report = match (&self.models.int8, &mut self.models.float) {

@@ -180,7 +180,7 @@ fn sample(cfg: &Config, float: &mut FloatFile, tokenizer: &TextTokenizer) -> Res
     {
         return Ok(());
     }
-    let seed = settings.seed.unwrap_or(cfg.general.global_seed);
+    let seed = cfg.prediction_seed();
     let text = generate(&mut float.model, tokenizer, &settings, seed, |_| {})?;
     println!("sample: {text}");
     tracing::info!("sample: {text}");
