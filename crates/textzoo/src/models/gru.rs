@@ -2,9 +2,9 @@
 //! embedding → `num_layers` GRU layers → linear head, next-token logits at every position.
 
 use super::recurrent::RecurrentLm;
-use crate::nn::gru::GruLayer;
+use crate::nn::gru::GruCell;
 
-pub type Gru = RecurrentLm<GruLayer>;
+pub type Gru = RecurrentLm<GruCell>;
 
 #[cfg(test)]
 mod tests {
@@ -15,7 +15,7 @@ mod tests {
 
     #[test]
     fn gru_model_gradients_match_finite_differences() {
-        gradients_match::<GruLayer>(&tiny(ModelName::Gru), 4);
+        gradients_match::<GruCell>(&tiny(ModelName::Gru), 4);
     }
 
     #[test]
@@ -27,38 +27,38 @@ mod tests {
         };
         let m = Gru::new(&config, 1);
         assert!(m.params().entry("head.weight").is_none());
-        gradients_match::<GruLayer>(&config, 4);
+        gradients_match::<GruCell>(&config, 4);
     }
 
     #[test]
     fn gru_overfits_a_repeated_sequence() {
-        overfits_a_repeated_sequence::<GruLayer>(ModelName::Gru);
+        overfits_a_repeated_sequence::<GruCell>(ModelName::Gru);
     }
 
     #[test]
     fn gru_same_seed_same_logits() {
-        same_seed_same_logits::<GruLayer>(ModelName::Gru);
+        same_seed_same_logits::<GruCell>(ModelName::Gru);
     }
 
     #[test]
     fn gru_is_causal_and_takes_any_length() {
-        causal_and_variable_length::<GruLayer>(ModelName::Gru);
+        causal_and_variable_length::<GruCell>(ModelName::Gru);
     }
 
     #[test]
     fn gru_reuses_buffers() {
-        reuses_buffers::<GruLayer>(ModelName::Gru);
+        reuses_buffers::<GruCell>(ModelName::Gru);
     }
 
     #[test]
     fn gru_names_sizes_and_macc() {
-        names_and_sizes::<GruLayer>(ModelName::Gru, 3);
+        names_and_sizes::<GruCell>(ModelName::Gru, 3);
     }
 
     /// `cargo test --release -p textzoo gru_throughput -- --ignored --nocapture`
     #[test]
     #[ignore]
     fn gru_throughput() {
-        throughput::<GruLayer>(ModelName::Gru);
+        throughput::<GruCell>(ModelName::Gru);
     }
 }

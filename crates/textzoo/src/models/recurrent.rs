@@ -1,6 +1,6 @@
 //! The recurrent language model `gru` and `lstm` both are: token embedding → `num_layers`
 //! recurrent layers → linear head, next-token logits at every position. The stack is generic
-//! over the layer (`nn::recurrent::Recurrent`), so the two baselines differ in nothing but the
+//! over the layer (`nn::recurrent::RnnLayer` and its `Cell`), so the two baselines differ in nothing but the
 //! cell.
 //!
 //! Dropout (`model.dropout`, training only) sits between every pair of layers: on the
@@ -19,19 +19,19 @@
 use super::observe::Tap;
 use super::{FloatModel, ModelConfig, Pass};
 use crate::nn::params::grad2;
-use crate::nn::recurrent::{Recurrent, RnnTap, StepObserver};
+use crate::nn::recurrent::{Cell, RnnLayer, RnnTap, StepObserver};
 use crate::nn::{dropout, embedding, linear, ParamId, ParamStore};
 use textzoo_rt::Rng;
 
-pub struct RecurrentLm<L: Recurrent> {
+pub struct RecurrentLm<C: Cell> {
     config: ModelConfig,
     params: ParamStore,
     tok_emb: ParamId,
-    layers: Vec<L>,
+    layers: Vec<RnnLayer<C>>,
     /// `tok_emb` itself when the embeddings are tied.
     head_weight: ParamId,
     head_bias: ParamId,
-    acts: Acts<L::Acts>,
+    acts: Acts<C::Acts>,
 }
 
 /// Activation buffers for the last (batch, seq), kept for backward and reused by the next step.
@@ -57,7 +57,7 @@ struct Acts<A> {
     dxs: Vec<Vec<f32>>,
 }
 
-impl<L: Recurrent> RecurrentLm<L> {
+impl<C: Cell> RecurrentLm<C> {
     /// Builds and initialises the model; the same `seed` gives the same weights.
     ///
     /// Panics on `num_layers == 0`, or on `tie_embeddings` with `embed_dim != hidden_dim`:
@@ -71,10 +71,10 @@ impl<L: Recurrent> RecurrentLm<L> {
         );
         let mut params = ParamStore::default();
         let tok_emb = params.add("tok_emb", &[c.vocab_size, c.embed_dim], true);
-        let layers: Vec<L> = (0..c.num_layers)
+        let layers: Vec<RnnLayer<C>> = (0..c.num_layers)
             .map(|l| {
                 let input = if l == 0 { c.embed_dim } else { c.hidden_dim };
-                L::new(&mut params, &format!("rnn.{l}"), input, c.hidden_dim)
+                RnnLayer::<C>::new(&mut params, &format!("rnn.{l}"), input, c.hidden_dim)
             })
             .collect();
         let head_weight = if c.tie_embeddings {
@@ -123,7 +123,7 @@ impl<L: Recurrent> RecurrentLm<L> {
         // Without dropout the masks stay empty rather than cost a buffer per layer.
         let m = if self.config.dropout > 0.0 { n } else { 0 };
         for (l, layer) in self.layers.iter().enumerate() {
-            let input = layer.weights().input;
+            let input = layer.w.input;
             a.xs[l].resize(n * input, 0.0);
             a.dxs[l].resize(n * input, 0.0);
             a.masks[l].resize(m * input, 0.0);
@@ -138,7 +138,7 @@ impl<L: Recurrent> RecurrentLm<L> {
     }
 }
 
-impl<L: Recurrent> FloatModel for RecurrentLm<L> {
+impl<C: Cell> FloatModel for RecurrentLm<C> {
     fn config(&self) -> &ModelConfig {
         &self.config
     }
@@ -170,7 +170,7 @@ impl<L: Recurrent> FloatModel for RecurrentLm<L> {
         embedding::forward(&mut a.xs[0], &a.ids, &data[self.tok_emb.range()], e);
         for (l, layer) in self.layers.iter().enumerate() {
             if l > 0 {
-                a.xs[l].copy_from_slice(L::output(&a.layers[l - 1]));
+                a.xs[l].copy_from_slice(RnnLayer::<C>::output(&a.layers[l - 1]));
             }
             if a.dropped {
                 dropout::forward(&mut a.xs[l], &mut a.masks[l], p, rng);
@@ -181,10 +181,18 @@ impl<L: Recurrent> FloatModel for RecurrentLm<L> {
                 }
             };
             let observe: Option<StepObserver> = observing.then_some(&mut tap);
-            layer.forward(&mut a.layers[l], &a.xs[l], data, batch, seq, observe);
+            C::forward(
+                &layer.w,
+                &mut a.layers[l],
+                &a.xs[l],
+                data,
+                batch,
+                seq,
+                observe,
+            );
         }
 
-        let top = L::output(&a.layers[self.layers.len() - 1]);
+        let top = RnnLayer::<C>::output(&a.layers[self.layers.len() - 1]);
         for t in 0..seq {
             for b in 0..batch {
                 let src = (t * batch + b) * h;
@@ -244,7 +252,15 @@ impl<L: Recurrent> FloatModel for RecurrentLm<L> {
             let (lower, upper) = a.dxs.split_at_mut(l + 1);
             let dx = &mut lower[l];
             dx.fill(0.0);
-            layer.backward(&mut a.layers[l], &a.xs[l], &upper[0], dx, data, grad);
+            C::backward(
+                &layer.w,
+                &mut a.layers[l],
+                &a.xs[l],
+                &upper[0],
+                dx,
+                data,
+                grad,
+            );
             if a.dropped {
                 dropout::backward(dx, &a.masks[l]);
             }
@@ -265,11 +281,7 @@ impl<L: Recurrent> FloatModel for RecurrentLm<L> {
     /// `in_l = H` above. The embedding is a lookup and the gate nonlinearities and
     /// element-wise products (O(G·H) per layer) are not multiply-accumulates of a matrix.
     fn macc_per_token(&self) -> u64 {
-        let rnn: u64 = self
-            .layers
-            .iter()
-            .map(|l| l.weights().macc_per_step())
-            .sum();
+        let rnn: u64 = self.layers.iter().map(|l| l.w.macc_per_step()).sum();
         rnn + (self.config.hidden_dim * self.config.vocab_size) as u64
     }
 }
@@ -307,8 +319,8 @@ pub(crate) mod tests {
 
     /// Mean cross-entropy of the model on (tokens, targets) and, with `backward`, its gradient
     /// in `params().grad`.
-    fn loss<L: Recurrent>(
-        m: &mut RecurrentLm<L>,
+    fn loss<C: Cell>(
+        m: &mut RecurrentLm<C>,
         x: &[u32],
         y: &[u32],
         batch: usize,
@@ -333,9 +345,9 @@ pub(crate) mod tests {
     /// Parameters are set to random values in ±0.5 so the gates are away from their linear
     /// regime. The loss is O(1) in f32, so rounding in the difference quotient is ≈ 1e-5;
     /// an absolute tolerance of 1e-4 keeps the small gradients of far-back steps meaningful.
-    pub(crate) fn gradients_match<L: Recurrent>(config: &ModelConfig, seq: usize) {
+    pub(crate) fn gradients_match<C: Cell>(config: &ModelConfig, seq: usize) {
         let batch = 2;
-        let mut m = RecurrentLm::<L>::new(config, 1);
+        let mut m = RecurrentLm::<C>::new(config, 1);
         m.params.data = seeded(m.params.len(), 2).iter().map(|w| w * 0.5).collect();
         let x = tokens(batch * seq, config.vocab_size, 3);
         let y = tokens(batch * seq, config.vocab_size, 4);
@@ -358,7 +370,7 @@ pub(crate) mod tests {
 
     /// A repeated pattern whose next token after `1` depends on the token before it, so
     /// fitting it needs the recurrent state, not just the current token.
-    pub(crate) fn overfits_a_repeated_sequence<L: Recurrent>(kind: ModelName) {
+    pub(crate) fn overfits_a_repeated_sequence<C: Cell>(kind: ModelName) {
         let config = ModelConfig {
             vocab_size: 8,
             seq_len: 8,
@@ -375,7 +387,7 @@ pub(crate) mod tests {
             x.extend_from_slice(&stream[b..b + seq]);
             y.extend_from_slice(&stream[b + 1..b + 1 + seq]);
         }
-        let mut m = RecurrentLm::<L>::new(&config, 5);
+        let mut m = RecurrentLm::<C>::new(&config, 5);
         let started = Instant::now();
         let first = loss(&mut m, &x, &y, batch, seq, false);
         let mut adam = Adam::new(m.params.len());
@@ -392,14 +404,14 @@ pub(crate) mod tests {
         );
     }
 
-    pub(crate) fn same_seed_same_logits<L: Recurrent>(kind: ModelName) {
+    pub(crate) fn same_seed_same_logits<C: Cell>(kind: ModelName) {
         let config = ModelConfig {
             dropout: 0.3,
             ..tiny(kind)
         };
         let x = tokens(3 * 4, 7, 8);
         let run = |seed: u64, train: bool| {
-            let mut m = RecurrentLm::<L>::new(&config, seed);
+            let mut m = RecurrentLm::<C>::new(&config, seed);
             m.forward(&x, 3, 4, train, &mut Rng::new(9)).to_vec()
         };
         assert_eq!(run(1, false), run(1, false));
@@ -410,10 +422,10 @@ pub(crate) mod tests {
 
     /// Changing the tokens from position `k` on leaves the logits before `k` untouched, and
     /// a shorter window gives the same logits as the start of a longer one.
-    pub(crate) fn causal_and_variable_length<L: Recurrent>(kind: ModelName) {
+    pub(crate) fn causal_and_variable_length<C: Cell>(kind: ModelName) {
         let config = tiny(kind);
         let (v, batch, seq, k) = (config.vocab_size, 2, 4, 2);
-        let mut m = RecurrentLm::<L>::new(&config, 1);
+        let mut m = RecurrentLm::<C>::new(&config, 1);
         let mut rng = Rng::new(0);
         let a = tokens(batch * seq, v, 1);
         let mut b = a.clone();
@@ -438,18 +450,18 @@ pub(crate) mod tests {
         let again = m.forward(&a, batch, seq, false, &mut rng).to_vec();
         assert_eq!(again, la);
         // Back-propagation works at the shorter length too.
-        gradients_match::<L>(&config, 3);
+        gradients_match::<C>(&config, 3);
     }
 
     /// After the first step of a shape, buffers are reused, not reallocated.
-    pub(crate) fn reuses_buffers<L: Recurrent>(kind: ModelName) {
+    pub(crate) fn reuses_buffers<C: Cell>(kind: ModelName) {
         let config = ModelConfig {
             dropout: 0.2,
             ..tiny(kind)
         };
-        let mut m = RecurrentLm::<L>::new(&config, 1);
+        let mut m = RecurrentLm::<C>::new(&config, 1);
         let x = tokens(8, 7, 2);
-        let step = |m: &mut RecurrentLm<L>| {
+        let step = |m: &mut RecurrentLm<C>| {
             let ptr = m.forward(&x, 2, 4, true, &mut Rng::new(1)).as_ptr();
             m.backward(&vec![0.01; 2 * 4 * 7]);
             (ptr, m.acts.dxs[0].as_ptr(), m.acts.masks[0].as_ptr())
@@ -458,9 +470,9 @@ pub(crate) mod tests {
         assert_eq!(step(&mut m), first);
     }
 
-    pub(crate) fn names_and_sizes<L: Recurrent>(kind: ModelName, gates: usize) {
+    pub(crate) fn names_and_sizes<C: Cell>(kind: ModelName, gates: usize) {
         let config = tiny(kind);
-        let m = RecurrentLm::<L>::new(&config, 1);
+        let m = RecurrentLm::<C>::new(&config, 1);
         let shapes: Vec<(&str, Vec<usize>)> = m
             .params
             .entries
@@ -493,14 +505,14 @@ pub(crate) mod tests {
             hidden_dim: 256,
             ..tiny(kind)
         };
-        let m = RecurrentLm::<L>::new(&reference, 1);
+        let m = RecurrentLm::<C>::new(&reference, 1);
         let want = gates * 256 * (128 + 256) + 256 * 4096;
         assert_eq!(m.macc_per_token(), want as u64);
     }
 
     /// Training throughput of the reference size, in target tokens per second (batch 32 × 32
     /// positions, forward + loss + backward + a plain SGD update).
-    pub(crate) fn throughput<L: Recurrent>(kind: ModelName) {
+    pub(crate) fn throughput<C: Cell>(kind: ModelName) {
         let config = ModelConfig {
             vocab_size: 4096,
             seq_len: 32,
@@ -511,12 +523,12 @@ pub(crate) mod tests {
             ..tiny(kind)
         };
         let (batch, seq) = (32, 32);
-        let mut m = RecurrentLm::<L>::new(&config, 1);
+        let mut m = RecurrentLm::<C>::new(&config, 1);
         let x = tokens(batch * seq, 4096, 1);
         let y = tokens(batch * seq, 4096, 2);
         let mut d = vec![0.0; batch * seq * 4096];
         let mut rng = Rng::new(3);
-        let mut step = |m: &mut RecurrentLm<L>| {
+        let mut step = |m: &mut RecurrentLm<C>| {
             let logits = m.forward(&x, batch, seq, true, &mut rng);
             softmax_cross_entropy(logits, &y, 4096, Some(&mut d));
             m.params.zero_grad();

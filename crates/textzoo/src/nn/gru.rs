@@ -13,16 +13,17 @@
 //! The sequence, state and projection plumbing is [`super::recurrent`]'s; this file is the cell.
 
 use super::recurrent::{
-    add_rows, fit, recur_backward, recur_forward, sigmoid, tanh, Recurrent, RnnTap, RnnWeights,
-    States, StepObserver,
+    add_rows, fit, recur_backward, recur_forward, sigmoid, tanh, Cell, RnnLayer, RnnTap,
+    RnnWeights, States, StepObserver,
 };
 use crate::avx2_dispatch;
 use rayon::prelude::*;
 
+/// The GRU cell; [`GruLayer`] is the layer.
 #[derive(Debug, Clone, Copy)]
-pub struct GruLayer {
-    pub w: RnnWeights,
-}
+pub struct GruCell;
+
+pub type GruLayer = RnnLayer<GruCell>;
 
 /// Everything one GRU layer keeps between forward and backward, time-major.
 #[derive(Debug, Default)]
@@ -39,24 +40,16 @@ pub struct GruActs {
     dgh: Vec<f32>,
 }
 
-impl Recurrent for GruLayer {
+impl Cell for GruCell {
     type Acts = GruActs;
     const GATES: usize = 3;
-
-    fn from_weights(w: RnnWeights) -> Self {
-        Self { w }
-    }
-
-    fn weights(&self) -> &RnnWeights {
-        &self.w
-    }
 
     fn states(a: &GruActs) -> &States {
         &a.s
     }
 
     fn forward(
-        &self,
+        w: &RnnWeights,
         a: &mut GruActs,
         x: &[f32],
         data: &[f32],
@@ -64,16 +57,16 @@ impl Recurrent for GruLayer {
         seq: usize,
         mut observe: Option<StepObserver>,
     ) {
-        let hd = self.w.hidden;
+        let hd = w.hidden;
         let g = 3 * hd;
         let n = batch * seq;
         a.s.start(batch, seq, hd);
         for v in [&mut a.gx, &mut a.gh, &mut a.gates] {
             fit(v, n * g);
         }
-        self.w.project_inputs(&mut a.gx, x, data, n);
-        let w_hh = &data[self.w.weight_hh.range()];
-        let b_hh = &data[self.w.bias_hh.range()];
+        w.project_inputs(&mut a.gx, x, data, n);
+        let w_hh = &data[w.weight_hh.range()];
+        let b_hh = &data[w.bias_hh.range()];
         for t in 0..seq {
             let rows = t * batch * g..(t + 1) * batch * g;
             let gh = &mut a.gh[rows.clone()];
@@ -99,7 +92,7 @@ impl Recurrent for GruLayer {
     }
 
     fn backward(
-        &self,
+        w: &RnnWeights,
         a: &mut GruActs,
         x: &[f32],
         dout: &[f32],
@@ -107,12 +100,12 @@ impl Recurrent for GruLayer {
         data: &[f32],
         grad: &mut [f32],
     ) {
-        let (batch, seq, hd) = (a.s.batch, a.s.seq, self.w.hidden);
+        let (batch, seq, hd) = (a.s.batch, a.s.seq, w.hidden);
         let (bh, g, n) = (batch * hd, 3 * hd, batch * seq);
         fit(&mut a.dgx, n * g);
         fit(&mut a.dgh, n * g);
         a.s.start_backward();
-        let w_hh = &data[self.w.weight_hh.range()];
+        let w_hh = &data[w.weight_hh.range()];
         for t in (0..seq).rev() {
             let rows = t * batch * g..(t + 1) * batch * g;
             let (gates, gh) = (&a.gates[rows.clone()], &a.gh[rows.clone()]);
@@ -141,8 +134,7 @@ impl Recurrent for GruLayer {
             }
         }
         let h_prev = a.s.inputs();
-        self.w
-            .accumulate_grads(&a.dgx, &a.dgh, x, h_prev, dx, data, grad, n);
+        w.accumulate_grads(&a.dgx, &a.dgh, x, h_prev, dx, data, grad, n);
     }
 }
 
@@ -200,12 +192,7 @@ avx2_dispatch! {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::nn::recurrent::tests::{check_layer, one_unit_outputs};
-
-    #[test]
-    fn gru_gradients_match_finite_differences() {
-        check_layer(|p| GruLayer::new(p, "rnn.0", 4, 5));
-    }
+    use crate::nn::recurrent::tests::one_unit_outputs;
 
     #[test]
     fn gru_step_matches_the_formula() {
@@ -214,7 +201,7 @@ mod tests {
             0.5, -0.3, 0.8, 0.2, 0.1, -0.4, 0.0, 0.1, 0.2, 0.3, -0.1, 0.05,
         ];
         let x = [1.0f32, -2.0];
-        let out = one_unit_outputs::<GruLayer>(&weights, &x);
+        let out = one_unit_outputs::<GruCell>(&weights, &x);
         let mut h = 0.0f32;
         for &x in &x {
             let r = sigmoid(0.5 * x + 0.0 + 0.2 * h + 0.3);

@@ -1,6 +1,6 @@
 //! What GRU and LSTM layers share (PyTorch conventions, tensors `weight_ih [G·H, in]`,
 //! `weight_hh [G·H, H]`, `bias_ih [G·H]`, `bias_hh [G·H]` with `G` gate blocks): the
-//! [`Recurrent`] interface the language models stack, where the weights live, the hidden
+//! [`Cell`] interface the language models stack, where the weights live, the hidden
 //! states of a sequence, and the products around the cell.
 //!
 //! Sequences are time-major (`[T, B, features]`): the state of every batch row at one step is
@@ -13,42 +13,28 @@ use super::matmul::{gemm, strided_gemm, Op};
 use super::{fastmath, ParamId, ParamStore};
 use textzoo_rt::Rng;
 
-/// What the recurrent language models need from a layer, so one model stack serves GRU and LSTM.
-pub trait Recurrent: Send + Sized {
+/// What one recurrent cell computes over a sequence (the gates and how they make the next
+/// state, forward and backward), so one model stack serves GRU and LSTM; where the weights
+/// live is [`RnnLayer`]'s.
+pub trait Cell: Send + Sync + 'static {
     /// Activations kept by `forward` for `backward`, sized on first use for a (batch, seq).
     type Acts: Default + Send;
 
     /// Gate blocks per hidden unit (3 for GRU, 4 for LSTM).
     const GATES: usize;
 
-    fn from_weights(w: RnnWeights) -> Self;
-
-    fn weights(&self) -> &RnnWeights;
-
-    /// The hidden states inside the layer's activations.
+    /// The hidden states inside the activations.
     fn states(acts: &Self::Acts) -> &States;
 
-    /// Registers the layer's tensors as `{prefix}.weight_ih`, `.weight_hh`, `.bias_ih`,
-    /// `.bias_hh` (zero until `init`).
-    fn new(params: &mut ParamStore, prefix: &str, input: usize, hidden: usize) -> Self {
-        Self::from_weights(RnnWeights::register(
-            params,
-            prefix,
-            Self::GATES,
-            input,
-            hidden,
-        ))
+    /// The layer's initial values (PyTorch's uniform init unless the cell says otherwise).
+    fn init(w: &RnnWeights, params: &mut ParamStore, rng: &mut Rng) {
+        w.init(params, rng);
     }
 
-    /// Writes the layer's initial values into `params`.
-    fn init(&self, params: &mut ParamStore, rng: &mut Rng) {
-        self.weights().init(params, rng);
-    }
-
-    /// Runs the layer over `x` (`[seq, batch, input]`) from a zero state, showing `observe`
-    /// (calibration only) the tapped tensors of every step.
+    /// Runs the layer with weights `w` over `x` (`[seq, batch, input]`) from a zero state,
+    /// showing `observe` (calibration only) the tapped tensors of every step.
     fn forward(
-        &self,
+        w: &RnnWeights,
         acts: &mut Self::Acts,
         x: &[f32],
         data: &[f32],
@@ -57,16 +43,11 @@ pub trait Recurrent: Send + Sized {
         observe: Option<StepObserver>,
     );
 
-    /// Hidden states of the last `forward`, `[seq, batch, hidden]`.
-    fn output(acts: &Self::Acts) -> &[f32] {
-        Self::states(acts).output()
-    }
-
     /// Back-propagates `dout` (`[seq, batch, hidden]`) through the last `forward` on `x`:
     /// accumulates the weight gradients into `grad` (the whole `ParamStore::grad`) and the
     /// input gradient into `dx`.
     fn backward(
-        &self,
+        w: &RnnWeights,
         acts: &mut Self::Acts,
         x: &[f32],
         dout: &[f32],
@@ -74,6 +55,43 @@ pub trait Recurrent: Send + Sized {
         data: &[f32],
         grad: &mut [f32],
     );
+}
+
+/// A recurrent layer: where its weights live, and the cell `C` that runs each step.
+#[derive(Debug)]
+pub struct RnnLayer<C> {
+    pub w: RnnWeights,
+    cell: std::marker::PhantomData<C>,
+}
+
+impl<C> Clone for RnnLayer<C> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<C> Copy for RnnLayer<C> {}
+
+impl<C: Cell> RnnLayer<C> {
+    /// Registers the layer's tensors as `{prefix}.weight_ih`, `.weight_hh`, `.bias_ih`,
+    /// `.bias_hh` (zero until `init`).
+    pub fn new(params: &mut ParamStore, prefix: &str, input: usize, hidden: usize) -> Self {
+        let w = RnnWeights::register(params, prefix, C::GATES, input, hidden);
+        Self {
+            w,
+            cell: std::marker::PhantomData,
+        }
+    }
+
+    /// Writes the layer's initial values into `params`.
+    pub fn init(&self, params: &mut ParamStore, rng: &mut Rng) {
+        C::init(&self.w, params, rng);
+    }
+
+    /// Hidden states of the last `forward`, `[seq, batch, hidden]`.
+    pub fn output(acts: &C::Acts) -> &[f32] {
+        C::states(acts).output()
+    }
 }
 
 /// The tensors of one step the int8 recurrent graph quantizes.
@@ -292,40 +310,48 @@ pub(crate) mod tests {
 
     /// The outputs of a layer with one input and one unit, weights `weights` (in parameter
     /// order), over the sequence `x` (batch 1): what the step-formula tests compare against.
-    pub(crate) fn one_unit_outputs<L: Recurrent>(weights: &[f32], x: &[f32]) -> Vec<f32> {
+    pub(crate) fn one_unit_outputs<C: Cell>(weights: &[f32], x: &[f32]) -> Vec<f32> {
         let mut params = ParamStore::default();
-        let layer = L::new(&mut params, "rnn.0", 1, 1);
+        let layer = RnnLayer::<C>::new(&mut params, "rnn.0", 1, 1);
         params.data = weights.to_vec();
-        let mut acts = L::Acts::default();
-        layer.forward(&mut acts, x, &params.data, 1, x.len(), None);
-        L::output(&acts).to_vec()
+        let mut acts = C::Acts::default();
+        C::forward(&layer.w, &mut acts, x, &params.data, 1, x.len(), None);
+        RnnLayer::<C>::output(&acts).to_vec()
     }
 
     /// Gradient check of one layer over B=2, T=3, in=4, H=5 with every tensor random in
     /// [-1, 1) (larger than the init, so the nonlinearities are exercised away from zero).
-    pub(crate) fn check_layer<L: Recurrent>(make: impl Fn(&mut ParamStore) -> L) {
+    fn check_layer<C: Cell>() {
         let (batch, seq, input, hidden) = (2, 3, 4, 5);
         let mut params = ParamStore::default();
-        let layer = make(&mut params);
+        let layer = RnnLayer::<C>::new(&mut params, "rnn.0", input, hidden);
         params.data = seeded(params.len(), 11);
         let x = seeded(seq * batch * input, 12);
         let probe = seeded(seq * batch * hidden, 13);
         // loss = Σ probe ⊙ h over every step, so dL/dh_t = probe_t and gradients flow both
         // directly and through the recurrence.
         let loss = |data: &[f32], x: &[f32]| {
-            let mut acts = L::Acts::default();
-            layer.forward(&mut acts, x, data, batch, seq, None);
-            let h = L::output(&acts);
+            let mut acts = C::Acts::default();
+            C::forward(&layer.w, &mut acts, x, data, batch, seq, None);
+            let h = RnnLayer::<C>::output(&acts);
             h.iter()
                 .zip(&probe)
                 .map(|(a, p)| (a * p) as f64)
                 .sum::<f64>()
         };
-        let mut acts = L::Acts::default();
-        layer.forward(&mut acts, &x, &params.data, batch, seq, None);
+        let mut acts = C::Acts::default();
+        C::forward(&layer.w, &mut acts, &x, &params.data, batch, seq, None);
         let mut dx = vec![0.0; x.len()];
         let mut grad = vec![0.0; params.len()];
-        layer.backward(&mut acts, &x, &probe, &mut dx, &params.data, &mut grad);
+        C::backward(
+            &layer.w,
+            &mut acts,
+            &x,
+            &probe,
+            &mut dx,
+            &params.data,
+            &mut grad,
+        );
         check("dx", &x, &dx, |v| loss(&params.data, v));
         for e in &params.entries {
             check(
@@ -339,5 +365,11 @@ pub(crate) mod tests {
                 },
             );
         }
+    }
+
+    #[test]
+    fn gru_and_lstm_gradients_match_finite_differences() {
+        check_layer::<crate::nn::gru::GruCell>();
+        check_layer::<crate::nn::lstm::LstmCell>();
     }
 }
