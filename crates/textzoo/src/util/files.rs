@@ -4,7 +4,9 @@ use crate::error::{Error, Result};
 use std::io::Write;
 use std::path::Path;
 
-/// Writes `bytes` to a temporary file beside `path`, syncs it, then renames it over `path`.
+/// Writes `bytes` to a temporary file beside `path`, syncs it, renames it over `path`, then
+/// syncs the directory so that the rename itself survives a power loss (without that, the
+/// directory entry may still name the old file, or none, after a crash).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let context = || format!("writing {}", path.display());
     let dir = path
@@ -27,7 +29,29 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         let _ = std::fs::remove_file(&tmp);
         return Err(Error::io(context(), e));
     }
-    Ok(())
+    sync_dir(dir).map_err(|e| Error::io(format!("syncing the directory of {}", path.display()), e))
+}
+
+/// Flushes the directory entry of a file just renamed into `dir`. Some platforms and file
+/// systems cannot sync a directory (Windows cannot open one as a file; some network and FUSE
+/// file systems refuse `fsync` on one): those errors are ignored, as there is nothing more to
+/// do there; any other error is reported.
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    use std::io::ErrorKind;
+    let result = std::fs::File::open(dir).and_then(|d| d.sync_all());
+    match result {
+        // Windows: opening a directory as a file is denied; Linux file systems without
+        // directory sync return EINVAL (`InvalidInput`) or ENOSYS/ENOTSUP (`Unsupported`).
+        Err(e)
+            if matches!(
+                e.kind(),
+                ErrorKind::PermissionDenied | ErrorKind::Unsupported | ErrorKind::InvalidInput
+            ) =>
+        {
+            Ok(())
+        }
+        other => other,
+    }
 }
 
 /// The size of the file at `path` in bytes, 0 if it cannot be read (sizes are reported, never
