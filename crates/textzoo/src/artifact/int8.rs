@@ -1,7 +1,7 @@
 //! The int8 model file (`textzoo.int8.v1`): the `textzoo-rt` structs as safetensors tensors,
 //! with the model config, the tokenizer and the quantization settings in the metadata.
 
-use super::{config_and_tokenizer, load_as, ModelMeta, INT8_FORMAT};
+use super::{config_and_tokenizer, load_as, seal, ModelMeta, INT8_FORMAT};
 use crate::data::TextTokenizer;
 use crate::error::{Error, Result};
 use crate::util::write_atomic;
@@ -17,7 +17,9 @@ pub struct Int8File {
     pub tokenizer: TextTokenizer,
 }
 
-/// Writes the int8 model file (atomically) with the model config, tokenizer and settings.
+/// Writes the int8 model file (atomically) with the model config, tokenizer and settings, and
+/// the checksum of its tensor data (see [`seal`]): `textzoo-rt` serializes, textzoo seals, so
+/// the runtime needs no hashing dependency.
 pub fn save(
     path: &Path,
     model: &Int8Model,
@@ -36,9 +38,11 @@ pub fn save(
             env!("CARGO_PKG_VERSION").to_string(),
         ),
     ]);
-    let bytes = model
-        .to_bytes(info)
-        .map_err(|e| Error::Internal(format!("writing {}: {e}", path.display())))?;
+    let bytes = seal(path, info, |info| {
+        model
+            .to_bytes(info)
+            .map_err(|e| Error::Internal(format!("writing {}: {e}", path.display())))
+    })?;
     write_atomic(path, &bytes)
 }
 
@@ -114,6 +118,15 @@ mod tests {
         std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
         assert_eq!(load(&cut).err().unwrap().exit_code(), 2);
         assert_eq!(ModelFile::open(&cut).err().unwrap().exit_code(), 2);
+        // One flipped bit in the tensor data, header intact: refused by the checksum.
+        let (stored, actual) = crate::artifact::tests::stored_and_actual(&path);
+        assert_eq!(stored.as_deref(), Some(actual.as_str()));
+        let again = dir.path().join("again.safetensors");
+        save(&again, &model, &meta, &serde_json::json!({})).unwrap();
+        assert_eq!(crate::artifact::tests::stored_and_actual(&again).0, stored);
+        crate::artifact::tests::flip_data_byte(&again);
+        crate::artifact::tests::assert_checksum_mismatch(load(&again), &again);
+        crate::artifact::tests::assert_checksum_mismatch(ModelFile::open(&again), &again);
         // A float file is not an int8 one.
         let fpath = dir.path().join("f.safetensors");
         float::save(&fpath, float_model.as_ref(), &meta, None).unwrap();

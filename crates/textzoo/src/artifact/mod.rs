@@ -6,6 +6,10 @@
 //! [`ModelFile::open`] reads a file once and says which kind it is; the stage-specific
 //! loaders ([`float::load`], [`int8::load`]) refuse the other kind with a message that says
 //! what was expected, and damaged or foreign files with one that says why.
+//!
+//! Every model file carries a checksum of its tensor data in the metadata key `checksum`
+//! ([`CHECKSUM_KEY`], see [`seal`]), checked on every load, so weights whose bytes changed on
+//! disk are refused (`damaged: checksum mismatch`) rather than evaluated or deployed.
 
 pub mod float;
 pub mod int8;
@@ -16,12 +20,15 @@ pub use int8::Int8File;
 use crate::data::TextTokenizer;
 use crate::error::{Error, Result};
 use crate::models::ModelConfig;
+use crate::util::checksum;
 use safetensors::SafeTensors;
 use std::collections::HashMap;
 use std::path::Path;
 
 pub const FLOAT_FORMAT: &str = "textzoo.float.v1";
 pub const INT8_FORMAT: &str = textzoo_rt::model::INT8_FORMAT;
+/// The metadata key of a model file's checksum (see [`seal`]).
+pub const CHECKSUM_KEY: &str = "checksum";
 
 /// A model file of either kind, read once.
 pub enum ModelFile {
@@ -90,7 +97,49 @@ fn load_as<T>(path: &Path, want: &str, refusal: &str, parse: Parse<T>) -> Result
     ))
 }
 
-/// Reads the metadata of any textzoo model file and says which format it is.
+/// The data section of a safetensors file: the bytes after the 8-byte header length and the
+/// JSON header, i.e. every tensor's data in the order safetensors lays them out. It depends on
+/// the tensors only, never on the metadata. `None` if `bytes` is too short to hold its header.
+fn data_section(bytes: &[u8]) -> Option<&[u8]> {
+    let len: [u8; 8] = bytes.get(..8)?.try_into().ok()?;
+    let start = usize::try_from(u64::from_le_bytes(len))
+        .ok()?
+        .checked_add(8)?;
+    bytes.get(start..)
+}
+
+/// The bytes of a model file whose metadata carries its checksum: `serialize` writes the file
+/// for a metadata map; it is called once without the checksum, the checksum of that file's
+/// data section (`xxh3-64:<hex>` of every tensor's bytes as laid out in the file, see
+/// [`checksum::checksum`]) is added to the metadata as [`CHECKSUM_KEY`], and it is called
+/// again. The data section does not depend on the metadata, so the checksum holds for the
+/// second file; that is checked rather than assumed.
+fn seal(
+    path: &Path,
+    mut info: HashMap<String, String>,
+    serialize: impl Fn(HashMap<String, String>) -> Result<Vec<u8>>,
+) -> Result<Vec<u8>> {
+    let unsealed = serialize(info.clone())?;
+    let section = |bytes: &[u8]| {
+        data_section(bytes)
+            .map(<[u8]>::to_vec)
+            .ok_or_else(|| Error::Internal(format!("serializing {}: no header", path.display())))
+    };
+    let data = section(&unsealed)?;
+    info.insert(CHECKSUM_KEY.to_string(), checksum::checksum(&data));
+    let sealed = serialize(info)?;
+    if section(&sealed)? != data {
+        return Err(Error::Internal(format!(
+            "serializing {}: the tensor data changed with the metadata",
+            path.display()
+        )));
+    }
+    Ok(sealed)
+}
+
+/// Reads the metadata of any textzoo model file, checks the checksum of its tensor data (see
+/// [`seal`]; a file written before checksums existed loads with a note) and says which format
+/// it is.
 fn read_format(path: &Path, bytes: &[u8]) -> Result<(String, HashMap<String, String>)> {
     let damaged = |why: String| Error::input(path, why);
     let (_, metadata) = SafeTensors::read_metadata(bytes).map_err(|e| {
@@ -104,6 +153,9 @@ fn read_format(path: &Path, bytes: &[u8]) -> Result<(String, HashMap<String, Str
             "is a safetensors file but not a textzoo model (no `format` in its metadata)".into(),
         )
     })?;
+    let data = data_section(bytes)
+        .ok_or_else(|| damaged("is damaged: shorter than its header says".into()))?;
+    checksum::verify(path, info.get(CHECKSUM_KEY).map(String::as_str), data)?;
     Ok((format, info))
 }
 
@@ -128,4 +180,59 @@ fn config_and_tokenizer(
         ));
     }
     Ok((config, tokenizer))
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// Flips one bit in the middle of the tensor data of the file at `path`, header untouched:
+    /// the damage a checksum must catch, since the file still parses.
+    pub(crate) fn flip_data_byte(path: &Path) {
+        let mut bytes = std::fs::read(path).unwrap();
+        let start = bytes.len() - data_section(&bytes).unwrap().len();
+        let at = start + (bytes.len() - start) / 2;
+        bytes[at] ^= 0x01;
+        std::fs::write(path, bytes).unwrap();
+    }
+
+    /// Asserts that loading gave the checksum error for `path`, with exit code 2.
+    pub(crate) fn assert_checksum_mismatch<T>(result: Result<T>, path: &Path) {
+        let err = result.err().expect("a damaged file must be refused");
+        assert_eq!(err.exit_code(), 2);
+        let text = err.to_string();
+        assert!(text.contains("damaged: checksum mismatch"), "{text}");
+        assert!(text.contains(&path.display().to_string()), "{text}");
+    }
+
+    /// The checksum a model file stores, and the one its data section has.
+    pub(crate) fn stored_and_actual(path: &Path) -> (Option<String>, String) {
+        let bytes = std::fs::read(path).unwrap();
+        let (_, info) = read_format(path, &bytes).unwrap();
+        let actual = checksum::checksum(data_section(&bytes).unwrap());
+        (info.get(CHECKSUM_KEY).cloned(), actual)
+    }
+
+    #[test]
+    fn files_written_before_checksums_still_load() {
+        let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("../textzoo-cli/tests/golden/gru");
+        for name in ["model.safetensors", "model_int8.safetensors"] {
+            let path = golden.join(name);
+            assert_eq!(stored_and_actual(&path).0, None, "{name} has no checksum");
+            assert!(ModelFile::open(&path).is_ok(), "{name}");
+        }
+        assert!(float::load(&golden.join("model.safetensors")).is_ok());
+        assert!(int8::load(&golden.join("model_int8.safetensors")).is_ok());
+    }
+
+    #[test]
+    fn data_section_needs_the_whole_header() {
+        assert_eq!(
+            data_section(&[1, 0, 0, 0, 0, 0, 0, 0, b' ', 7, 8]),
+            Some(&[7u8, 8][..])
+        );
+        assert_eq!(data_section(&[9, 0, 0, 0, 0, 0, 0, 0, b' ']), None);
+        assert_eq!(data_section(&[255; 8]), None);
+        assert_eq!(data_section(&[1, 2]), None);
+    }
 }
