@@ -5,7 +5,7 @@ use super::detokenize::join_words;
 use super::fast_encode::FastEncoder;
 use crate::config::{Normalization, Preprocessing, TokenizerKind, WordPattern};
 use crate::error::{Error, Result};
-use crate::util::write_atomic;
+use crate::util::checksum;
 use std::path::Path;
 use tokenizers::decoders::byte_level::ByteLevel as ByteLevelDecoder;
 use tokenizers::decoders::fuse::Fuse;
@@ -94,10 +94,15 @@ impl TextTokenizer {
     }
 
     /// Loads a `tokenizer.json`; refuses a file that is not a tokenizer or is of another kind
-    /// than `expected`.
+    /// than `expected`, and one whose checksum sidecar (written by [`TextTokenizer::save`])
+    /// disagrees with its contents. A file without sidecar (from another tool or an older
+    /// textzoo) loads with a note.
     pub fn load(path: &Path, expected: TokenizerKind) -> Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| Error::input(path, format!("cannot read: {e}")))?;
+        let bytes =
+            std::fs::read(path).map_err(|e| Error::input(path, format!("cannot read: {e}")))?;
+        checksum::verify_sidecar(path, &bytes)?;
+        let text = String::from_utf8(bytes)
+            .map_err(|e| Error::input(path, format!("is not UTF-8 text: {e}")))?;
         let tokenizer = Self::from_json(&text).map_err(|message| Error::input(path, message))?;
         if tokenizer.kind != expected {
             return Err(Error::input(
@@ -149,8 +154,11 @@ impl TextTokenizer {
         self.inner.to_string(true).unwrap_or_default()
     }
 
+    /// Writes the tokenizer as HuggingFace's `tokenizer.json`, with its checksum in the sidecar
+    /// `tokenizer.json.checksum` (the format is HuggingFace's, so the checksum cannot go inside):
+    /// a run's tokenizer is read back by `preprocessing.tokenizer_path`.
     pub fn save(&self, path: &Path) -> Result<()> {
-        write_atomic(path, self.to_json().as_bytes())
+        checksum::write_with_sidecar(path, self.to_json().as_bytes())
     }
 
     pub fn kind(&self) -> TokenizerKind {
@@ -449,13 +457,26 @@ mod tests {
             err.contains("`char` tokenizer") && err.contains("`word`"),
             "{err}"
         );
-        std::fs::write(&path, "{\"hello\": 1}").unwrap();
-        assert!(TextTokenizer::load(&path, TokenizerKind::Char)
+        // One changed byte is caught by the sidecar checksum.
+        let mut bytes = std::fs::read(&path).unwrap();
+        let middle = bytes.len() / 2;
+        bytes[middle] ^= 0x20;
+        std::fs::write(&path, &bytes).unwrap();
+        let err = TextTokenizer::load(&path, TokenizerKind::Char).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        assert!(
+            err.to_string().contains("damaged: checksum mismatch"),
+            "{err}"
+        );
+        // Files without sidecar (another tool's) are read and checked for what they are.
+        let other = dir.path().join("other.json");
+        std::fs::write(&other, "{\"hello\": 1}").unwrap();
+        assert!(TextTokenizer::load(&other, TokenizerKind::Char)
             .unwrap_err()
             .to_string()
             .contains("not a tokenizer"));
-        std::fs::write(&path, "not json").unwrap();
-        assert!(TextTokenizer::load(&path, TokenizerKind::Char).is_err());
+        std::fs::write(&other, "not json").unwrap();
+        assert!(TextTokenizer::load(&other, TokenizerKind::Char).is_err());
     }
 
     #[test]
