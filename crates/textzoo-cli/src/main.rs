@@ -48,7 +48,7 @@ fn run(args: args::Args) -> anyhow::Result<()> {
     config::check_paths(&resolved.config).map_err(textzoo::Error::from)?;
     let threads = textzoo::pipeline::threads::configure(resolved.config.general.num_threads);
     textzoo::interrupt::install();
-    let preflight = Preflight::check(&resolved.config)?;
+    let preflight = logging::console_only(|| Preflight::check(&resolved.config))?;
     let dir = create_run_dir(&resolved.config.hydra.run.dir)?;
     let result = execute(&resolved, &dir, preflight, threads);
     if let Err(err) = &result {
@@ -97,7 +97,7 @@ fn to_yaml<T: serde::Serialize>(value: &T) -> anyhow::Result<String> {
 }
 
 fn model_to_c(args: args::ModelToCArgs) -> anyhow::Result<()> {
-    let int8 = match textzoo::artifact::ModelFile::open(&args.model)? {
+    let int8 = match logging::console_only(|| textzoo::artifact::ModelFile::open(&args.model))? {
         textzoo::artifact::ModelFile::Int8(int8) => int8,
         textzoo::artifact::ModelFile::Float(_) => {
             return Err(textzoo::Error::input(

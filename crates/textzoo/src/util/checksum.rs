@@ -28,7 +28,7 @@ pub fn checksum(bytes: &[u8]) -> String {
 pub fn verify(path: &Path, stored: Option<&str>, bytes: &[u8]) -> Result<()> {
     let Some(stored) = stored else {
         tracing::info!(
-            "{} has no checksum (written by an older textzoo); its contents cannot be verified",
+            "{} has no checksum (written by an older textzoo or by another tool); its contents cannot be verified",
             path.display()
         );
         return Ok(());
