@@ -15,6 +15,8 @@ pub fn write_ids(path: &Path, ids: &[u32]) -> Result<()> {
     write_atomic(path, &bytes)
 }
 
+/// Reads a token cache back. textzoo itself never does (every run encodes its corpus afresh), so
+/// the cache carries no checksum; this is for tests and for tools that consume a run's cache.
 pub fn read_ids(path: &Path) -> Result<Vec<u32>> {
     let bytes = std::fs::read(path)
         .map_err(|e| Error::input(path, format!("cannot read token cache: {e}")))?;
