@@ -50,7 +50,7 @@ fn f32_bytes(values: &[f32]) -> Vec<u8> {
 }
 
 /// Writes the model (and optionally a checkpoint state) to `path`, atomically, with the
-/// checksum of its tensor data in the metadata (see [`seal`]).
+/// checksum of its tensor data in the metadata (see `seal`).
 pub fn save(
     path: &Path,
     model: &dyn FloatModel,

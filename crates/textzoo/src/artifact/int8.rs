@@ -18,7 +18,7 @@ pub struct Int8File {
 }
 
 /// Writes the int8 model file (atomically) with the model config, tokenizer and settings, and
-/// the checksum of its tensor data (see [`seal`]): `textzoo-rt` serializes, textzoo seals, so
+/// the checksum of its tensor data (see `seal`): `textzoo-rt` serializes, textzoo seals, so
 /// the runtime needs no hashing dependency.
 pub fn save(
     path: &Path,

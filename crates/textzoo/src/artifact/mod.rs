@@ -8,7 +8,7 @@
 //! what was expected, and damaged or foreign files with one that says why.
 //!
 //! Every model file carries a checksum of its tensor data in the metadata key `checksum`
-//! ([`CHECKSUM_KEY`], see [`seal`]), checked on every load, so weights whose bytes changed on
+//! ([`CHECKSUM_KEY`], written by `seal`), checked on every load, so weights whose bytes changed on
 //! disk are refused (`damaged: checksum mismatch`) rather than evaluated or deployed.
 
 pub mod float;
@@ -27,7 +27,7 @@ use std::path::Path;
 
 pub const FLOAT_FORMAT: &str = "textzoo.float.v1";
 pub const INT8_FORMAT: &str = textzoo_rt::model::INT8_FORMAT;
-/// The metadata key of a model file's checksum (see [`seal`]).
+/// The metadata key of a model file's checksum (see `seal`).
 pub const CHECKSUM_KEY: &str = "checksum";
 
 /// A model file of either kind, read once.
@@ -138,7 +138,7 @@ fn seal(
 }
 
 /// Reads the metadata of any textzoo model file, checks the checksum of its tensor data (see
-/// [`seal`]; a file written before checksums existed loads with a note) and says which format
+/// `seal`; a file written before checksums existed loads with a note) and says which format
 /// it is.
 fn read_format(path: &Path, bytes: &[u8]) -> Result<(String, HashMap<String, String>)> {
     let damaged = |why: String| Error::input(path, why);
