@@ -8,8 +8,9 @@
 //! what was expected, and damaged or foreign files with one that says why.
 //!
 //! Every model file carries a checksum of its tensor data in the metadata key `checksum`
-//! ([`CHECKSUM_KEY`], written by `seal`), checked on every load, so weights whose bytes changed on
-//! disk are refused (`damaged: checksum mismatch`) rather than evaluated or deployed.
+//! ([`CHECKSUM_KEY`], written by `seal`), checked on every load, so weights whose bytes
+//! changed on disk are refused (`damaged: checksum mismatch`) rather than evaluated or
+//! deployed.
 
 pub mod float;
 pub mod int8;
@@ -119,16 +120,12 @@ fn seal(
     mut info: HashMap<String, String>,
     serialize: impl Fn(HashMap<String, String>) -> Result<Vec<u8>>,
 ) -> Result<Vec<u8>> {
+    let no_header = || Error::Internal(format!("serializing {}: no header", path.display()));
     let unsealed = serialize(info.clone())?;
-    let section = |bytes: &[u8]| {
-        data_section(bytes)
-            .map(<[u8]>::to_vec)
-            .ok_or_else(|| Error::Internal(format!("serializing {}: no header", path.display())))
-    };
-    let data = section(&unsealed)?;
-    info.insert(CHECKSUM_KEY.to_string(), checksum::checksum(&data));
+    let data = data_section(&unsealed).ok_or_else(no_header)?;
+    info.insert(CHECKSUM_KEY.to_string(), checksum::checksum(data));
     let sealed = serialize(info)?;
-    if section(&sealed)? != data {
+    if data_section(&sealed).ok_or_else(no_header)? != data {
         return Err(Error::Internal(format!(
             "serializing {}: the tensor data changed with the metadata",
             path.display()
