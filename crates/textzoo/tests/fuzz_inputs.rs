@@ -124,7 +124,7 @@ const JSON_SNIPPETS: &[&str] = &[
 ];
 
 proptest! {
-    #![proptest_config(cfg(300))]
+    #![proptest_config(cfg(1000))]
 
     #[test]
     fn any_yaml_text_loads_or_is_a_config_error(text in any::<String>()) {
@@ -145,7 +145,7 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(cfg(40))]
+    #![proptest_config(cfg(100))]
 
     /// The whole `config::load`: file, overrides, interpolation, typing, ranges.
     #[test]
@@ -249,7 +249,7 @@ fn load_both(kind: TokenizerKind, json: &str) -> Result<(), TestCaseError> {
 }
 
 proptest! {
-    #![proptest_config(cfg(150))]
+    #![proptest_config(cfg(600))]
 
     #[test]
     fn any_text_is_a_tokenizer_or_an_error(text in any::<String>()) {

@@ -252,7 +252,7 @@ fn undamaged_files_load() {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 400, failure_persistence: None, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 2000, failure_persistence: None, ..ProptestConfig::default() })]
 
     #[test]
     fn damaged_model_files_load_or_are_input_errors(
@@ -295,7 +295,7 @@ const CONFIG_FIELDS: [&str; 10] = [
 ];
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 300, failure_persistence: None, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 1000, failure_persistence: None, ..ProptestConfig::default() })]
 
     /// A `model_config` that disagrees with the tensors (sizes from 0 to 2^64 − 1) is refused
     /// before anything of its size is allocated.
@@ -310,5 +310,21 @@ proptest! {
             bytes = with_config_field(&bytes, field, v);
         }
         check(&bytes)?;
+    }
+}
+
+/// The first 8 bytes of a safetensors file are the header's length: an absurd one is refused
+/// from the length alone, never allocated.
+#[test]
+fn absurd_header_lengths_are_refused() {
+    let (_, q) = &files()[0];
+    for n in [1u64 << 60, u64::MAX, (q.len() as u64) - 7, 0] {
+        let mut bytes = q.clone();
+        bytes[..8].copy_from_slice(&n.to_le_bytes());
+        assert!(Int8Model::from_bytes(&bytes).is_err(), "{n}");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.safetensors");
+        std::fs::write(&path, &bytes).unwrap();
+        assert_eq!(ModelFile::open(&path).err().map(|e| e.exit_code()), Some(2));
     }
 }
