@@ -117,6 +117,12 @@ impl TextTokenizer {
         let value: serde_json::Value = serde_json::from_str(json)
             .map_err(|e| format!("is not a tokenizer.json (not JSON: {e})"))?;
         let kind = detect_kind(&value)?;
+        // `tokenizers` slices every BPE merge's second token past this prefix without checking
+        // its length (a panic on a short token); textzoo's byte-level BPE never sets one.
+        let prefix = value["model"]["continuing_subword_prefix"].as_str();
+        if kind == TokenizerKind::Bpe && prefix.is_some_and(|p| !p.is_empty()) {
+            return Err("has a BPE continuing_subword_prefix; textzoo's BPE uses none".into());
+        }
         let tokenizer: Tokenizer = json
             .parse()
             .map_err(|e| format!("is not a valid HuggingFace tokenizer.json: {e}"))?;
@@ -458,6 +464,17 @@ mod tests {
             let err = TextTokenizer::from_json(&json.to_string()).unwrap_err();
             assert!(err.contains(&format!("token id {id}")), "{err}");
         }
+    }
+
+    /// Found by `tests/fuzz_inputs.rs`: a BPE `continuing_subword_prefix` longer than a
+    /// merge's second token panicked (string slice out of bounds) inside `tokenizers`.
+    #[test]
+    fn bpe_subword_prefix_is_refused() {
+        let t = TextTokenizer::train(&settings(TokenizerKind::Bpe, 300), TEXT).unwrap();
+        let mut json: serde_json::Value = serde_json::from_str(&t.to_json()).unwrap();
+        json["model"]["continuing_subword_prefix"] = "\u{16ff0}".into();
+        let err = TextTokenizer::from_json(&json.to_string()).unwrap_err();
+        assert!(err.contains("continuing_subword_prefix"), "{err}");
     }
 
     #[test]
