@@ -249,7 +249,7 @@ fn load_both(kind: TokenizerKind, json: &str) -> Result<(), TestCaseError> {
 }
 
 proptest! {
-    #![proptest_config(cfg(600))]
+    #![proptest_config(cfg(1500))]
 
     #[test]
     fn any_text_is_a_tokenizer_or_an_error(text in any::<String>()) {

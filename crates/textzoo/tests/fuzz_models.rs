@@ -259,7 +259,7 @@ fn undamaged_files_load() {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 2000, failure_persistence: None, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 5000, failure_persistence: None, ..ProptestConfig::default() })]
 
     #[test]
     fn damaged_model_files_load_or_are_input_errors(
@@ -302,7 +302,7 @@ const CONFIG_FIELDS: [&str; 10] = [
 ];
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 1000, failure_persistence: None, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 2000, failure_persistence: None, ..ProptestConfig::default() })]
 
     /// A `model_config` that disagrees with the tensors (sizes from 0 to 2^64 − 1) is refused
     /// before anything of its size is allocated.

@@ -250,7 +250,7 @@ mod tests {
         }
 
         proptest! {
-            #![proptest_config(ProptestConfig { cases: 500, failure_persistence: None, ..ProptestConfig::default() })]
+            #![proptest_config(ProptestConfig { cases: 1000, failure_persistence: None, ..ProptestConfig::default() })]
 
             #[test]
             fn any_string_resolves_or_is_an_error(s in any::<String>(), t in "[${}a-z.:%]{0,16}") {
