@@ -162,9 +162,16 @@ pub(super) fn from_bytes(
 fn check_fits(path: &Path, config: &ModelConfig, file_bytes: usize) -> Result<()> {
     let damaged = |why: String| Error::input(path, format!("is damaged: model_config: {why}"));
     config.check_sizes().map_err(damaged)?;
-    let hidden_ok = (1..=1 << 20).contains(&config.hidden_dim);
-    if !hidden_ok && matches!(config.kind, ModelName::Gru | ModelName::Lstm) {
-        return Err(damaged("hidden_dim out of range".into()));
+    if matches!(config.kind, ModelName::Gru | ModelName::Lstm) {
+        // What the recurrent model's constructor asserts, plus a bound on the state size.
+        if !(1..=1 << 20).contains(&config.hidden_dim) || config.num_layers == 0 {
+            return Err(damaged("hidden_dim or num_layers out of range".into()));
+        }
+        if config.tie_embeddings && config.embed_dim != config.hidden_dim {
+            return Err(damaged(
+                "tie_embeddings needs embed_dim == hidden_dim for a recurrent model".into(),
+            ));
+        }
     }
     // A lower bound of the parameter count, from the largest tensors only (no overflow: every
     // size is at most 2^20 and there are at most 1024 layers).
@@ -275,16 +282,18 @@ mod tests {
     }
 
     /// Found by `tests/fuzz_models.rs`: a `model_config` edited to huge sizes made the loader
-    /// allocate exabytes (the process aborted), and `num_heads: 0` reached `build`'s assert.
+    /// allocate exabytes (the process aborted); `num_heads: 0` and a recurrent `num_layers: 0`
+    /// reached `build`'s asserts.
     #[test]
     fn refuses_model_configs_the_file_cannot_hold() {
         let dir = tempfile::tempdir().unwrap();
         for (kind, field, value) in [
-            (ModelName::Gru, "hidden_dim", 1u64 << 30),
-            (ModelName::Gru, "hidden_dim", 1 << 19),
-            (ModelName::TinyGpt, "embed_dim", 1 << 20),
-            (ModelName::TinyGpt, "num_heads", 0),
-            (ModelName::Lstm, "num_layers", 1 << 40),
+            (ModelName::Gru, "hidden_dim", serde_json::json!(1u64 << 30)),
+            (ModelName::Gru, "hidden_dim", serde_json::json!(1 << 19)),
+            (ModelName::TinyGpt, "embed_dim", serde_json::json!(1 << 20)),
+            (ModelName::TinyGpt, "num_heads", serde_json::json!(0)),
+            (ModelName::Lstm, "num_layers", serde_json::json!(1u64 << 40)),
+            (ModelName::Gru, "num_layers", serde_json::json!(0)),
         ] {
             let (config, tokenizer) = tiny(kind);
             let model = build(&config, 7);
@@ -299,7 +308,7 @@ mod tests {
             let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
             let mut header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
             let mut cfg = serde_json::to_value(&meta.config).unwrap();
-            cfg[field] = value.into();
+            cfg[field] = value;
             header["__metadata__"]["model_config"] = cfg.to_string().into();
             let text = header.to_string();
             let mut damaged = (text.len() as u64).to_le_bytes().to_vec();
