@@ -4,6 +4,7 @@
 //! optimizer moments and the training state, so resume continues the same trajectory.
 
 use super::{config_and_tokenizer, load_as, seal, FLOAT_FORMAT};
+use crate::config::ModelName;
 use crate::data::TextTokenizer;
 use crate::error::{Error, Result};
 use crate::models::{build, FloatModel, ModelConfig};
@@ -120,6 +121,7 @@ pub(super) fn from_bytes(
         .unwrap_or(serde_json::Value::Null);
     let tensors = SafeTensors::deserialize(bytes)
         .map_err(|e| Error::input(path, format!("is damaged: {e}")))?;
+    check_fits(path, &config, bytes.len())?;
     let mut model = build(&config, 0);
     let entries = model.params().entries.clone();
     for e in &entries {
@@ -155,6 +157,49 @@ pub(super) fn from_bytes(
         },
         checkpoint,
     })
+}
+
+/// Refuses a `model_config` that is out of range or asks for more weights than the file's
+/// `file_bytes` can hold, before the model is built: `build` allocates what the config says
+/// (and asserts its head count), so a damaged config must not reach it.
+fn check_fits(path: &Path, config: &ModelConfig, file_bytes: usize) -> Result<()> {
+    let damaged = |why: String| Error::input(path, format!("is damaged: model_config: {why}"));
+    config.check_sizes().map_err(damaged)?;
+    if matches!(config.kind, ModelName::Gru | ModelName::Lstm) {
+        // What the recurrent model's constructor asserts, plus a bound on the state size.
+        if !(1..=1 << 20).contains(&config.hidden_dim) || config.num_layers == 0 {
+            return Err(damaged("hidden_dim or num_layers out of range".into()));
+        }
+        if config.tie_embeddings && config.embed_dim != config.hidden_dim {
+            return Err(damaged(
+                "tie_embeddings needs embed_dim == hidden_dim for a recurrent model".into(),
+            ));
+        }
+    }
+    // A lower bound of the parameter count, from the largest tensors only (no overflow: every
+    // size is at most 2^20 and there are at most 1024 layers).
+    let [v, t, c, f, h, l] = [
+        config.vocab_size,
+        config.seq_len,
+        config.embed_dim,
+        config.ffn_dim,
+        config.hidden_dim,
+        config.num_layers,
+    ]
+    .map(|x| x as u128);
+    let least = match config.kind {
+        ModelName::TinyGpt | ModelName::TinyBertGenerator => {
+            v * c + t * c + l * (4 * c * c + 2 * c * f)
+        }
+        // Both cells have at least three gates: `w_hh` is `[3h, h]` or larger in every layer.
+        ModelName::Gru | ModelName::Lstm => v * c + l * 3 * h * h,
+    };
+    if least.saturating_mul(4) > file_bytes as u128 {
+        return Err(damaged(format!(
+            "it needs at least {least} weights, more than the file's {file_bytes} bytes hold"
+        )));
+    }
+    Ok(())
 }
 
 fn read_f32(path: &Path, tensors: &SafeTensors, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
@@ -236,6 +281,46 @@ mod tests {
             assert_eq!(back.model.params().data, model.params().data, "{kind:?}");
             assert_eq!(back.checkpoint, Some(state));
             assert_eq!(back.meta.training["steps"], 3);
+        }
+    }
+
+    /// Found by `tests/fuzz_models.rs`: a `model_config` edited to huge sizes made the loader
+    /// allocate exabytes (the process aborted); `num_heads: 0` and a recurrent `num_layers: 0`
+    /// reached `build`'s asserts.
+    #[test]
+    fn refuses_model_configs_the_file_cannot_hold() {
+        let dir = tempfile::tempdir().unwrap();
+        for (kind, field, value) in [
+            (ModelName::Gru, "hidden_dim", serde_json::json!(1u64 << 30)),
+            (ModelName::Gru, "hidden_dim", serde_json::json!(1 << 19)),
+            (ModelName::TinyGpt, "embed_dim", serde_json::json!(1 << 20)),
+            (ModelName::TinyGpt, "num_heads", serde_json::json!(0)),
+            (ModelName::Lstm, "num_layers", serde_json::json!(1u64 << 40)),
+            (ModelName::Gru, "num_layers", serde_json::json!(0)),
+        ] {
+            let (config, tokenizer) = tiny(kind);
+            let model = build(&config, 7);
+            let meta = ModelMeta {
+                config,
+                tokenizer,
+                training: serde_json::Value::Null,
+            };
+            let path = dir.path().join("m.safetensors");
+            save(&path, model.as_ref(), &meta, None).unwrap();
+            let bytes = std::fs::read(&path).unwrap();
+            let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+            let mut header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
+            let mut cfg = serde_json::to_value(&meta.config).unwrap();
+            cfg[field] = value;
+            header["__metadata__"]["model_config"] = cfg.to_string().into();
+            let text = header.to_string();
+            let mut damaged = (text.len() as u64).to_le_bytes().to_vec();
+            damaged.extend_from_slice(text.as_bytes());
+            damaged.extend_from_slice(&bytes[8 + n..]);
+            std::fs::write(&path, damaged).unwrap();
+            let err = load(&path).err().unwrap();
+            assert_eq!(err.exit_code(), 2, "{field}: {err}");
+            assert!(err.to_string().contains("model_config"), "{field}: {err}");
         }
     }
 

@@ -136,10 +136,20 @@ fn parse_yaml(text: &str, origin: &str) -> Result<Map<String, Value>, ConfigErro
     }
 }
 
-/// YAML 1.2 booleans only: `y`, `no`, `on` stay strings (no "Norway problem").
+/// The deepest nesting a configuration text may have. The schema is three levels deep; the
+/// parser's own limit (2,000) lets a few lines of brackets overflow a thread's stack in the
+/// recursive steps after parsing (the tree's deserialization, merge, key check, interpolation).
+const MAX_YAML_DEPTH: usize = 64;
+
+/// YAML 1.2 booleans only: `y`, `no`, `on` stay strings (no "Norway problem"); nesting
+/// bounded by [`MAX_YAML_DEPTH`].
 pub(crate) fn yaml_options() -> serde_saphyr::Options {
     serde_saphyr::Options {
         strict_booleans: true,
+        budget: Some(serde_saphyr::Budget {
+            max_depth: MAX_YAML_DEPTH,
+            ..serde_saphyr::Budget::default()
+        }),
         ..serde_saphyr::Options::default()
     }
 }
@@ -231,6 +241,22 @@ mod tests {
         assert_eq!(cfg.training, Training::default());
         assert_eq!(cfg.model.embed_dim, 64);
         assert_eq!(cfg.model.num_heads, Model::default().num_heads);
+    }
+
+    /// Found by `tests/fuzz_inputs.rs`: 2,000 nested brackets (the parser's own limit)
+    /// overflowed a test thread's stack after parsing.
+    #[test]
+    fn deep_nesting_is_a_yaml_error() {
+        let text = format!("general: {}1{}", "[".repeat(2000), "]".repeat(2000));
+        let err = parse_str(&text, "t", now()).unwrap_err();
+        assert!(matches!(err, ConfigError::Yaml { .. }), "{err}");
+        let deep = format!("a.b={}1{}", "[".repeat(2000), "]".repeat(2000));
+        assert!(Override::parse(&deep).is_err());
+        let ok = format!("general: {}1{}", "[".repeat(60), "]".repeat(60));
+        assert!(!matches!(
+            parse_str(&ok, "t", now()),
+            Err(ConfigError::Yaml { .. })
+        ));
     }
 
     #[test]

@@ -124,4 +124,69 @@ mod tests {
             .unwrap_err();
         assert!(err.to_string().contains("a.b.c"), "{err}");
     }
+
+    /// Property tests: the parser takes any text the command line can carry.
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// A value and the override text that encodes it.
+        fn encoded_value() -> impl Strategy<Value = (Value, String)> {
+            let word = "[a-z][a-z_]{0,10}".prop_filter("YAML keywords", |w| {
+                !["true", "false", "null"].contains(&w.as_str())
+            });
+            prop_oneof![
+                any::<i64>().prop_map(|n| (json!(n), n.to_string())),
+                any::<bool>().prop_map(|b| (json!(b), b.to_string())),
+                Just((Value::Null, "null".to_string())),
+                word.clone().prop_map(|w| (json!(w), w)),
+                // Double-quoted YAML accepts JSON's string escapes.
+                any::<String>().prop_map(|s| (json!(s), json!(s).to_string())),
+                (-1e300f64..1e300).prop_map(|f| (json!(f), format!("{f:?}"))),
+                prop::collection::vec(word, 0..4)
+                    .prop_map(|ws| (json!(ws), format!("[{}]", ws.join(",")))),
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 1000, failure_persistence: None, ..ProptestConfig::default() })]
+
+            #[test]
+            fn any_text_parses_or_is_an_error(raw in any::<String>()) {
+                if let Ok(o) = Override::parse(&raw) {
+                    let _ = o.apply(&mut Map::new());
+                }
+            }
+
+            #[test]
+            fn key_like_text_parses_or_is_an_error(raw in "[a-z_.=\\-]{0,6}=[\\[\\]{}:,'\" a-z0-9#&*!|>%@`.=-]{0,24}") {
+                if let Ok(o) = Override::parse(&raw) {
+                    let _ = o.apply(&mut Map::new());
+                }
+            }
+
+            #[test]
+            fn generated_overrides_round_trip(
+                path in prop::collection::vec("[a-z_][a-z0-9_-]{0,8}", 1..4),
+                (value, text) in encoded_value(),
+            ) {
+                let raw = format!("{}={text}", path.join("."));
+                let o = Override::parse(&raw).map_err(|e| TestCaseError::fail(e.to_string()))?;
+                prop_assert_eq!(&o.path, &path);
+                match (&o.value, &value) {
+                    (Value::Number(a), Value::Number(b)) if b.is_f64() => {
+                        prop_assert_eq!(a.as_f64(), b.as_f64(), "{}", raw)
+                    }
+                    _ => prop_assert_eq!(&o.value, &value, "{}", raw),
+                }
+                let mut tree = Map::new();
+                o.apply(&mut tree).map_err(|e| TestCaseError::fail(e.to_string()))?;
+                let mut node = &Value::Object(tree);
+                for p in &path {
+                    node = &node[p.as_str()];
+                }
+                prop_assert_eq!(node, &o.value);
+            }
+        }
+    }
 }

@@ -122,6 +122,12 @@ impl TextTokenizer {
         let value: serde_json::Value = serde_json::from_str(json)
             .map_err(|e| format!("is not a tokenizer.json (not JSON: {e})"))?;
         let kind = detect_kind(&value)?;
+        // `tokenizers` slices every BPE merge's second token past this prefix without checking
+        // its length (a panic on a short token); textzoo's byte-level BPE never sets one.
+        let prefix = value["model"]["continuing_subword_prefix"].as_str();
+        if kind == TokenizerKind::Bpe && prefix.is_some_and(|p| !p.is_empty()) {
+            return Err("has a BPE continuing_subword_prefix; textzoo's BPE uses none".into());
+        }
         let tokenizer: Tokenizer = json
             .parse()
             .map_err(|e| format!("is not a valid HuggingFace tokenizer.json: {e}"))?;
@@ -130,6 +136,19 @@ impl TextTokenizer {
 
     fn from_tokenizer(kind: TokenizerKind, inner: Tokenizer) -> Result<Self> {
         let size = inner.get_vocab_size(true);
+        // Ids are 0..size in every tokenizer textzoo writes. A file with an id past that
+        // (say 4e9) would make `tokenizers` walk and record every missing id up to it when it
+        // serializes the vocabulary (and overflow at u32::MAX), and would encode to ids the
+        // model has no row for.
+        if let Some(id) = inner
+            .get_vocab(true)
+            .into_values()
+            .find(|&id| id as usize >= size)
+        {
+            return Err(Error::Internal(format!(
+                "tokenizer has token id {id} but only {size} tokens"
+            )));
+        }
         let vocab: Vec<String> = (0..size as u32)
             .map(|id| inner.id_to_token(id).unwrap_or_default())
             .collect();
@@ -440,6 +459,30 @@ mod tests {
             assert_eq!(t.decode(&ids), text, "{kind:?}");
             assert_eq!((t.token(PAD_ID), t.token(UNK_ID)), (PAD, UNK));
         }
+    }
+
+    /// Found by `tests/fuzz_inputs.rs`: a vocabulary id of `u32::MAX` panicked (overflow)
+    /// inside `tokenizers`, and one of 4e9 made it record four billion missing ids.
+    #[test]
+    fn ids_past_the_vocabulary_are_refused() {
+        let t = TextTokenizer::train(&settings(TokenizerKind::Word, 30), TEXT).unwrap();
+        for id in [u32::MAX, 4_000_000_000, t.vocab_size() as u32] {
+            let mut json: serde_json::Value = serde_json::from_str(&t.to_json()).unwrap();
+            json["model"]["vocab"]["speak"] = id.into();
+            let err = TextTokenizer::from_json(&json.to_string()).unwrap_err();
+            assert!(err.contains(&format!("token id {id}")), "{err}");
+        }
+    }
+
+    /// Found by `tests/fuzz_inputs.rs`: a BPE `continuing_subword_prefix` longer than a
+    /// merge's second token panicked (string slice out of bounds) inside `tokenizers`.
+    #[test]
+    fn bpe_subword_prefix_is_refused() {
+        let t = TextTokenizer::train(&settings(TokenizerKind::Bpe, 300), TEXT).unwrap();
+        let mut json: serde_json::Value = serde_json::from_str(&t.to_json()).unwrap();
+        json["model"]["continuing_subword_prefix"] = "\u{16ff0}".into();
+        let err = TextTokenizer::from_json(&json.to_string()).unwrap_err();
+        assert!(err.contains("continuing_subword_prefix"), "{err}");
     }
 
     #[test]
