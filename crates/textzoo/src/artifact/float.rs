@@ -228,6 +228,18 @@ mod tests {
     use crate::artifact::INT8_FORMAT;
     use crate::config::{ModelName, Preprocessing};
 
+    /// A freshly built tiny model of `kind` (seed 7) and its metadata, nothing trained.
+    fn tiny_model(kind: ModelName) -> (Box<dyn FloatModel>, ModelMeta) {
+        let (config, tokenizer) = tiny(kind);
+        let model = build(&config, 7);
+        let meta = ModelMeta {
+            config,
+            tokenizer,
+            training: serde_json::Value::Null,
+        };
+        (model, meta)
+    }
+
     fn tiny(kind: ModelName) -> (ModelConfig, TextTokenizer) {
         let tokenizer = TextTokenizer::train(
             &Preprocessing {
@@ -298,13 +310,7 @@ mod tests {
             (ModelName::Lstm, "num_layers", serde_json::json!(1u64 << 40)),
             (ModelName::Gru, "num_layers", serde_json::json!(0)),
         ] {
-            let (config, tokenizer) = tiny(kind);
-            let model = build(&config, 7);
-            let meta = ModelMeta {
-                config,
-                tokenizer,
-                training: serde_json::Value::Null,
-            };
+            let (model, meta) = tiny_model(kind);
             let path = dir.path().join("m.safetensors");
             save(&path, model.as_ref(), &meta, None).unwrap();
             let bytes = std::fs::read(&path).unwrap();
@@ -329,13 +335,7 @@ mod tests {
         use crate::artifact::tests::{assert_checksum_mismatch, flip_data_byte, stored_and_actual};
         use crate::artifact::ModelFile;
         let dir = tempfile::tempdir().unwrap();
-        let (config, tokenizer) = tiny(ModelName::TinyGpt);
-        let model = build(&config, 7);
-        let meta = ModelMeta {
-            config,
-            tokenizer,
-            training: serde_json::Value::Null,
-        };
+        let (model, meta) = tiny_model(ModelName::TinyGpt);
         let state = CheckpointState {
             m: vec![0.5; model.num_params()],
             v: vec![0.25; model.num_params()],
@@ -362,13 +362,7 @@ mod tests {
     #[test]
     fn refuses_damaged_foreign_and_int8_files() {
         let dir = tempfile::tempdir().unwrap();
-        let (config, tokenizer) = tiny(ModelName::TinyGpt);
-        let model = build(&config, 7);
-        let meta = ModelMeta {
-            config,
-            tokenizer,
-            training: serde_json::Value::Null,
-        };
+        let (model, meta) = tiny_model(ModelName::TinyGpt);
         let path = dir.path().join("m.safetensors");
         save(&path, model.as_ref(), &meta, None).unwrap();
         let bytes = std::fs::read(&path).unwrap();
