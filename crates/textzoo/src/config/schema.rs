@@ -495,8 +495,31 @@ pub struct Deployment {
     pub c_project_path: Option<PathBuf>,
 }
 
-/// Accepted for compatibility with model-zoo configuration files; textzoo does not call
-/// STM32Cube.AI, so these values are recorded but not used.
+/// ST Edge AI (STM32Cube.AI), the model zoo's `tools.stedgeai` section. textzoo's own C
+/// deployment needs none of it; when `path_to_stedgeai` names an installed `stedgeai`, the
+/// exported `.tflite` can be handed to it as well.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct StEdgeAi {
+    pub version: Option<String>,
+    pub optimization: String,
+    pub on_cloud: bool,
+    pub path_to_stedgeai: Option<PathBuf>,
+}
+
+impl Default for StEdgeAi {
+    fn default() -> Self {
+        Self {
+            version: None,
+            optimization: "balanced".into(),
+            on_cloud: false,
+            path_to_stedgeai: None,
+        }
+    }
+}
+
+/// The older name of [`StEdgeAi`] (`tools.stm32ai`, from STM32Cube.AI releases before ST Edge
+/// AI), still accepted so that older zoo files load.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Stm32Ai {
@@ -520,7 +543,19 @@ impl Default for Stm32Ai {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct Tools {
+    pub stedgeai: StEdgeAi,
     pub stm32ai: Stm32Ai,
+}
+
+impl Tools {
+    /// The `stedgeai` executable to hand exports to, if the user named one (the current key
+    /// first, then the older `tools.stm32ai.path_to_stm32ai`).
+    pub fn stedgeai_path(&self) -> Option<&std::path::Path> {
+        self.stedgeai
+            .path_to_stedgeai
+            .as_deref()
+            .or(self.stm32ai.path_to_stm32ai.as_deref())
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
