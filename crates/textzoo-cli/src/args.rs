@@ -66,6 +66,20 @@ pub enum Command {
     /// no application, platform or Makefile), for your own firmware — the model zoo's
     /// conversion scripts.
     ModelToC(ModelToCArgs),
+    /// Turn a finished run (float + int8 model, evaluated: e.g. chain_tqe) into a model folder:
+    /// both files and a README.md card with quality, fit and emulated speed per board, and
+    /// samples — how the bundled pretrained_models/ are made.
+    ModelCard(ModelCardArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ModelCardArgs {
+    /// The run directory (holding saved_models/, quantized_models/, metrics.json).
+    #[arg(value_name = "RUN_DIR")]
+    pub run_dir: PathBuf,
+    /// The model folder to write (its name is the model's name in the card).
+    #[arg(long, short = 'o', value_name = "DIR")]
+    pub output: PathBuf,
 }
 
 #[derive(Debug, clap::Args)]

@@ -32,6 +32,7 @@ fn run(args: args::Args) -> anyhow::Result<()> {
     match args.command {
         Some(args::Command::CombineCorpus(c)) => return combine_corpus(c),
         Some(args::Command::ModelToC(m)) => return model_to_c(m),
+        Some(args::Command::ModelCard(m)) => return model_card(m),
         None => {}
     }
     let source = ConfigSource {
@@ -116,6 +117,22 @@ fn model_to_c(args: args::ModelToCArgs) -> anyhow::Result<()> {
         files.len(),
         args.model.display(),
         args.output.display()
+    );
+    Ok(())
+}
+
+fn model_card(args: args::ModelCardArgs) -> anyhow::Result<()> {
+    let report = textzoo::pipeline::card::write_card(&textzoo::pipeline::card::CardInput {
+        run_dir: &args.run_dir,
+        out_dir: &args.output,
+    })?;
+    for file in report.files.iter().chain([&report.card]) {
+        println!("{}", file.display());
+    }
+    println!(
+        "model card for {} written to {}",
+        report.name,
+        report.card.display()
     );
     Ok(())
 }

@@ -14,6 +14,7 @@
 
 pub mod float;
 pub mod int8;
+pub mod zoo;
 
 pub use float::{CheckpointState, FloatFile, ModelMeta};
 pub use int8::Int8File;

@@ -44,6 +44,10 @@ pub struct General {
     /// A model file to start from (float or int8 `.safetensors`); required by modes that do not
     /// train first.
     pub model_path: Option<PathBuf>,
+    /// The bundled model (`pretrained_models/`) a mode that starts from a model uses when no
+    /// `general.model_path` is given: `board` or `reference` (the entry `<model.name>_<size>`),
+    /// or an entry's own name (e.g. `gru_board`); `null` to require a model file.
+    pub pretrained: Option<String>,
     pub global_seed: u64,
     /// Worker threads for training and evaluation; 0 means one per available core.
     pub num_threads: usize,
@@ -54,6 +58,7 @@ impl Default for General {
         Self {
             project_name: "textzoo".into(),
             model_path: None,
+            pretrained: Some("board".into()),
             global_seed: 42,
             num_threads: 0,
         }

@@ -248,11 +248,11 @@ pub fn required_paths(cfg: &Config) -> Result<(), ConfigError> {
     let mode = super::modes::mode_name(cfg.operation_mode);
     let trains = services.first() == Some(&Service::Training);
     let needs_model = !trains && !services.contains(&Service::Preprocessing);
-    if needs_model && cfg.general.model_path.is_none() {
+    if needs_model && cfg.general.model_path.is_none() && cfg.general.pretrained.is_none() {
         return Err(ConfigError::Missing {
             key: "general.model_path".into(),
             mode: mode.into(),
-            why: "this mode does not train a model, so it needs a model file to start from".into(),
+            why: "this mode does not train a model, so it needs a model file to start from (general.pretrained is null, so no bundled model is used)".into(),
         });
     }
     must_exist("general.model_path", &cfg.general.model_path)?;
@@ -318,11 +318,16 @@ mod tests {
     }
 
     #[test]
-    fn modes_without_training_need_a_model() {
-        let cfg = Config {
+    fn modes_without_training_need_a_model_when_no_bundled_one_is_allowed() {
+        let mut cfg = Config {
             operation_mode: super::super::schema::OperationMode::Evaluation,
             ..Config::default()
         };
+        assert!(
+            required_paths(&cfg).is_ok(),
+            "the bundled model is the default"
+        );
+        cfg.general.pretrained = None;
         let text = required_paths(&cfg).unwrap_err().to_string();
         assert!(
             text.contains("general.model_path") && text.contains("evaluation"),

@@ -5,6 +5,7 @@
 //! `metrics.json` (rewritten after every stage, so a failure keeps what came before), and
 //! finally handing the run to tracking. Nothing below imports it.
 
+pub mod card;
 mod dir;
 mod source;
 pub mod threads;
@@ -146,6 +147,16 @@ impl Pipeline {
         );
         self.metrics.set("run", "operation_mode", mode_name(mode));
         self.metrics.set("run", "services", names.clone());
+        if let Some(entry) = &self.models.pretrained {
+            let path = self.models.latest_path().unwrap_or(&entry.dir).display();
+            tracing::info!(
+                "starting from the bundled pretrained model {} ({path})",
+                entry.name
+            );
+            self.metrics
+                .set("run", "pretrained_model", entry.name.clone());
+            self.metrics.set("run", "model_path", path.to_string());
+        }
         for (i, &service) in list.iter().enumerate() {
             tracing::info!("[{}/{}] {}", i + 1, list.len(), service.name());
             let result = self.stage(service);

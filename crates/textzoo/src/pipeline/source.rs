@@ -5,7 +5,12 @@
 //! damaged or wrong-kind file is an exit-2 error that leaves nothing behind — and handed from
 //! stage to stage in memory, so no stage reads it again. The models the chain produces
 //! (training's float model, quantization's int8 model) join it as the stages run.
+//!
+//! Without `general.model_path`, the bundled model zoo (`pretrained_models/`, see
+//! [`crate::artifact::zoo`]) supplies the model `general.pretrained` names for `model.name`:
+//! its int8 file for a stage that needs one, else its float file.
 
+use crate::artifact::zoo::{self, ZooEntry};
 use crate::artifact::{FloatFile, Int8File, ModelFile};
 use crate::config::{mode_name, services, Config, Service};
 use crate::data::TextTokenizer;
@@ -17,6 +22,8 @@ use std::path::Path;
 pub struct Models {
     pub float: Option<FloatFile>,
     pub int8: Option<Int8File>,
+    /// The bundled model the run started from, when it came from the zoo.
+    pub pretrained: Option<ZooEntry>,
 }
 
 /// Which kind of model a stage starts from.
@@ -56,9 +63,26 @@ impl Models {
         let Some(needs) = needs(first) else {
             return Ok(Models::default());
         };
-        let Some(path) = &config.general.model_path else {
-            return Err(Error::Usage(missing(mode_name(mode), first, needs)));
+        let (path, pretrained) = match (&config.general.model_path, &config.general.pretrained) {
+            (Some(path), _) => (path.clone(), None),
+            (None, None) => return Err(Error::Usage(missing(mode_name(mode), first, needs))),
+            (None, Some(choice)) => {
+                let entry = bundled(config, choice)?;
+                let path = match needs {
+                    Needs::Int8 => entry.int8_path(),
+                    Needs::Float | Needs::Either => entry.float_path(),
+                };
+                (path, Some(entry))
+            }
         };
+        let path = &path;
+        let mut models = Models::open(path, needs, first)?;
+        models.pretrained = pretrained;
+        Ok(models)
+    }
+
+    /// Opens `path` and checks it is the kind `first` needs.
+    fn open(path: &Path, needs: Needs, first: Service) -> Result<Models> {
         match (ModelFile::open(path)?, needs) {
             (ModelFile::Int8(_), Needs::Float) => Err(Error::input(
                 path,
@@ -75,11 +99,11 @@ impl Models {
             )),
             (ModelFile::Float(f), _) => Ok(Models {
                 float: Some(f),
-                int8: None,
+                ..Models::default()
             }),
             (ModelFile::Int8(q), _) => Ok(Models {
-                float: None,
                 int8: Some(q),
+                ..Models::default()
             }),
         }
     }
@@ -103,6 +127,18 @@ impl Models {
     }
 }
 
+/// The zoo entry `general.pretrained` names for `model.name`.
+fn bundled(config: &Config, choice: &str) -> Result<ZooEntry> {
+    let Some(root) = zoo::locate() else {
+        return Err(Error::Usage(format!(
+            "operation_mode={} starts from a model and none was given: set general.model_path to a model file (no bundled pretrained_models/ folder was found in ${}, ./pretrained_models or the source tree)",
+            mode_name(config.operation_mode),
+            zoo::ZOO_ENV
+        )));
+    };
+    zoo::pick(&root, config.model.name.name(), choice)
+}
+
 /// The one message for a mode that starts from a model when none is given.
 fn missing(mode: &str, first: Service, needs: Needs) -> String {
     let what = match needs {
@@ -113,7 +149,7 @@ fn missing(mode: &str, first: Service, needs: Needs) -> String {
         ),
         Needs::Either => "a model: set general.model_path to a float model (saved_models/model.safetensors) or an int8 model (quantized_models/model_int8.safetensors)".to_string(),
     };
-    format!("operation_mode={mode} starts from {what}; the modes that train (training, chain_tqe, chain_tqeb) make their own")
+    format!("operation_mode={mode} starts from {what}, or set general.pretrained to a bundled model; the modes that train (training, chain_tqe, chain_tqeb) make their own")
 }
 
 #[cfg(test)]
@@ -127,6 +163,7 @@ mod tests {
             ..Config::default()
         };
         c.general.model_path = model_path.map(Path::to_path_buf);
+        c.general.pretrained = None;
         c
     }
 
