@@ -56,7 +56,7 @@ impl Preflight {
                     (None, Some(f)) => &f.meta.config,
                     (None, None) => return Err(Error::Internal("no model resolved".into())),
                 };
-                crate::lm::check_prompt(&config.prediction.prompt, model, tokenizer)?;
+                crate::lm::check_prediction(&config.prediction, model, tokenizer)?;
             }
         }
         if list.contains(&Service::Deployment) {
