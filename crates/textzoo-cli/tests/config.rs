@@ -216,9 +216,12 @@ fn zoo_layout(root: &std::path::Path) -> std::path::PathBuf {
         .join("crates/textzoo-cli/tests/fixtures/st_zoo/text_generation_user_config.yaml");
     let zoo = root.join("zoo");
     std::fs::create_dir_all(zoo.join("datasets")).unwrap();
-    let corpus = std::fs::read_to_string(workspace_root().join("datasets/alice_in_wonderland.txt"))
-        .unwrap();
-    let end = corpus.char_indices().nth(40_000).map_or(corpus.len(), |(i, _)| i);
+    let corpus =
+        std::fs::read_to_string(workspace_root().join("datasets/alice_in_wonderland.txt")).unwrap();
+    let end = corpus
+        .char_indices()
+        .nth(40_000)
+        .map_or(corpus.len(), |(i, _)| i);
     std::fs::write(zoo.join("datasets/tinyshakespeare.txt"), &corpus[..end]).unwrap();
     let old = zoo.join("user_config.yaml");
     std::fs::copy(fixture, &old).unwrap();
@@ -243,7 +246,8 @@ fn a_zoo_configuration_is_pointed_to_migrate_config_and_its_migration_runs() {
     ]);
     assert_eq!(ran.code, 2, "{}", ran.all());
     assert!(
-        ran.stderr.contains("looks like an STM32 model zoo configuration")
+        ran.stderr
+            .contains("looks like an STM32 model zoo configuration")
             && ran.stderr.contains("textzoo migrate-config"),
         "{}",
         ran.stderr
@@ -272,7 +276,11 @@ fn a_zoo_configuration_is_pointed_to_migrate_config_and_its_migration_runs() {
     ] {
         assert!(ran.stdout.contains(needle), "{needle}: {}", ran.stdout);
     }
-    assert!(!ran.stdout.contains("warning:"), "the corpus exists: {}", ran.stdout);
+    assert!(
+        !ran.stdout.contains("warning:"),
+        "the corpus exists: {}",
+        ran.stdout
+    );
     // The output is not overwritten without --force.
     let again = textzoo(&[
         "migrate-config",
@@ -301,10 +309,15 @@ fn a_zoo_configuration_is_pointed_to_migrate_config_and_its_migration_runs() {
         "quantization.num_samples=16",
     ]);
     assert_eq!(ran.code, 0, "{}", ran.all());
-    assert!(run.join("quantized_models/model_int8.safetensors").is_file());
+    assert!(run
+        .join("quantized_models/model_int8.safetensors")
+        .is_file());
     let resolved = std::fs::read_to_string(run.join(".hydra/config.yaml")).unwrap();
     assert!(resolved.contains("tiny_bert_generator"), "{resolved}");
-    assert!(resolved.contains("project_name: word_generation"), "{resolved}");
+    assert!(
+        resolved.contains("project_name: word_generation"),
+        "{resolved}"
+    );
 }
 
 #[test]
@@ -340,7 +353,11 @@ fn a_migrated_file_whose_corpus_is_missing_says_so() {
         &dir,
     ]);
     assert_eq!(ran.code, 2, "{}", ran.all());
-    assert!(ran.stderr.contains("dataset.training_path"), "{}", ran.stderr);
+    assert!(
+        ran.stderr.contains("dataset.training_path"),
+        "{}",
+        ran.stderr
+    );
     assert!(!run.exists());
     // A board textzoo does not build for is refused with the list.
     let bad = tmp.path().join("u5.yaml");

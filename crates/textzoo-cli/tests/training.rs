@@ -286,9 +286,9 @@ fn damaged_and_foreign_model_files_are_refused_before_any_work() {
 #[test]
 fn models_of_other_tools_are_refused_by_name_and_by_content() {
     let tmp = tempfile::tempdir().unwrap();
-    let onnx = std::fs::read(workspace_root().join(
-        "crates/textzoo-cli/tests/fixtures/foreign/tiny_relu.onnx",
-    ))
+    let onnx = std::fs::read(
+        workspace_root().join("crates/textzoo-cli/tests/fixtures/foreign/tiny_relu.onnx"),
+    )
     .unwrap();
     let mut h5 = b"\x89HDF\r\n\x1a\n".to_vec();
     h5.extend([0u8; 64]);
@@ -297,8 +297,16 @@ fn models_of_other_tools_are_refused_by_name_and_by_content() {
         ("renamed.safetensors", onnx, "ONNX"),
         ("model.h5", h5.clone(), "Keras HDF5"),
         ("weights.bin", h5, "Keras HDF5"),
-        ("model.keras", b"PK\x03\x04\x14\x00\x00\x00".to_vec(), ".keras"),
-        ("model.tflite", b"\x1c\x00\x00\x00TFL3\x00\x00".to_vec(), "TensorFlow Lite"),
+        (
+            "model.keras",
+            b"PK\x03\x04\x14\x00\x00\x00".to_vec(),
+            ".keras",
+        ),
+        (
+            "model.tflite",
+            b"\x1c\x00\x00\x00TFL3\x00\x00".to_vec(),
+            "TensorFlow Lite",
+        ),
         ("empty.tflite", Vec::new(), "TensorFlow Lite"),
     ];
     for (i, (name, bytes, format)) in cases.iter().enumerate() {
@@ -310,7 +318,11 @@ fn models_of_other_tools_are_refused_by_name_and_by_content() {
         let ran = textzoo(&with(&tiny(&run), &[mode, &model]));
         assert_eq!(ran.code, 2, "{name}: {}", ran.all());
         for needle in [*name, *format, "cannot import", "model.safetensors"] {
-            assert!(ran.stderr.contains(needle), "{name}: {needle}: {}", ran.stderr);
+            assert!(
+                ran.stderr.contains(needle),
+                "{name}: {needle}: {}",
+                ran.stderr
+            );
         }
         assert!(!run.exists(), "{name}");
     }

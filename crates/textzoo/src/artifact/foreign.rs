@@ -115,7 +115,10 @@ mod tests {
         user_block.extend_from_slice(&h5);
         assert_eq!(named("weights", &user_block), Some(Foreign::KerasH5));
         assert_eq!(
-            named("model.safetensors", b"PK\x03\x04\x14\x00\x00\x00config.json"),
+            named(
+                "model.safetensors",
+                b"PK\x03\x04\x14\x00\x00\x00config.json"
+            ),
             Some(Foreign::Keras)
         );
         assert_eq!(
@@ -148,7 +151,10 @@ mod tests {
         assert_eq!(named("m.bin", b"\x08\x99\x12"), None);
         assert_eq!(named("m.bin", b"\x08\x07\x00"), None);
         // A (damaged) safetensors file whose header length happens to start like ONNX.
-        assert_eq!(named("m.bin", b"\x08\x08\x12\x00\x00\x00\x00\x00{\"a\""), None);
+        assert_eq!(
+            named("m.bin", b"\x08\x08\x12\x00\x00\x00\x00\x00{\"a\""),
+            None
+        );
     }
 
     #[test]

@@ -48,7 +48,10 @@ mod tests {
     #[test]
     fn zoo_only_keys_are_recognised() {
         let zoo = json!({"dataset": {"corpus_path": "a.txt"}, "training": {"batch_size": 3}});
-        assert_eq!(zoo_key(zoo.as_object().unwrap()), Some("dataset.corpus_path"));
+        assert_eq!(
+            zoo_key(zoo.as_object().unwrap()),
+            Some("dataset.corpus_path")
+        );
         let nested = json!({"training": {"model": {"name": "tiny_gpt"}}});
         assert_eq!(zoo_key(nested.as_object().unwrap()), Some("training.model"));
         let ours = json!({"dataset": {"training_path": "a.txt"}, "model": {"name": "gru"}});

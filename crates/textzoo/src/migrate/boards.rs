@@ -19,7 +19,8 @@ pub fn map(board: &str, serie: Option<&str>) -> Result<(&'static str, Option<Str
     if let Some((_, name)) = PROFILES.iter().find(|(_, n)| n.eq_ignore_ascii_case(board)) {
         return Ok((name, None));
     }
-    let family = family_of(&upper).or_else(|| serie.and_then(|s| family_of(&s.to_ascii_uppercase())));
+    let family =
+        family_of(&upper).or_else(|| serie.and_then(|s| family_of(&s.to_ascii_uppercase())));
     let Some(profile) = family else {
         return Err(format!(
             "board `{board}`{} has no textzoo profile; textzoo builds for {} (STM32H7 is a \
@@ -98,10 +99,16 @@ mod tests {
             assert!(note.unwrap().contains(board), "{board}");
         }
         // An unknown board name, placed by its serie.
-        assert_eq!(map("MY-CUSTOM-BOARD", Some("STM32H7")).unwrap().0, "STM32H7");
+        assert_eq!(
+            map("MY-CUSTOM-BOARD", Some("STM32H7")).unwrap().0,
+            "STM32H7"
+        );
         for (board, serie) in [("B-U585I-IOT02A", Some("STM32U5")), ("NUCLEO-F401RE", None)] {
             let err = map(board, serie).unwrap_err();
-            assert!(err.contains(board) && err.contains("STM32MP257F-EV1"), "{err}");
+            assert!(
+                err.contains(board) && err.contains("STM32MP257F-EV1"),
+                "{err}"
+            );
         }
     }
 }

@@ -159,14 +159,14 @@ fn scalar(v: &Value) -> String {
 fn check(m: &Migration) -> Result<()> {
     let text = serde_saphyr::to_string(&Value::Object(m.tree.clone()))
         .map_err(|e| Error::Internal(format!("writing the migrated configuration: {e}")))?;
-    let err = match crate::config::parse_str(&text, "the migrated configuration", chrono::Local::now())
-    {
-        Ok(cfg) => match crate::config::validate_values(&cfg) {
-            Ok(()) => return Ok(()),
+    let err =
+        match crate::config::parse_str(&text, "the migrated configuration", chrono::Local::now()) {
+            Ok(cfg) => match crate::config::validate_values(&cfg) {
+                Ok(()) => return Ok(()),
+                Err(e) => e,
+            },
             Err(e) => e,
-        },
-        Err(e) => e,
-    };
+        };
     let text = err.to_string();
     let origin = m
         .mapped

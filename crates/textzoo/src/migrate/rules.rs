@@ -60,7 +60,10 @@ fn to(key: &str, value: &Value) -> Result<Outcome, String> {
 }
 
 fn to_noted(key: &str, value: Value, note: impl Into<String>) -> Result<Outcome, String> {
-    Ok(Outcome::Map(vec![(key.to_string(), value)], Some(note.into())))
+    Ok(Outcome::Map(
+        vec![(key.to_string(), value)],
+        Some(note.into()),
+    ))
 }
 
 fn drop(why: impl Into<String>) -> Result<Outcome, String> {
@@ -226,7 +229,7 @@ pub fn rule(key: &str, v: &Value, cx: &Context) -> Result<Outcome, String> {
         ),
         "deployment.IDE" => match v.as_str() {
             Some(ide) if ide.eq_ignore_ascii_case("gcc") => {
-                drop("textzoo's C project builds with a Makefile and GCC, which is what GCC chose")
+                drop("textzoo's C project builds with a Makefile and GCC, as the zoo's GCC choice does")
             }
             _ => drop(
                 "textzoo's C project builds with a Makefile and GCC; import it as a Makefile \
@@ -315,7 +318,10 @@ fn subset_size(v: &Value) -> Result<Outcome, String> {
 
 fn input_shape(v: &Value, cx: &Context) -> Result<Outcome, String> {
     let first = v.as_array().and_then(|a| a.first()).and_then(Value::as_u64);
-    match (first, cx.get("dataset.sequence_length").and_then(Value::as_u64)) {
+    match (
+        first,
+        cx.get("dataset.sequence_length").and_then(Value::as_u64),
+    ) {
         (Some(a), Some(b)) if a != b => drop(format!(
             "given by dataset.sequence_length ({b}) in textzoo; the old file's input_shape {a} \
              disagrees with it and is ignored"
@@ -382,7 +388,9 @@ fn callback(rest: &str, v: &Value, cx: &Context) -> Result<Outcome, String> {
             to_noted("training.lr_schedule.patience", v.clone(), PATIENCE_NOTE)
         }
         ("ReduceLROnPlateau", "min_lr") => {
-            let min_lr = v.as_f64().ok_or_else(|| format!("expected a number, got {v}"))?;
+            let min_lr = v
+                .as_f64()
+                .ok_or_else(|| format!("expected a number, got {v}"))?;
             let lr = cx.learning_rate();
             to_noted(
                 "training.lr_schedule.min_lr_ratio",
@@ -404,7 +412,9 @@ fn callback(rest: &str, v: &Value, cx: &Context) -> Result<Outcome, String> {
 }
 
 fn board(key: &str, v: &Value, cx: &Context) -> Result<Outcome, String> {
-    let name = v.as_str().ok_or_else(|| format!("expected a board name, got {v}"))?;
+    let name = v
+        .as_str()
+        .ok_or_else(|| format!("expected a board name, got {v}"))?;
     let serie = cx
         .get("deployment.hardware_setup.serie")
         .and_then(Value::as_str);
@@ -428,7 +438,10 @@ pub fn implied(cx: &Context) -> Vec<Mapped> {
         out.push(Mapped {
             from: "training.callbacks.ReduceLROnPlateau".into(),
             to: vec![
-                ("training.lr_schedule.name".into(), json!("reduce_on_plateau")),
+                (
+                    "training.lr_schedule.name".into(),
+                    json!("reduce_on_plateau"),
+                ),
                 ("training.lr_schedule.warmup_steps".into(), json!(0)),
             ],
             note: Some("the learning rate is cut when the validation loss stalls".into()),

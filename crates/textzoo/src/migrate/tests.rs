@@ -75,7 +75,14 @@ fn the_zoo_sample_maps_every_key() {
         let dropped = m.dropped.iter().filter(|x| &x.from == key).count();
         assert_eq!(mapped + dropped, 1, "{key}");
     }
-    let why = |key: &str| m.dropped.iter().find(|d| d.from == key).unwrap().why.clone();
+    let why = |key: &str| {
+        m.dropped
+            .iter()
+            .find(|d| d.from == key)
+            .unwrap()
+            .why
+            .clone()
+    };
     assert!(why("deployment.IDE").contains("Makefile"));
     assert!(why("quantization.quantizer").contains("int8"));
     assert!(why("evaluation.sample_text").contains("prediction.prompt"));
@@ -89,9 +96,11 @@ fn the_zoo_sample_maps_every_key() {
     assert!(board.note.as_deref().unwrap().contains("STM32H747I-DISCO"));
     // The sample's corpus is not next to it: a warning says so.
     assert!(
-        m.warnings.iter().any(|w| w.contains("dataset.training_path")
-            && w.contains("does not exist")
-            && w.contains("corpus_path")),
+        m.warnings
+            .iter()
+            .any(|w| w.contains("dataset.training_path")
+                && w.contains("does not exist")
+                && w.contains("corpus_path")),
         "{:?}",
         m.warnings
     );
@@ -100,9 +109,15 @@ fn the_zoo_sample_maps_every_key() {
     let cfg = crate::config::parse_str(&rendered, "t", chrono::Local::now()).unwrap();
     assert_eq!(cfg.model.embed_dim, 128);
     assert!(rendered.contains("#   deployment.IDE:"), "{rendered}");
-    assert!(rendered.contains("# WARNING: dataset.training_path"), "{rendered}");
+    assert!(
+        rendered.contains("# WARNING: dataset.training_path"),
+        "{rendered}"
+    );
     let printed = report(&m);
-    assert!(printed.contains("training.model.dff -> model.ffn_dim = 512"), "{printed}");
+    assert!(
+        printed.contains("training.model.dff -> model.ffn_dim = 512"),
+        "{printed}"
+    );
 }
 
 fn migrated(yaml: &str) -> Result<Migration> {
@@ -117,13 +132,25 @@ fn values_textzoo_cannot_take_are_refused_with_the_old_key() {
     let err = migrated("training:\n  model:\n    name: st_lstm_large\n")
         .unwrap_err()
         .to_string();
-    assert!(err.contains("training.model.name") && err.contains("tiny_gpt"), "{err}");
-    let err = migrated("deployment:\n  hardware_setup:\n    serie: STM32U5\n    board: B-U585I-IOT02A\n")
+    assert!(
+        err.contains("training.model.name") && err.contains("tiny_gpt"),
+        "{err}"
+    );
+    let err =
+        migrated("deployment:\n  hardware_setup:\n    serie: STM32U5\n    board: B-U585I-IOT02A\n")
+            .unwrap_err()
+            .to_string();
+    assert!(
+        err.contains("B-U585I-IOT02A") && err.contains("STM32N6570-DK"),
+        "{err}"
+    );
+    let err = migrated("operation_mode: chain_tbqeb\n")
         .unwrap_err()
         .to_string();
-    assert!(err.contains("B-U585I-IOT02A") && err.contains("STM32N6570-DK"), "{err}");
-    let err = migrated("operation_mode: chain_tbqeb\n").unwrap_err().to_string();
-    assert!(err.contains("chain_tbqeb") && err.contains("chain_qd"), "{err}");
+    assert!(
+        err.contains("chain_tbqeb") && err.contains("chain_qd"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -141,11 +168,25 @@ fn smaller_cases_map_as_documented() {
     assert_eq!(get(t, "mlflow.uri"), Some(&json!("http://localhost:5000")));
     assert_eq!(get(t, "prediction.prompt"), Some(&json!("hello there")));
     assert_eq!(get(t, "prediction.max_tokens"), Some(&json!(12)));
-    assert_eq!(get(t, "prediction.strategy"), None, "no temperature: greedy stays");
+    assert_eq!(
+        get(t, "prediction.strategy"),
+        None,
+        "no temperature: greedy stays"
+    );
     // No EarlyStopping callback: textzoo's early stopping is turned off.
-    assert_eq!(get(t, "training.early_stopping.enabled"), Some(&json!(false)));
+    assert_eq!(
+        get(t, "training.early_stopping.enabled"),
+        Some(&json!(false))
+    );
     assert_eq!(get(t, "training.learning_rate"), None);
-    let why = |key: &str| m.dropped.iter().find(|d| d.from == key).unwrap().why.clone();
+    let why = |key: &str| {
+        m.dropped
+            .iter()
+            .find(|d| d.from == key)
+            .unwrap()
+            .why
+            .clone()
+    };
     assert!(why("general.model_path").contains("/zoo/pretrained/model.h5"));
     assert!(why("training.optimizer.SGD.learning_rate").contains("AdamW"));
 }

@@ -95,7 +95,11 @@ impl PredictReport {
         let s = &self.settings;
         m.set("prediction", "model", self.model.display().to_string());
         m.set("prediction", "tokens", self.tokens);
-        m.set("prediction", "strategy", format!("{:?}", s.strategy).to_lowercase());
+        m.set(
+            "prediction",
+            "strategy",
+            format!("{:?}", s.strategy).to_lowercase(),
+        );
         m.set("prediction", "temperature", s.temperature);
         m.set("prediction", "top_k", s.top_k);
         m.set("prediction", "top_p", s.top_p);
