@@ -190,3 +190,62 @@ fn smaller_cases_map_as_documented() {
     assert!(why("general.model_path").contains("/zoo/pretrained/model.h5"));
     assert!(why("training.optimizer.SGD.learning_rate").contains("AdamW"));
 }
+
+/// Zoo keys of the sample, for the property below.
+const ZOO_KEYS: &[&str] = &[
+    "general.model_path",
+    "general.project_name",
+    "mlflow.experiment_name",
+    "mlflow.uri",
+    "operation_mode",
+    "dataset.corpus_path",
+    "dataset.sequence_length",
+    "dataset.subset_size",
+    "training.model.name",
+    "training.model.input_shape",
+    "training.model.embedding_dim",
+    "training.optimizer.Adam.learning_rate",
+    "training.optimizer.SGD.momentum",
+    "training.callbacks.ReduceLROnPlateau.min_lr",
+    "training.callbacks.EarlyStopping.monitor",
+    "evaluation.temperature",
+    "tools.stedgeai.version",
+    "deployment.hardware_setup.board",
+    "deployment.hardware_setup.serie",
+    "deployment.IDE",
+    "something.unknown",
+];
+
+fn any_value() -> impl proptest::strategy::Strategy<Value = Value> {
+    use proptest::prelude::*;
+    prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::from),
+        any::<i64>().prop_map(Value::from),
+        any::<f64>().prop_map(|f| json!(f)),
+        "[ -~]{0,12}".prop_map(Value::from),
+        proptest::collection::vec(any::<u8>(), 0..3).prop_map(|v| json!(v)),
+        Just(json!({})),
+    ]
+}
+
+proptest::proptest! {
+    /// Whatever values a zoo file holds, migration answers (a file or a refusal), never panics,
+    /// and every key is accounted for when it succeeds.
+    #[test]
+    fn any_zoo_values_migrate_or_are_refused(
+        entries in proptest::collection::vec((0..ZOO_KEYS.len(), any_value()), 0..12)
+    ) {
+        let mut tree = Map::new();
+        for (i, value) in entries {
+            set(&mut tree, ZOO_KEYS[i], value);
+        }
+        if let Ok(m) = migrate(&tree, Path::new("/zoo")) {
+            let _ = check(&m);
+            let _ = render(&m, Path::new("/zoo/user_config.yaml"));
+            let leaves = flatten(&tree).len();
+            proptest::prop_assert_eq!(leaves, m.dropped.len() + m.mapped.iter()
+                .filter(|x| flatten(&tree).iter().any(|(k, _)| *k == x.from)).count());
+        }
+    }
+}
