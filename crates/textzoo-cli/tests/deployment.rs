@@ -447,6 +447,18 @@ fn repetition_controls_out_of_range_are_refused() {
         assert!(ran.all().contains(needle), "{setting}: {}", ran.all());
         assert!(is_absent_or_empty(&run), "{setting}");
     }
+    // chain_qd from the float model: refused before quantizing, by the same window.
+    let run = tmp.path().join("refused_qd");
+    let run_dir = format!("hydra.run.dir={}", run.display());
+    let ran = textzoo(&[
+        "operation_mode=chain_qd",
+        &model,
+        &run_dir,
+        "prediction.no_repeat_ngram_size=9",
+    ]);
+    assert_eq!(ran.code, 2, "{}", ran.all());
+    assert!(ran.all().contains("[0, 8]"), "{}", ran.all());
+    assert!(is_absent_or_empty(&run));
     // In range: generated, and the settings are recorded with the text.
     let run = tmp.path().join("ok");
     let run_dir = format!("hydra.run.dir={}", run.display());

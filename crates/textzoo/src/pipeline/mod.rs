@@ -59,6 +59,13 @@ impl Preflight {
                 crate::lm::check_prediction(&config.prediction, model, tokenizer)?;
             }
         }
+        // A chain that quantizes first (chain_qd) has only the float model yet: its window is
+        // the int8 model's, so the n-gram bound is checked here too.
+        if list.contains(&Service::Deployment) || list.contains(&Service::Prediction) {
+            if let Some((_, seq_len)) = models.tokenizer_and_seq_len() {
+                crate::lm::check_ngram_size(config.prediction.no_repeat_ngram_size, seq_len)?;
+            }
+        }
         if list.contains(&Service::Deployment) {
             if let Some(int8) = &models.int8 {
                 deployment::check(&deploy_input(config, int8, PathBuf::new()))?;
