@@ -33,6 +33,7 @@ Examples:
           prediction.prompt=\"to be or not\" prediction.max_tokens=50
   textzoo --config-path config_file_examples --config-name training.yaml training.max_steps=100
   textzoo --cfg model.name=tiny_gpt        (print the resolved configuration and exit)
+  textzoo migrate-config zoo_user_config.yaml -o user_config.yaml  (from the STM32 model zoo)
 
 Exit codes: 0 success, 2 invalid configuration or input, 1 failure while working.";
 
@@ -70,6 +71,10 @@ pub enum Command {
     /// both files and a README.md card with quality, fit and emulated speed per board, and
     /// samples — how the bundled pretrained_models/ are made.
     ModelCard(ModelCardArgs),
+    /// Convert an STM32 model zoo configuration (text generation layout) into a textzoo
+    /// file, printing every key mapped and every key dropped with the reason. Relative paths
+    /// of the old file are read from its folder and written absolute.
+    MigrateConfig(MigrateArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -80,6 +85,19 @@ pub struct ModelCardArgs {
     /// The model folder to write (its name is the model's name in the card).
     #[arg(long, short = 'o', value_name = "DIR")]
     pub output: PathBuf,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct MigrateArgs {
+    /// The model zoo configuration (e.g. user_config.yaml of the zoo's text generation).
+    #[arg(value_name = "OLD_YAML")]
+    pub input: PathBuf,
+    /// The textzoo configuration to write (refused if it exists, unless --force).
+    #[arg(long, short = 'o', value_name = "NEW_YAML")]
+    pub output: PathBuf,
+    /// Overwrite the output file if it exists.
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, clap::Args)]

@@ -33,6 +33,7 @@ fn run(args: args::Args) -> anyhow::Result<()> {
         Some(args::Command::CombineCorpus(c)) => return combine_corpus(c),
         Some(args::Command::ModelToC(m)) => return model_to_c(m),
         Some(args::Command::ModelCard(m)) => return model_card(m),
+        Some(args::Command::MigrateConfig(m)) => return migrate_config(m),
         None => {}
     }
     let source = ConfigSource {
@@ -133,6 +134,34 @@ fn model_card(args: args::ModelCardArgs) -> anyhow::Result<()> {
         "model card for {} written to {}",
         report.name,
         report.card.display()
+    );
+    Ok(())
+}
+
+fn migrate_config(args: args::MigrateArgs) -> anyhow::Result<()> {
+    if args.output.exists() && !args.force {
+        return Err(textzoo::Error::input(
+            &args.output,
+            "already exists; choose another output file or pass --force to overwrite it",
+        )
+        .into());
+    }
+    let migration = textzoo::migrate::migrate_file(&args.input)?;
+    let text = textzoo::migrate::render(&migration, &args.input)?;
+    print!("{}", textzoo::migrate::report(&migration));
+    write_atomic(&args.output, text.as_bytes())?;
+    println!(
+        "wrote {} ({} keys mapped, {} dropped); run it with: textzoo --config-path {} --config-name {}",
+        args.output.display(),
+        migration.mapped.len(),
+        migration.dropped.len(),
+        args.output
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .map_or(".".into(), |p| p.display().to_string()),
+        args.output
+            .file_name()
+            .map_or(String::new(), |n| n.to_string_lossy().into_owned())
     );
     Ok(())
 }

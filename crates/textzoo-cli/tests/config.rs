@@ -208,3 +208,175 @@ fn config_files_from_a_directory_and_builtin_defaults() {
         .stdout
         .contains("training_path: datasets/tinyshakespeare.txt"));
 }
+
+/// The zoo's sample configuration, next to a short corpus where its relative
+/// `dataset.corpus_path` points (the old file's folder + ./datasets/tinyshakespeare.txt).
+fn zoo_layout(root: &std::path::Path) -> std::path::PathBuf {
+    let fixture = workspace_root()
+        .join("crates/textzoo-cli/tests/fixtures/st_zoo/text_generation_user_config.yaml");
+    let zoo = root.join("zoo");
+    std::fs::create_dir_all(zoo.join("datasets")).unwrap();
+    let corpus =
+        std::fs::read_to_string(workspace_root().join("datasets/alice_in_wonderland.txt")).unwrap();
+    let end = corpus
+        .char_indices()
+        .nth(40_000)
+        .map_or(corpus.len(), |(i, _)| i);
+    std::fs::write(zoo.join("datasets/tinyshakespeare.txt"), &corpus[..end]).unwrap();
+    let old = zoo.join("user_config.yaml");
+    std::fs::copy(fixture, &old).unwrap();
+    old
+}
+
+#[test]
+fn a_zoo_configuration_is_pointed_to_migrate_config_and_its_migration_runs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let old = zoo_layout(tmp.path());
+    let zoo = old.parent().unwrap();
+
+    // The strict loader recognises the zoo's layout and names the command.
+    let run = tmp.path().join("refused");
+    let dir = format!("hydra.run.dir={}", run.display());
+    let ran = textzoo(&[
+        "--config-path",
+        zoo.to_str().unwrap(),
+        "--config-name",
+        "user_config.yaml",
+        &dir,
+    ]);
+    assert_eq!(ran.code, 2, "{}", ran.all());
+    assert!(
+        ran.stderr
+            .contains("looks like an STM32 model zoo configuration")
+            && ran.stderr.contains("textzoo migrate-config"),
+        "{}",
+        ran.stderr
+    );
+    assert!(!run.exists());
+
+    // Migration: every key mapped or dropped, printed.
+    let new = tmp.path().join("migrated.yaml");
+    let ran = textzoo(&[
+        "migrate-config",
+        old.to_str().unwrap(),
+        "-o",
+        new.to_str().unwrap(),
+    ]);
+    assert_eq!(ran.code, 0, "{}", ran.all());
+    for needle in [
+        "training.model.dff -> model.ffn_dim = 512",
+        "dataset.sequence_length -> model.seq_len = 32",
+        "training.optimizer.Adam.learning_rate -> training.learning_rate = 0.002",
+        "tools.stedgeai.version -> tools.stedgeai.version = 10.0.0",
+        "deployment.hardware_setup.board -> deployment.hardware_setup.board = STM32H7",
+        "STM32H747I-DISCO builds with textzoo's STM32H7 profile",
+        "deployment.IDE: ",
+        "quantization.quantizer: ",
+        "general.gpu_memory_limit: textzoo trains on the CPU",
+    ] {
+        assert!(ran.stdout.contains(needle), "{needle}: {}", ran.stdout);
+    }
+    assert!(
+        !ran.stdout.contains("warning:"),
+        "the corpus exists: {}",
+        ran.stdout
+    );
+    // The output is not overwritten without --force.
+    let again = textzoo(&[
+        "migrate-config",
+        old.to_str().unwrap(),
+        "-o",
+        new.to_str().unwrap(),
+    ]);
+    assert_eq!(again.code, 2, "{}", again.all());
+    assert!(again.stderr.contains("--force"), "{}", again.stderr);
+
+    // The migrated file runs chain_tqe as written, shortened to a few steps.
+    let run = tmp.path().join("run");
+    let dir = format!("hydra.run.dir={}", run.display());
+    let mlruns = format!("mlflow.uri={}", tmp.path().join("mlruns").display());
+    let ran = textzoo(&[
+        "--config-path",
+        tmp.path().to_str().unwrap(),
+        "--config-name",
+        "migrated.yaml",
+        &dir,
+        &mlruns,
+        "training.max_steps=3",
+        "training.eval_interval=2",
+        "training.eval_windows=16",
+        "evaluation.max_windows=32",
+        "quantization.num_samples=16",
+    ]);
+    assert_eq!(ran.code, 0, "{}", ran.all());
+    assert!(run
+        .join("quantized_models/model_int8.safetensors")
+        .is_file());
+    let resolved = std::fs::read_to_string(run.join(".hydra/config.yaml")).unwrap();
+    assert!(resolved.contains("tiny_bert_generator"), "{resolved}");
+    assert!(
+        resolved.contains("project_name: word_generation"),
+        "{resolved}"
+    );
+}
+
+#[test]
+fn a_migrated_file_whose_corpus_is_missing_says_so() {
+    let tmp = tempfile::tempdir().unwrap();
+    // The fixture's corpus path is relative to its folder, where no datasets/ exists.
+    let old = workspace_root()
+        .join("crates/textzoo-cli/tests/fixtures/st_zoo/text_generation_user_config.yaml");
+    let new = tmp.path().join("new.yaml");
+    let ran = textzoo(&[
+        "migrate-config",
+        old.to_str().unwrap(),
+        "-o",
+        new.to_str().unwrap(),
+    ]);
+    assert_eq!(ran.code, 0, "{}", ran.all());
+    assert!(
+        ran.stdout.contains("warning: dataset.training_path")
+            && ran.stdout.contains("does not exist"),
+        "{}",
+        ran.stdout
+    );
+    let text = std::fs::read_to_string(&new).unwrap();
+    assert!(text.contains("# WARNING: dataset.training_path"), "{text}");
+    // Running it fails before any work, naming the key.
+    let run = tmp.path().join("run");
+    let dir = format!("hydra.run.dir={}", run.display());
+    let ran = textzoo(&[
+        "--config-path",
+        tmp.path().to_str().unwrap(),
+        "--config-name",
+        "new.yaml",
+        &dir,
+    ]);
+    assert_eq!(ran.code, 2, "{}", ran.all());
+    assert!(
+        ran.stderr.contains("dataset.training_path"),
+        "{}",
+        ran.stderr
+    );
+    assert!(!run.exists());
+    // A board textzoo does not build for is refused with the list.
+    let bad = tmp.path().join("u5.yaml");
+    std::fs::write(
+        &bad,
+        "deployment:\n  hardware_setup:\n    serie: STM32U5\n    board: B-U585I-IOT02A\n",
+    )
+    .unwrap();
+    let ran = textzoo(&[
+        "migrate-config",
+        bad.to_str().unwrap(),
+        "-o",
+        tmp.path().join("u5_new.yaml").to_str().unwrap(),
+    ]);
+    assert_eq!(ran.code, 2, "{}", ran.all());
+    assert!(
+        ran.stderr.contains("B-U585I-IOT02A") && ran.stderr.contains("STM32MP157F-DK2"),
+        "{}",
+        ran.stderr
+    );
+    assert!(!tmp.path().join("u5_new.yaml").exists());
+}

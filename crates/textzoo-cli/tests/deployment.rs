@@ -369,3 +369,109 @@ fn model_to_c_writes_sources_that_compile_for_your_own_firmware() {
     assert_eq!(ran.code, 2, "{}", ran.all());
     assert!(ran.all().contains("int8"), "{}", ran.all());
 }
+
+/// `prediction.repetition_penalty` and `prediction.no_repeat_ngram_size` reach the app's
+/// defaults (app_config.h) and its sampler applies them as textzoo-rt does: the host build
+/// and the STM32H7 stand-in under QEMU print generated.txt, sampling and greedy.
+#[test]
+fn repetition_controls_give_the_same_text_on_host_and_under_qemu() {
+    let tmp = tempfile::tempdir().unwrap();
+    let float = trained(tmp.path(), "tiny_gpt");
+    let controls = [
+        "prediction.prompt=alice was beginning",
+        "prediction.max_tokens=24",
+        "prediction.strategy=sample",
+        "prediction.temperature=0.9",
+        "prediction.seed=11",
+        "prediction.repetition_penalty=1.8",
+        "prediction.no_repeat_ngram_size=2",
+    ];
+    let (int8, project) = deploy(tmp.path(), &float, "STM32H7", &controls);
+    let config = std::fs::read_to_string(project.join("src/app_config.h")).unwrap();
+    assert!(
+        config.contains("#define TZ_REPETITION_PENALTY ((float)1.8)")
+            && config.contains("#define TZ_NO_REPEAT_NGRAM_SIZE 2"),
+        "{config}"
+    );
+    let want = predicted(tmp.path(), &int8, &controls);
+    assert_eq!(make(&project, &["run-host"]), format!("{want}\n"), "host");
+    assert_eq!(make(&project, &["run-qemu"]), format!("{want}\n"), "qemu");
+
+    // Greedy, with -D overrides of the compiled-in controls.
+    let greedy = |penalty: &str, ngram: &str| {
+        vec![
+            "prediction.prompt=alice was beginning".to_string(),
+            "prediction.max_tokens=16".into(),
+            "prediction.strategy=greedy".into(),
+            format!("prediction.repetition_penalty={penalty}"),
+            format!("prediction.no_repeat_ngram_size={ngram}"),
+        ]
+    };
+    let plain = greedy("1.0", "0");
+    let plain: Vec<&str> = plain.iter().map(String::as_str).collect();
+    let unpenalized = predicted(tmp.path(), &int8, &plain);
+    for (penalty, ngram) in [("1.3", "3"), ("1.0", "1"), ("2.5", "0")] {
+        let settings = greedy(penalty, ngram);
+        let settings: Vec<&str> = settings.iter().map(String::as_str).collect();
+        let want = predicted(tmp.path(), &int8, &settings);
+        // A 30-step model loops under greedy decoding: the controls must change the text.
+        assert_ne!(want, unpenalized, "{penalty} {ngram}");
+        let flags = format!(
+            "EXTRA_CFLAGS=-DTZ_MAX_TOKENS=16 -DTZ_GREEDY=1 -DTZ_REPETITION_PENALTY={penalty} \
+             -DTZ_NO_REPEAT_NGRAM_SIZE={ngram}"
+        );
+        for target in ["run-host", "run-qemu"] {
+            let got = make(&project, &[target, &flags]);
+            assert_eq!(got, format!("{want}\n"), "{target} {penalty} {ngram}");
+        }
+    }
+}
+
+/// Out-of-range controls are refused before any run directory exists; the n-gram size is
+/// bounded by the model's own window (here seq_len 8).
+#[test]
+fn repetition_controls_out_of_range_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let float = trained(tmp.path(), "gru");
+    let model = format!("general.model_path={}", float.display());
+    for (setting, needle) in [
+        ("prediction.repetition_penalty=0", "(0, 10]"),
+        ("prediction.repetition_penalty=11", "(0, 10]"),
+        ("prediction.no_repeat_ngram_size=9", "[0, 8]"),
+        ("prediction.no_repeat_ngram_size=-1", "no_repeat_ngram_size"),
+    ] {
+        let run = tmp.path().join("refused");
+        let run_dir = format!("hydra.run.dir={}", run.display());
+        let ran = textzoo(&["operation_mode=prediction", &model, &run_dir, setting]);
+        assert_eq!(ran.code, 2, "{setting}: {}", ran.all());
+        assert!(ran.all().contains(needle), "{setting}: {}", ran.all());
+        assert!(is_absent_or_empty(&run), "{setting}");
+    }
+    // chain_qd from the float model: refused before quantizing, by the same window.
+    let run = tmp.path().join("refused_qd");
+    let run_dir = format!("hydra.run.dir={}", run.display());
+    let ran = textzoo(&[
+        "operation_mode=chain_qd",
+        &model,
+        &run_dir,
+        "prediction.no_repeat_ngram_size=9",
+    ]);
+    assert_eq!(ran.code, 2, "{}", ran.all());
+    assert!(ran.all().contains("[0, 8]"), "{}", ran.all());
+    assert!(is_absent_or_empty(&run));
+    // In range: generated, and the settings are recorded with the text.
+    let run = tmp.path().join("ok");
+    let run_dir = format!("hydra.run.dir={}", run.display());
+    let ran = textzoo(&[
+        "operation_mode=prediction",
+        &model,
+        &run_dir,
+        "prediction.repetition_penalty=1.2",
+        "prediction.no_repeat_ngram_size=8",
+    ]);
+    assert_eq!(ran.code, 0, "{}", ran.all());
+    let metrics = std::fs::read_to_string(run.join("metrics.json")).unwrap();
+    let metrics: serde_json::Value = serde_json::from_str(&metrics).unwrap();
+    assert_eq!(metrics["prediction"]["repetition_penalty"], 1.2);
+    assert_eq!(metrics["prediction"]["no_repeat_ngram_size"], 8);
+}

@@ -281,6 +281,53 @@ fn damaged_and_foreign_model_files_are_refused_before_any_work() {
     }
 }
 
+/// Models of other tools (Keras, ONNX, TFLite) are refused with their format's name and what
+/// general.model_path accepts, recognised by content even when renamed, else by extension.
+#[test]
+fn models_of_other_tools_are_refused_by_name_and_by_content() {
+    let tmp = tempfile::tempdir().unwrap();
+    let onnx = std::fs::read(
+        workspace_root().join("crates/textzoo-cli/tests/fixtures/foreign/tiny_relu.onnx"),
+    )
+    .unwrap();
+    let mut h5 = b"\x89HDF\r\n\x1a\n".to_vec();
+    h5.extend([0u8; 64]);
+    let cases: [(&str, Vec<u8>, &str); 7] = [
+        ("model.onnx", onnx.clone(), "ONNX"),
+        ("renamed.safetensors", onnx, "ONNX"),
+        ("model.h5", h5.clone(), "Keras HDF5"),
+        ("weights.bin", h5, "Keras HDF5"),
+        (
+            "model.keras",
+            b"PK\x03\x04\x14\x00\x00\x00".to_vec(),
+            ".keras",
+        ),
+        (
+            "model.tflite",
+            b"\x1c\x00\x00\x00TFL3\x00\x00".to_vec(),
+            "TensorFlow Lite",
+        ),
+        ("empty.tflite", Vec::new(), "TensorFlow Lite"),
+    ];
+    for (i, (name, bytes, format)) in cases.iter().enumerate() {
+        let file = tmp.path().join(name);
+        std::fs::write(&file, bytes).unwrap();
+        let model = format!("general.model_path={}", file.display());
+        let mode = ["operation_mode=prediction", "operation_mode=chain_qd"][i % 2];
+        let run = tmp.path().join(format!("run_{i}"));
+        let ran = textzoo(&with(&tiny(&run), &[mode, &model]));
+        assert_eq!(ran.code, 2, "{name}: {}", ran.all());
+        for needle in [*name, *format, "cannot import", "model.safetensors"] {
+            assert!(
+                ran.stderr.contains(needle),
+                "{name}: {needle}: {}",
+                ran.stderr
+            );
+        }
+        assert!(!run.exists(), "{name}");
+    }
+}
+
 #[test]
 fn ctrl_c_writes_a_checkpoint_that_resumes() {
     let tmp = tempfile::tempdir().unwrap();

@@ -1,4 +1,5 @@
-//! Choosing the next token from logits: greedy, or sampling with temperature, top-k and top-p.
+//! Choosing the next token from logits: greedy, or sampling with temperature, top-k and top-p,
+//! after the context controls (repetition penalty, no-repeat n-grams) have adjusted them.
 //!
 //! Lives in the runtime (not in `textzoo`) because the generated C carries a line-for-line twin
 //! (`tz_sample.c`), and a device must draw the same tokens as the host for the same seed. That
@@ -21,6 +22,65 @@ pub struct SampleConfig {
     /// Keep the smallest prefix of candidates whose probability reaches p.
     pub top_p: f32,
     pub allow_special: bool,
+    /// CTRL / HuggingFace repetition penalty over the context (1.0 = off): a token already in
+    /// the context has a positive logit divided by it, a negative one multiplied by it.
+    pub repetition_penalty: f32,
+    /// Ban every token that would complete an n-gram of this size already in the context, as
+    /// HuggingFace's `no_repeat_ngram_size` (0 = off).
+    pub no_repeat_ngram_size: usize,
+}
+
+impl SampleConfig {
+    /// Whether the pick depends on the context, so the full logits must be adjusted first (a
+    /// shortcut that finds the argmax without every logit is only valid when this is false).
+    pub fn uses_context(&self) -> bool {
+        self.repetition_penalty != 1.0 || self.no_repeat_ngram_size > 0
+    }
+}
+
+/// `logits` after the context controls, written to `out`: first the repetition penalty, once
+/// per distinct token of `context`, then the n-gram bans (a banned logit becomes -inf, which
+/// the sampler never picks). Context ids outside the vocabulary are ignored.
+///
+/// The penalty works on the dequantized `f32` logits the sampler consumes, with one IEEE
+/// division or multiplication per token (`l < 0 ? l * p : l / p`, as HuggingFace's
+/// `torch.where(l < 0, l * p, l / p)`), so the C twin reproduces it bit for bit.
+pub fn adjust(config: &SampleConfig, logits: &[f32], context: &[u32], out: &mut Vec<f32>) {
+    out.clear();
+    out.extend_from_slice(logits);
+    let penalty = config.repetition_penalty;
+    if penalty != 1.0 {
+        for &id in context {
+            let i = id as usize;
+            // Each token is penalized once without a "seen" set (the C twin has no memory to
+            // spare): a logit that already differs from the model's was penalized, and one the
+            // penalty leaves unchanged (0, ±inf, NaN, an overflow kept) gives the same value again.
+            if i < out.len() && out[i].to_bits() == logits[i].to_bits() {
+                let l = logits[i];
+                out[i] = if l < 0.0 { l * penalty } else { l / penalty };
+            }
+        }
+    }
+    ban_repeated_ngrams(config.no_repeat_ngram_size, out, context);
+}
+
+/// HuggingFace's `no_repeat_ngram_size`: with n-gram size `n`, the last `n - 1` tokens of the
+/// context are a prefix; every token that followed the same prefix earlier in the context
+/// would repeat an n-gram, so its logit becomes -inf. (n = 1 bans every token of the context.)
+fn ban_repeated_ngrams(n: usize, logits: &mut [f32], context: &[u32]) {
+    let len = context.len();
+    if n == 0 || len + 1 < n {
+        return;
+    }
+    let prefix = &context[len + 1 - n..];
+    for start in 0..len + 1 - n {
+        if context[start..start + n - 1] == *prefix {
+            let banned = context[start + n - 1] as usize;
+            if banned < logits.len() {
+                logits[banned] = f32::NEG_INFINITY;
+            }
+        }
+    }
 }
 
 /// The sampler and its scratch, reused between calls so the hot path does not allocate.
@@ -30,6 +90,7 @@ pub struct TokenSampler {
     rng: Rng,
     ids: Vec<u32>,
     probs: Vec<f32>,
+    adjusted: Vec<f32>,
 }
 
 /// `f32::total_cmp` as an integer key, written the way the C twin computes it.
@@ -51,6 +112,7 @@ impl TokenSampler {
             rng: Rng::new(seed),
             ids: Vec::new(),
             probs: Vec::new(),
+            adjusted: Vec::new(),
         }
     }
 
@@ -58,7 +120,24 @@ impl TokenSampler {
         &self.config
     }
 
-    /// The next token id. Returns `<unk>` when no logit is a candidate (all non-finite).
+    /// The next token after `context` (the prompt and what was generated so far, all of it,
+    /// not only the model's window): the context controls adjust the logits, then [`pick`]
+    /// chooses. Without controls this is `pick(logits)`.
+    ///
+    /// [`pick`]: TokenSampler::pick
+    pub fn pick_in_context(&mut self, logits: &[f32], context: &[u32]) -> u32 {
+        if !self.config.uses_context() {
+            return self.pick(logits);
+        }
+        let mut adjusted = std::mem::take(&mut self.adjusted);
+        adjust(&self.config, logits, context, &mut adjusted);
+        let token = self.pick(&adjusted);
+        self.adjusted = adjusted;
+        token
+    }
+
+    /// The next token id, ignoring the context controls. Returns `<unk>` when no logit is a
+    /// candidate (all non-finite).
     pub fn pick(&mut self, logits: &[f32]) -> u32 {
         let c = self.config;
         let candidate = |i: usize, l: f32| l.is_finite() && (c.allow_special || i > 1);
@@ -184,6 +263,8 @@ mod tests {
             top_k,
             top_p,
             allow_special: false,
+            repetition_penalty: 1.0,
+            no_repeat_ngram_size: 0,
         }
     }
 
@@ -248,5 +329,109 @@ mod tests {
         };
         let mut s = TokenSampler::new(cold, 3);
         assert!((0..100).all(|_| s.pick(&logits) == 2));
+    }
+
+    fn controls(greedy: bool, penalty: f32, ngram: usize) -> SampleConfig {
+        SampleConfig {
+            repetition_penalty: penalty,
+            no_repeat_ngram_size: ngram,
+            ..config(greedy, 0, 1.0)
+        }
+    }
+
+    fn adjusted(c: SampleConfig, logits: &[f32], context: &[u32]) -> Vec<f32> {
+        let mut out = vec![7.0; 3];
+        adjust(&c, logits, context, &mut out);
+        out
+    }
+
+    #[test]
+    fn repetition_penalty_divides_positive_and_multiplies_negative_logits_once() {
+        let logits = [0.5, 0.5, 2.0, -1.0, 1.5, 0.0, 3.0];
+        // Token 2 appears twice and is still divided once; ids beyond the vocabulary are ignored.
+        let got = adjusted(controls(true, 2.0, 0), &logits, &[2, 3, 2, 5, 99]);
+        assert_eq!(got, [0.5, 0.5, 1.0, -2.0, 1.5, 0.0, 3.0]);
+        let mut s = TokenSampler::new(controls(true, 2.0, 0), 1);
+        assert_eq!(s.pick(&logits), 6);
+        assert_eq!(s.pick_in_context(&logits, &[6]), 2);
+        assert_eq!(s.pick_in_context(&logits, &[6, 2]), 4);
+        // A penalty below 1 favours repetition, as in HuggingFace.
+        let got = adjusted(controls(true, 0.5, 0), &logits, &[3, 4]);
+        assert_eq!(got, [0.5, 0.5, 2.0, -0.5, 3.0, 0.0, 3.0]);
+        // Non-finite logits stay what they were.
+        let odd = [f32::INFINITY, f32::NEG_INFINITY, 1.0];
+        let got = adjusted(controls(true, 3.0, 0), &odd, &[0, 1, 0, 1]);
+        assert_eq!(got, [f32::INFINITY, f32::NEG_INFINITY, 1.0]);
+    }
+
+    #[test]
+    fn controls_off_change_nothing() {
+        let c = controls(false, 1.0, 0);
+        assert!(!c.uses_context());
+        assert!(controls(true, 1.2, 0).uses_context());
+        assert!(controls(true, 1.0, 2).uses_context());
+        let logits = [0.0, 0.0, 2.0, 1.9, 1.8, -5.0];
+        let mut a = TokenSampler::new(c, 9);
+        let mut b = TokenSampler::new(c, 9);
+        for _ in 0..100 {
+            assert_eq!(a.pick(&logits), b.pick_in_context(&logits, &[2, 2, 2, 3]));
+        }
+    }
+
+    #[test]
+    fn no_repeat_ngram_bans_what_would_complete_a_seen_ngram() {
+        let logits = [0.0, 0.0, 1.0, 2.0, 3.0, 4.0, 5.0];
+        let inf = f32::NEG_INFINITY;
+        // n = 2: the last token is 5; 5 was followed by 6 before.
+        let got = adjusted(controls(true, 1.0, 2), &logits, &[5, 6, 5]);
+        assert_eq!(got, [0.0, 0.0, 1.0, 2.0, 3.0, 4.0, inf]);
+        // n = 3: prefix (2, 3) was followed by 4 and by 6.
+        let got = adjusted(controls(true, 1.0, 3), &logits, &[2, 3, 4, 2, 3, 6, 2, 3]);
+        assert_eq!(got, [0.0, 0.0, 1.0, 2.0, inf, 4.0, inf]);
+        // n = 1 bans every token of the context.
+        let got = adjusted(controls(true, 1.0, 1), &logits, &[2, 6]);
+        assert_eq!(got, [0.0, 0.0, inf, 2.0, 3.0, 4.0, inf]);
+        // A context shorter than n has no n-gram to repeat.
+        let got = adjusted(controls(true, 1.0, 4), &logits, &[2, 2]);
+        assert_eq!(got, logits);
+        let got = adjusted(controls(true, 1.0, 3), &logits, &[2, 2]);
+        assert_eq!(got, logits);
+        // Greedy "the the the": n = 2 forbids the second repeat.
+        let mut s = TokenSampler::new(controls(true, 1.0, 2), 1);
+        assert_eq!(s.pick_in_context(&logits, &[6]), 6);
+        assert_eq!(s.pick_in_context(&logits, &[6, 6]), 5);
+        // Everything banned: nothing is a candidate, as with all-non-finite logits.
+        let mut s = TokenSampler::new(controls(false, 1.0, 1), 1);
+        assert_eq!(s.pick_in_context(&[0.0, 0.0, 1.0, 2.0], &[2, 3]), UNK_ID);
+    }
+
+    /// HuggingFace's `_get_ngrams` + `_get_generated_ngrams`, transcribed: a map from each
+    /// (n-1)-prefix to the tokens that followed it.
+    fn reference_bans(n: usize, context: &[u32]) -> Vec<u32> {
+        use std::collections::HashMap;
+        if context.len() + 1 < n {
+            return Vec::new();
+        }
+        let mut seen: HashMap<Vec<u32>, Vec<u32>> = HashMap::new();
+        for g in context.windows(n) {
+            seen.entry(g[..n - 1].to_vec()).or_default().push(g[n - 1]);
+        }
+        let prefix = context[context.len() + 1 - n..].to_vec();
+        seen.remove(&prefix).unwrap_or_default()
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn ngram_bans_match_the_reference(
+            context in proptest::collection::vec(0u32..6, 0..30),
+            n in 1usize..6,
+        ) {
+            let logits = [1.0f32; 6];
+            let got = adjusted(controls(true, 1.0, n), &logits, &context);
+            let banned = reference_bans(n, &context);
+            for (id, l) in got.iter().enumerate() {
+                proptest::prop_assert_eq!(*l == f32::NEG_INFINITY, banned.contains(&(id as u32)));
+            }
+        }
     }
 }

@@ -8,7 +8,7 @@
 //!   logits, float or int8);
 //! - the stages, one folder each, each a function from a typed input to a typed report:
 //!   `training`, `quantization`, `evaluation`, `prediction`, `deployment`, `benchmarking`,
-//!   `tracking`;
+//!   `tracking`; and `migrate` (`textzoo migrate-config`: model zoo files to textzoo's);
 //! - `pipeline`: resolves where the model comes from, runs a mode's stages in order, hands
 //!   artifacts on and writes `metrics.json`. Nothing imports it.
 //!
@@ -23,6 +23,7 @@ pub mod error;
 pub mod evaluation;
 pub mod interrupt;
 pub mod lm;
+pub mod migrate;
 pub mod models;
 pub mod nn;
 pub mod pipeline;

@@ -20,7 +20,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("data", &["config", "error", "util"]),
     ("models", &["config", "nn"]),
     ("artifact", &["config", "data", "error", "models", "util"]),
-    ("lm", &["data", "error", "models"]),
+    ("lm", &["config", "data", "error", "models"]),
     // The stages.
     (
         "training",
@@ -70,6 +70,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
         ],
     ),
     ("tracking", &["config", "error", "util"]),
+    // A tool beside the stages: reads model zoo files, writes textzoo configurations.
+    ("migrate", &["config", "error", "util"]),
     // The top: may use everything; nothing may use it.
     (
         "pipeline",

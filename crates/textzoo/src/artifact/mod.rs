@@ -13,6 +13,7 @@
 //! deployed.
 
 pub mod float;
+pub mod foreign;
 pub mod int8;
 pub mod zoo;
 
@@ -140,11 +141,13 @@ fn seal(
 /// it is.
 fn read_format(path: &Path, bytes: &[u8]) -> Result<(String, HashMap<String, String>)> {
     let damaged = |why: String| Error::input(path, why);
-    let (_, metadata) = SafeTensors::read_metadata(bytes).map_err(|e| {
-        damaged(format!(
-            "is not a safetensors model file (or it is damaged): {e}"
-        ))
-    })?;
+    let (_, metadata) =
+        SafeTensors::read_metadata(bytes).map_err(|e| match foreign::identify(path, bytes) {
+            Some(format) => damaged(foreign::refusal(format)),
+            None => damaged(format!(
+                "is not a safetensors model file (or it is damaged): {e}"
+            )),
+        })?;
     let info = metadata.metadata().clone().unwrap_or_default();
     let format = info.get("format").cloned().ok_or_else(|| {
         damaged(

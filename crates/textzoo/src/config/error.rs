@@ -20,6 +20,12 @@ pub enum ConfigError {
         suggestion: Option<String>,
         allowed: String,
     },
+    #[error(
+        "{path} looks like an STM32 model zoo configuration (`{key}` is the zoo's key, not \
+         textzoo's); convert it with `textzoo migrate-config {path} -o NEW.yaml`, which prints \
+         what each key becomes"
+    )]
+    ZooLayout { path: String, key: String },
     #[error("`{key}` must be a mapping (a section), got {value}")]
     NotASection { key: String, value: String },
     #[error("`{key}`: {message}{}", hint(.suggestion))]

@@ -9,6 +9,7 @@ pub mod modes;
 mod overrides;
 pub mod schema;
 mod validate;
+mod zoo;
 
 pub use error::{did_you_mean, ConfigError};
 pub use modes::{mode_name, services, Service, MODES};
@@ -49,6 +50,12 @@ pub fn load(source: &ConfigSource, now: DateTime<Local>) -> Result<Resolved, Con
         Some(path) => read_yaml(path)?,
         None => Map::new(),
     };
+    if let (Some(path), Some(key)) = (&file, zoo::zoo_key(&user)) {
+        return Err(ConfigError::ZooLayout {
+            path: path.display().to_string(),
+            key: key.into(),
+        });
+    }
     let overrides = source
         .overrides
         .iter()
@@ -69,7 +76,14 @@ pub fn load(source: &ConfigSource, now: DateTime<Local>) -> Result<Resolved, Con
 /// Parses a YAML configuration text (no overrides, no path checks); used by tests and by the
 /// example files' validation.
 pub fn parse_str(text: &str, origin: &str, now: DateTime<Local>) -> Result<Config, ConfigError> {
-    from_tree(parse_yaml(text, origin)?, now)
+    let tree = parse_yaml(text, origin)?;
+    if let Some(key) = zoo::zoo_key(&tree) {
+        return Err(ConfigError::ZooLayout {
+            path: origin.into(),
+            key: key.into(),
+        });
+    }
+    from_tree(tree, now)
 }
 
 fn from_tree(user: Map<String, Value>, now: DateTime<Local>) -> Result<Config, ConfigError> {
@@ -117,6 +131,12 @@ fn read_yaml(path: &Path) -> Result<Map<String, Value>, ConfigError> {
         err,
     })?;
     parse_yaml(&text, &path.display().to_string())
+}
+
+/// A YAML configuration text as a tree, unchecked against the schema (for `migrate-config`,
+/// which reads files in the zoo's layout).
+pub fn parse_yaml_tree(text: &str, origin: &str) -> Result<Map<String, Value>, ConfigError> {
+    parse_yaml(text, origin)
 }
 
 fn parse_yaml(text: &str, origin: &str) -> Result<Map<String, Value>, ConfigError> {

@@ -429,6 +429,13 @@ pub struct Prediction {
     pub seed: Option<u64>,
     /// Let generation emit `<unk>` and `<pad>`.
     pub allow_special_tokens: bool,
+    /// Divide the positive logits of tokens already in the context (prompt and generated) by
+    /// this, multiply their negative ones (CTRL / HuggingFace; 1.0 = off, above 1 discourages
+    /// repetition). Keeps weakly trained models from answering "the the the".
+    pub repetition_penalty: f64,
+    /// Never generate a token that would repeat an n-gram of this size already in the context
+    /// (HuggingFace's `no_repeat_ngram_size`; 0 = off).
+    pub no_repeat_ngram_size: usize,
 }
 
 impl Default for Prediction {
@@ -442,6 +449,8 @@ impl Default for Prediction {
             top_p: 1.0,
             seed: None,
             allow_special_tokens: false,
+            repetition_penalty: 1.0,
+            no_repeat_ngram_size: 0,
         }
     }
 }

@@ -8,6 +8,14 @@ use std::path::{Path, PathBuf};
 /// Largest vocabulary: token ids are stored as `u16` in the deployed model.
 pub const MAX_VOCAB: usize = 65_536;
 
+/// Largest `prediction.repetition_penalty`: beyond it every seen token is effectively banned,
+/// which `no_repeat_ngram_size: 1` says plainly.
+pub const MAX_REPETITION_PENALTY: f64 = 10.0;
+
+/// Largest `prediction.no_repeat_ngram_size`: the largest `model.seq_len`. (A model's own
+/// window is checked once the model is known, by `lm::check_prediction`.)
+pub const MAX_NGRAM: usize = 4096;
+
 fn out_of_range(key: &str, value: impl ToString, allowed: &str) -> ConfigError {
     ConfigError::OutOfRange {
         key: key.into(),
@@ -130,6 +138,36 @@ pub fn ranges(cfg: &Config) -> Result<(), ConfigError> {
             "prediction.top_p",
             pr.top_p,
             "must be in (0, 1]",
+        ));
+    }
+    let penalty = pr.repetition_penalty;
+    if !(penalty.is_finite() && penalty > 0.0 && penalty <= MAX_REPETITION_PENALTY) {
+        return Err(out_of_range(
+            "prediction.repetition_penalty",
+            penalty,
+            &format!(
+                "must be in (0, {MAX_REPETITION_PENALTY}]: 1.0 is off, above 1 discourages repeats (1.1-1.5 is usual), below 1 favours them"
+            ),
+        ));
+    }
+    if pr.no_repeat_ngram_size > MAX_NGRAM {
+        return Err(out_of_range(
+            "prediction.no_repeat_ngram_size",
+            pr.no_repeat_ngram_size,
+            &format!("must be in [0, {MAX_NGRAM}] (0 is off; 2 or 3 is usual)"),
+        ));
+    }
+    // A model trained by this run reads model.seq_len tokens; a model file's window is checked
+    // when the file is opened.
+    let trains = super::modes::services(cfg.operation_mode).first() == Some(&Service::Training);
+    if trains && pr.no_repeat_ngram_size > m.seq_len {
+        return Err(out_of_range(
+            "prediction.no_repeat_ngram_size",
+            pr.no_repeat_ngram_size,
+            &format!(
+                "must be in [0, {}] (model.seq_len, the model's context; 0 is off)",
+                m.seq_len
+            ),
         ));
     }
     if pr.max_tokens > 100_000 {
@@ -315,6 +353,37 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("at least one of"));
+    }
+
+    #[test]
+    fn generation_controls_are_range_checked() {
+        let check = |penalty: f64, ngram: usize| {
+            let mut cfg = Config::default();
+            cfg.prediction.repetition_penalty = penalty;
+            cfg.prediction.no_repeat_ngram_size = ngram;
+            ranges(&cfg).err().map(|e| e.to_string())
+        };
+        assert_eq!(check(1.0, 0), None);
+        assert_eq!(check(1.3, 3), None);
+        assert_eq!(check(0.5, 0), None);
+        assert_eq!(check(10.0, 0), None);
+        for bad in [0.0, -1.0, 10.5, f64::NAN, f64::INFINITY] {
+            let text = check(bad, 0).unwrap();
+            assert!(
+                text.contains("prediction.repetition_penalty") && text.contains("(0, 10]"),
+                "{text}"
+            );
+        }
+        // chain_tqe trains the model, so its window (model.seq_len) bounds the n-gram.
+        let seq_len = Config::default().model.seq_len;
+        assert_eq!(check(1.0, seq_len), None);
+        let text = check(1.0, seq_len + 1).unwrap();
+        assert!(
+            text.contains("prediction.no_repeat_ngram_size") && text.contains("model.seq_len"),
+            "{text}"
+        );
+        let text = check(1.0, MAX_NGRAM + 1).unwrap();
+        assert!(text.contains(&format!("[0, {MAX_NGRAM}]")), "{text}");
     }
 
     #[test]

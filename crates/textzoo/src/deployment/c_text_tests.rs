@@ -108,12 +108,20 @@ int main(void)
             cfg.top_k = (int)strtol(p, &p, 10);
             cfg.top_p = from_bits((uint32_t)strtoul(p, &p, 16));
             cfg.allow_special = (int)strtol(p, &p, 10);
+            cfg.repetition_penalty = from_bits((uint32_t)strtoul(p, &p, 16));
+            cfg.no_repeat_ngram_size = (int)strtol(p, &p, 10);
             seed = strtoull(p, &p, 10);
             draws = (int)strtol(p, &p, 10);
             vocab = (int)strtol(p, &p, 10);
             for (i = 0; i < vocab; i++) logits[i] = from_bits((uint32_t)strtoul(p, &p, 16));
+            n = (int)strtol(p, &p, 10);
+            for (i = 0; i < n; i++) ids[i] = (uint16_t)strtoul(p, &p, 10);
             tz_rng_init(&rng, (uint64_t)seed);
-            for (i = 0; i < draws; i++) printf("%s%d", i ? " " : "", tz_sample_pick(logits, vocab, &cfg, &rng));
+            for (i = 0; i < draws; i++) {
+                int t = n < 0 ? tz_sample_pick(logits, vocab, &cfg, &rng)
+                              : tz_sample_pick_in_context(logits, vocab, &cfg, &rng, ids, n);
+                printf("%s%d", i ? " " : "", t);
+            }
         } else if (line[0] == 'X') {
             for (;;) {
                 unsigned long v = strtoul(p, &end, 16);
@@ -576,6 +584,17 @@ fn config(greedy: bool, temperature: f32, top_k: usize, top_p: f32, allow: bool)
         top_k,
         top_p,
         allow_special: allow,
+        repetition_penalty: 1.0,
+        no_repeat_ngram_size: 0,
+    }
+}
+
+/// `config` with the context controls on.
+fn controls(base: SampleConfig, penalty: f32, ngram: usize) -> SampleConfig {
+    SampleConfig {
+        repetition_penalty: penalty,
+        no_repeat_ngram_size: ngram,
+        ..base
     }
 }
 
@@ -650,6 +669,12 @@ fn c_sampler_draws_like_rust() {
         config(false, 0.8, 40, 0.95, true),
         config(false, 0.05, 0, 1.0, false),
         config(false, 1e-30, 3, 0.5, false),
+        controls(config(true, 1.0, 0, 1.0, false), 1.3, 0),
+        controls(config(true, 1.0, 0, 1.0, false), 1.0, 2),
+        controls(config(true, 1.0, 0, 1.0, true), 0.7, 1),
+        controls(config(false, 0.9, 0, 1.0, false), 1.7, 3),
+        controls(config(false, 1.0, 10, 0.95, false), 9.5, 2),
+        controls(config(false, 1.0, 0, 1.0, false), 1.0, 0),
     ];
     for case in 0..40u64 {
         let vocab = [2usize, 3, 17, 100, 512][case as usize % 5];
@@ -667,22 +692,47 @@ fn c_sampler_draws_like_rust() {
             2 => logits.iter_mut().for_each(|l| *l *= 1e30),
             _ => {}
         }
+        // A context with repeats (some ids beyond the vocabulary), or none: `pick` itself.
+        let context: Option<Vec<u32>> = (case % 3 != 0).then(|| {
+            (0..(case as usize * 3) % 40)
+                .map(|j| match j % 4 {
+                    0 => 2 + (case as u32 % 3),
+                    1 => rng.next_u32() % (vocab as u32 + 2),
+                    _ => 2 + (j as u32 % 4),
+                })
+                .collect()
+        });
         for (k, &s) in settings.iter().enumerate() {
             let seed = case * 31 + k as u64;
             let mut r = TokenSampler::new(s, seed);
-            let picks: Vec<String> = (0..25).map(|_| r.pick(&logits).to_string()).collect();
+            let picks: Vec<String> = (0..25)
+                .map(|_| match &context {
+                    Some(c) => r.pick_in_context(&logits, c),
+                    None => r.pick(&logits),
+                })
+                .map(|t| t.to_string())
+                .collect();
             want.push(picks.join(" "));
             let bits: Vec<String> = logits
                 .iter()
                 .map(|l| format!("{:x}", l.to_bits()))
                 .collect();
+            let context_text = match &context {
+                Some(c) => {
+                    let ids: Vec<String> = c.iter().map(u32::to_string).collect();
+                    format!("{} {}", c.len(), ids.join(" "))
+                }
+                None => "-1".into(),
+            };
             req.push(format!(
-                "S {} {:x} {} {:x} {} {seed} 25 {vocab} {}",
+                "S {} {:x} {} {:x} {} {:x} {} {seed} 25 {vocab} {} {context_text}",
                 s.greedy as u8,
                 s.temperature.to_bits(),
                 s.top_k,
                 s.top_p.to_bits(),
                 s.allow_special as u8,
+                s.repetition_penalty.to_bits(),
+                s.no_repeat_ngram_size,
                 bits.join(" ")
             ));
         }
@@ -832,10 +882,12 @@ fn app_prints_what_prediction_generates() {
         );
         // Command-line overrides.
         for (i, prompt) in prompts.iter().enumerate() {
-            for (strategy, top_k, top_p, temperature) in [
-                (Strategy::Greedy, 0, 1.0, 1.0),
-                (Strategy::Sample, 0, 1.0, 1.0),
-                (Strategy::Sample, 5, 0.9, 1.5),
+            for (strategy, top_k, top_p, temperature, penalty, ngram) in [
+                (Strategy::Greedy, 0, 1.0, 1.0, 1.0, 0),
+                (Strategy::Sample, 0, 1.0, 1.0, 1.0, 0),
+                (Strategy::Sample, 5, 0.9, 1.5, 1.0, 0),
+                (Strategy::Greedy, 0, 1.0, 1.0, 1.3, 2),
+                (Strategy::Sample, 0, 1.0, 0.8, 2.5, 3),
             ] {
                 let settings = Prediction {
                     prompt: prompt.to_string(),
@@ -844,6 +896,8 @@ fn app_prints_what_prediction_generates() {
                     temperature,
                     top_k,
                     top_p,
+                    repetition_penalty: penalty,
+                    no_repeat_ngram_size: ngram,
                     ..Prediction::default()
                 };
                 let seed = 100 + i as u64;
@@ -866,6 +920,10 @@ fn app_prints_what_prediction_generates() {
                     top_k.to_string(),
                     "--top-p".into(),
                     top_p.to_string(),
+                    "--repetition-penalty".into(),
+                    penalty.to_string(),
+                    "--no-repeat-ngram-size".into(),
+                    ngram.to_string(),
                 ];
                 let args: Vec<&str> = args.iter().map(String::as_str).collect();
                 assert_eq!(
@@ -914,6 +972,15 @@ fn app_refuses_too_long_prompts_and_bad_options() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("TZ_PROMPT_CAP = 4"));
     let out = Command::new(&exe).arg("--bogus").output().unwrap();
     assert_eq!(out.status.code(), Some(2));
+    for bad in [
+        ["--repetition-penalty", "0"],
+        ["--repetition-penalty", "11"],
+        ["--no-repeat-ngram-size", "-1"],
+    ] {
+        let out = Command::new(&exe).args(bad).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{bad:?}");
+        assert!(String::from_utf8_lossy(&out.stdout).contains("repetition penalty"));
+    }
     // A board build (no TZ_HOST) compiles too, with the prompt ids given by the host.
     let (_dir, exe) = build_app(
         &word,

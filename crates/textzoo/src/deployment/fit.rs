@@ -48,9 +48,10 @@ impl Footprint {
             arena_bytes: ram.arena as u64,
             state_bytes: ram.kv_or_state as u64,
             // The runtime's logits/scratch, the sampler's candidate list (id + probability
-            // per vocabulary entry) and the app's context and text buffers.
+            // per vocabulary entry), its copy of the logits for the context controls, and the
+            // app's context and text buffers.
             buffer_bytes: ram.logits_and_scratch as u64
-                + 8 * vocab
+                + 12 * vocab
                 + app_buffer_bytes(tokenizer, max_tokens),
             stack_bytes,
         }

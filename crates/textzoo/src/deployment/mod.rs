@@ -56,12 +56,12 @@ pub struct DeployInput<'a> {
 }
 
 /// Refuses, before anything is written, a deployment that cannot succeed: a model that does
-/// not fit the board, or a prompt the model cannot start from. (The project folder is checked
+/// not fit the board, or generation settings the model cannot honour. (The project folder is checked
 /// by [`project::check_target`].)
 pub fn check(input: &DeployInput) -> Result<()> {
     check_fit(input.int8, input.board, input.prediction.max_tokens)?;
-    crate::lm::check_prompt(
-        &input.prediction.prompt,
+    crate::lm::check_prediction(
+        input.prediction,
         &input.int8.model.config,
         &input.int8.tokenizer,
     )

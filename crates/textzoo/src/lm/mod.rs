@@ -7,6 +7,7 @@ mod int8;
 
 pub use int8::Int8Lm;
 
+use crate::config::Prediction;
 use crate::data::{TextTokenizer, PAD_ID};
 use crate::error::{Error, Result};
 use crate::models::{FloatModel, ModelConfig};
@@ -49,8 +50,30 @@ pub fn model_window(cfg: &ModelConfig, context: &[u32]) -> Vec<u32> {
     tail.to_vec()
 }
 
+/// Refuses, before any work, generation settings the model cannot honour: a prompt it cannot
+/// start from, or a `no_repeat_ngram_size` longer than the window it reads.
+pub fn check_prediction(
+    settings: &Prediction,
+    config: &ModelConfig,
+    tokenizer: &TextTokenizer,
+) -> Result<()> {
+    check_ngram_size(settings.no_repeat_ngram_size, config.seq_len)?;
+    check_prompt(&settings.prompt, config, tokenizer)
+}
+
+/// An n-gram longer than the model's window is one the model never saw whole; such a ban is a
+/// mistake in the settings, not a control.
+pub fn check_ngram_size(size: usize, seq_len: usize) -> Result<()> {
+    if size > seq_len {
+        return Err(Error::Usage(format!(
+            "prediction.no_repeat_ngram_size = {size} is out of range: must be in [0, {seq_len}] (the model's context, seq_len {seq_len}; 0 is off)"
+        )));
+    }
+    Ok(())
+}
+
 /// Refuses prompts the model cannot start from, before any work.
-pub fn check_prompt(prompt: &str, config: &ModelConfig, tokenizer: &TextTokenizer) -> Result<()> {
+fn check_prompt(prompt: &str, config: &ModelConfig, tokenizer: &TextTokenizer) -> Result<()> {
     let ids = tokenizer.encode(prompt)?;
     if ids.is_empty() && !config.predicts_every_position() {
         return Err(Error::Usage(

@@ -57,7 +57,14 @@ impl Preflight {
                     (None, Some(f)) => &f.meta.config,
                     (None, None) => return Err(Error::Internal("no model resolved".into())),
                 };
-                crate::lm::check_prompt(&config.prediction.prompt, model, tokenizer)?;
+                crate::lm::check_prediction(&config.prediction, model, tokenizer)?;
+            }
+        }
+        // A chain that quantizes first (chain_qd) has only the float model yet: its window is
+        // the int8 model's, so the n-gram bound is checked here too.
+        if list.contains(&Service::Deployment) || list.contains(&Service::Prediction) {
+            if let Some((_, seq_len)) = models.tokenizer_and_seq_len() {
+                crate::lm::check_ngram_size(config.prediction.no_repeat_ngram_size, seq_len)?;
             }
         }
         if list.contains(&Service::Deployment) {

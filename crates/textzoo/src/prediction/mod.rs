@@ -54,7 +54,7 @@ pub fn generate(
     let mut shown = String::new();
     for _ in 0..settings.max_tokens {
         let logits = lm.next_logits(&ids);
-        ids.push(sampler.pick(&logits));
+        ids.push(sampler.pick_in_context(&logits, &ids));
         let continuation = continuation(tokenizer, &ids, prompt_len);
         // Word spacing can depend on the next token ("don ' t"): print only what is settled.
         if let Some(new) = continuation.strip_prefix(shown.as_str()) {
@@ -85,12 +85,27 @@ pub struct PredictReport {
     pub model: PathBuf,
     pub tokens: usize,
     pub text: String,
+    /// The settings the text was generated with (a text is only reproducible with them).
+    pub settings: Prediction,
+    pub seed: u64,
 }
 
 impl PredictReport {
     pub fn record(&self, m: &mut Metrics) {
+        let s = &self.settings;
         m.set("prediction", "model", self.model.display().to_string());
         m.set("prediction", "tokens", self.tokens);
+        m.set(
+            "prediction",
+            "strategy",
+            format!("{:?}", s.strategy).to_lowercase(),
+        );
+        m.set("prediction", "temperature", s.temperature);
+        m.set("prediction", "top_k", s.top_k);
+        m.set("prediction", "top_p", s.top_p);
+        m.set("prediction", "seed", self.seed);
+        m.set("prediction", "repetition_penalty", s.repetition_penalty);
+        m.set("prediction", "no_repeat_ngram_size", s.no_repeat_ngram_size);
     }
 }
 
@@ -104,7 +119,7 @@ pub fn predict(
     model: &Path,
     output: &Path,
 ) -> Result<PredictReport> {
-    crate::lm::check_prompt(&settings.prompt, lm.config(), tokenizer)?;
+    crate::lm::check_prediction(settings, lm.config(), tokenizer)?;
     let mut stdout = std::io::stdout();
     let text = generate(lm, tokenizer, settings, seed, |piece| {
         let _ = stdout.write_all(piece.as_bytes());
@@ -117,5 +132,95 @@ pub fn predict(
         model: model.to_path_buf(),
         tokens: settings.max_tokens,
         text,
+        settings: settings.clone(),
+        seed,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{ModelName, Preprocessing, Strategy};
+    use crate::models::ModelConfig;
+
+    /// A model that always prefers "the", then "cat", "sat", "on", "mat" in that order: greedy
+    /// decoding without controls loops on "the".
+    struct Parrot {
+        config: ModelConfig,
+        order: Vec<u32>,
+    }
+
+    impl LanguageModel for Parrot {
+        fn config(&self) -> &ModelConfig {
+            &self.config
+        }
+        fn window_logits(&mut self, _: &[u32], _: usize, _: usize) -> Vec<f32> {
+            unreachable!("generation asks next_logits")
+        }
+        fn next_logits(&mut self, _: &[u32]) -> Vec<f32> {
+            let mut logits = vec![-1.0; self.config.vocab_size];
+            for (rank, &id) in self.order.iter().enumerate() {
+                logits[id as usize] = 5.0 - rank as f32;
+            }
+            logits
+        }
+    }
+
+    fn generated(settings: &Prediction) -> String {
+        let settings_tok = Preprocessing {
+            vocab_size: 20,
+            ..Preprocessing::default()
+        };
+        let tok = TextTokenizer::train(&settings_tok, "the cat sat on the mat\n").unwrap();
+        let order = ["the", "cat", "sat", "on", "mat"]
+            .iter()
+            .map(|w| tok.encode(w).unwrap()[0])
+            .collect();
+        let mut lm = Parrot {
+            config: ModelConfig {
+                kind: ModelName::TinyGpt,
+                vocab_size: tok.vocab_size(),
+                seq_len: 16,
+                embed_dim: 8,
+                num_heads: 1,
+                num_layers: 1,
+                ffn_dim: 8,
+                hidden_dim: 8,
+                dropout: 0.0,
+                tie_embeddings: false,
+            },
+            order,
+        };
+        generate(&mut lm, &tok, settings, 1, |_| {}).unwrap()
+    }
+
+    #[test]
+    fn repetition_controls_stop_the_the_the() {
+        let base = Prediction {
+            prompt: "the".into(),
+            max_tokens: 4,
+            strategy: Strategy::Greedy,
+            ..Prediction::default()
+        };
+        assert_eq!(generated(&base), "the the the the the");
+        // Each word once: n = 1 bans every token of the context.
+        let once = Prediction {
+            no_repeat_ngram_size: 1,
+            ..base.clone()
+        };
+        assert_eq!(generated(&once), "the cat sat on mat");
+        // Bigrams: "the the" may happen once, then "the" is followed by the next best word.
+        let bigram = Prediction {
+            no_repeat_ngram_size: 2,
+            ..base.clone()
+        };
+        assert_eq!(generated(&bigram), "the the cat the sat");
+        // A penalty of 6 divides each used word's logit: "the" 5 → 0.83 falls below "cat" (4),
+        // and so on, until the unused "mat" (1) beats every used word.
+        let penalty = Prediction {
+            repetition_penalty: 6.0,
+            ..base
+        };
+        assert_eq!(generated(&penalty), "the cat sat on mat");
+    }
 }

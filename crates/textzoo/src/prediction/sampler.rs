@@ -1,4 +1,5 @@
-//! Choosing the next token from logits: greedy, or sampling with temperature, top-k and top-p.
+//! Choosing the next token from logits: greedy, or sampling with temperature, top-k and top-p,
+//! after the repetition penalty and the n-gram bans.
 
 use crate::config::{Prediction, Strategy};
 use textzoo_rt::sample::{SampleConfig, TokenSampler};
@@ -15,9 +16,16 @@ impl Sampler {
         }
     }
 
-    /// The next token. `<pad>` and `<unk>` are never chosen unless configured.
+    /// The next token. `<pad>` and `<unk>` are never chosen unless configured. Ignores the
+    /// context controls (see [`Sampler::pick_in_context`]).
     pub fn pick(&mut self, logits: &[f32]) -> u32 {
         self.inner.pick(logits)
+    }
+
+    /// The next token after `context` (prompt and generated tokens), with
+    /// `prediction.repetition_penalty` and `prediction.no_repeat_ngram_size` applied.
+    pub fn pick_in_context(&mut self, logits: &[f32], context: &[u32]) -> u32 {
+        self.inner.pick_in_context(logits, context)
     }
 }
 
@@ -29,6 +37,8 @@ pub fn config(settings: &Prediction) -> SampleConfig {
         top_k: settings.top_k,
         top_p: settings.top_p as f32,
         allow_special: settings.allow_special_tokens,
+        repetition_penalty: settings.repetition_penalty as f32,
+        no_repeat_ngram_size: settings.no_repeat_ngram_size,
     }
 }
 

@@ -8,7 +8,7 @@
  * Settings come from app_config.h and can be overridden with -D (e.g. -DTZ_SEED=7); a host
  * build (-DTZ_HOST) also takes them from the command line:
  *   --prompt TEXT --max-tokens N --seed S --greedy|--sample --temperature T --top-k K
- *   --top-p P --allow-special --trace
+ *   --top-p P --allow-special --repetition-penalty R --no-repeat-ngram-size N --trace
  * --trace (or -DTZ_TRACE) prints `prompt_ids <id>...` then, per step,
  * `step <i> token <id> logits <f32 bits as 8 hex digits>...` instead of the text.
  * TZ_PROMPT_IDS / TZ_PROMPT_ID_COUNT, when defined (next to TZ_PROMPT, in the same #ifndef),
@@ -52,6 +52,12 @@
 #endif
 #ifndef TZ_ALLOW_SPECIAL
 #define TZ_ALLOW_SPECIAL 0
+#endif
+#ifndef TZ_REPETITION_PENALTY
+#define TZ_REPETITION_PENALTY 1.0
+#endif
+#ifndef TZ_NO_REPEAT_NGRAM_SIZE
+#define TZ_NO_REPEAT_NGRAM_SIZE 0
 #endif
 /* Most prompt tokens, and most generated tokens, the static buffers hold. */
 #ifndef TZ_PROMPT_CAP
@@ -236,6 +242,8 @@ int main(void)
     cfg.top_k = TZ_TOP_K;
     cfg.top_p = (float)(TZ_TOP_P);
     cfg.allow_special = TZ_ALLOW_SPECIAL;
+    cfg.repetition_penalty = (float)(TZ_REPETITION_PENALTY);
+    cfg.no_repeat_ngram_size = TZ_NO_REPEAT_NGRAM_SIZE;
 #ifdef TZ_TRACE
     trace = 1;
 #endif
@@ -267,13 +275,18 @@ int main(void)
                 cfg.top_p = (float)strtod(tz_arg(argc, argv, &i), NULL);
             } else if (strcmp(a, "--allow-special") == 0) {
                 cfg.allow_special = 1;
+            } else if (strcmp(a, "--repetition-penalty") == 0) {
+                cfg.repetition_penalty = (float)strtod(tz_arg(argc, argv, &i), NULL);
+            } else if (strcmp(a, "--no-repeat-ngram-size") == 0) {
+                cfg.no_repeat_ngram_size = atoi(tz_arg(argc, argv, &i));
             } else if (strcmp(a, "--trace") == 0) {
                 trace = 1;
             } else {
                 tz_print("textzoo: unknown option ");
                 tz_print(a);
                 tz_print(" (--prompt --max-tokens --seed --greedy --sample --temperature"
-                         " --top-k --top-p --allow-special --trace)\n");
+                         " --top-k --top-p --allow-special --repetition-penalty"
+                         " --no-repeat-ngram-size --trace)\n");
                 tz_platform_exit(2);
             }
         }
@@ -285,6 +298,11 @@ int main(void)
     }
     if (!(cfg.temperature > 0.0f) || !(cfg.top_p > 0.0f && cfg.top_p <= 1.0f) || cfg.top_k < 0) {
         tz_fail("needs temperature > 0, 0 < top-p <= 1 and top-k >= 0", TZ_NO_NUMBER, "");
+    }
+    if (!(cfg.repetition_penalty > 0.0f && cfg.repetition_penalty <= 10.0f)
+        || cfg.no_repeat_ngram_size < 0) {
+        tz_fail("needs 0 < repetition penalty <= 10 and no-repeat n-gram size >= 0",
+                TZ_NO_NUMBER, "");
     }
 
 #ifdef TZ_HAVE_PROMPT_IDS
@@ -342,7 +360,7 @@ int main(void)
 #ifdef TZ_BENCH
         tz_bench_ns[step] = tz_platform_ticks() - started;
 #endif
-        token = tz_sample_pick(logits, TZ_VOCAB_SIZE, &cfg, &rng);
+        token = tz_sample_pick_in_context(logits, TZ_VOCAB_SIZE, &cfg, &rng, tz_context, n);
         if (token < 0) {
             tz_fail("the sampler's scratch is smaller than the vocabulary: ", (uint64_t)TZ_VOCAB_SIZE, "");
         }

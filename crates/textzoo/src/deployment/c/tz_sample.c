@@ -1,6 +1,8 @@
 /* Twin of textzoo-rt/src/rng.rs and textzoo-rt/src/sample.rs; keep them in step. */
 #include "tz_sample.h"
 
+#include <string.h>
+
 #ifndef TZ_VOCAB_SIZE
 #include "model.h"
 #endif
@@ -47,6 +49,13 @@ static int32_t tz_total_key(float x)
     b.f = x;
     bits = (int32_t)b.u;
     return bits ^ (int32_t)(((uint32_t)(bits >> 31)) >> 1);
+}
+
+static uint32_t tz_to_bits(float x)
+{
+    tz_bits b;
+    b.f = x;
+    return b.u;
 }
 
 static int tz_is_finite(float x)
@@ -203,4 +212,52 @@ int tz_sample_pick(const float *logits, int vocab, const tz_sample_cfg *cfg, tz_
         r -= p;
     }
     return (int)tz_ids[keep - 1];
+}
+
+int tz_sample_uses_context(const tz_sample_cfg *cfg)
+{
+    return cfg->repetition_penalty != 1.0f || cfg->no_repeat_ngram_size > 0;
+}
+
+/* The logits after the context controls (textzoo_rt::sample::adjust). */
+static float tz_adjusted[TZ_VOCAB_SIZE];
+
+int tz_sample_pick_in_context(const float *logits, int vocab, const tz_sample_cfg *cfg,
+                              tz_rng *rng, const uint16_t *context, int n)
+{
+    int i, size = cfg->no_repeat_ngram_size;
+    float penalty = cfg->repetition_penalty;
+    if (!tz_sample_uses_context(cfg)) {
+        return tz_sample_pick(logits, vocab, cfg, rng);
+    }
+    if (vocab > TZ_VOCAB_SIZE) {
+        return -1;
+    }
+    memcpy(tz_adjusted, logits, (size_t)vocab * sizeof logits[0]);
+    if (penalty != 1.0f) {
+        for (i = 0; i < n; i++) {
+            int id = context[i];
+            /* Penalized once, without a "seen" table: a logit that already differs from the
+             * model's was penalized; one the penalty leaves unchanged gives the same again. */
+            if (id < vocab && tz_to_bits(tz_adjusted[id]) == tz_to_bits(logits[id])) {
+                float l = logits[id];
+                tz_adjusted[id] = l < 0.0f ? l * penalty : l / penalty;
+            }
+        }
+    }
+    /* The last size - 1 ids are a prefix; whatever followed the same prefix before is banned. */
+    if (size > 0 && n + 1 >= size) {
+        const uint16_t *prefix = context + (n + 1 - size);
+        int start;
+        for (start = 0; start < n + 1 - size; start++) {
+            int k = 0;
+            while (k < size - 1 && context[start + k] == prefix[k]) {
+                k++;
+            }
+            if (k == size - 1 && context[start + size - 1] < vocab) {
+                tz_adjusted[context[start + size - 1]] = tz_from_bits(0xff800000u);
+            }
+        }
+    }
+    return tz_sample_pick(tz_adjusted, vocab, cfg, rng);
 }
