@@ -17,8 +17,9 @@ pub struct Teacher {
     pub file: FloatFile,
     /// The checksum of the teacher's weights (`xxh3-64:…`, as its file carries it).
     pub checksum: String,
-    pub alpha: f32,
-    pub temperature: f32,
+    /// As configured (recorded as given; the loss uses them as `f32`).
+    pub alpha: f64,
+    pub temperature: f64,
 }
 
 impl Teacher {
@@ -58,8 +59,8 @@ impl Teacher {
         Ok(Some(Teacher {
             file,
             checksum,
-            alpha: settings.alpha as f32,
-            temperature: settings.temperature as f32,
+            alpha: settings.alpha,
+            temperature: settings.temperature,
         }))
     }
 
@@ -77,7 +78,7 @@ impl Teacher {
     /// kept for a backward pass that never comes.
     pub fn soft(&mut self, tokens: &[u32], batch: usize, seq: usize) -> Soft<'_> {
         let teacher_positions = self.positions(seq);
-        let (alpha, temperature) = (self.alpha, self.temperature);
+        let (alpha, temperature) = (self.alpha as f32, self.temperature as f32);
         let logits = self
             .file
             .model
