@@ -103,3 +103,48 @@ fn modes_that_start_from_a_model_say_what_they_need() {
     );
     assert!(is_absent_or_empty(&run));
 }
+
+/// `model.float_model_path`, the model zoo's name for `general.model_path`: either key, or
+/// both with the same file; two different files are refused naming both keys.
+#[test]
+fn the_zoo_key_float_model_path_names_the_model_to_start_from() {
+    let tmp = tempfile::tempdir().unwrap();
+    let float_arg = trained_model(tmp.path());
+    let path = float_arg.trim_start_matches("general.model_path=");
+    let zoo_arg = format!("model.float_model_path={path}");
+    let run = tmp.path().join("zoo");
+    let ran = textzoo(&with(&tiny(&run), &["operation_mode=chain_eqe", &zoo_arg]));
+    assert_eq!(ran.code, 0, "{}", ran.all());
+    let m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("metrics.json")).unwrap()).unwrap();
+    assert!(m["float"]["val_loss"].as_f64().is_some() && m["int8"]["val_loss"].as_f64().is_some());
+
+    let both = tmp.path().join("both");
+    let ran = textzoo(&with(
+        &tiny(&both),
+        &["operation_mode=evaluation", &zoo_arg, &float_arg],
+    ));
+    assert_eq!(ran.code, 0, "{}", ran.all());
+
+    let other = tmp.path().join("other.safetensors");
+    std::fs::copy(path, &other).unwrap();
+    let conflict = tmp.path().join("conflict");
+    let ran = textzoo(&with(
+        &tiny(&conflict),
+        &[
+            "operation_mode=chain_eqe",
+            &zoo_arg,
+            &format!("general.model_path={}", other.display()),
+        ],
+    ));
+    assert_eq!(ran.code, 2, "{}", ran.all());
+    for part in [
+        "model.float_model_path",
+        "general.model_path",
+        path,
+        "other.safetensors",
+    ] {
+        assert!(ran.stderr.contains(part), "`{part}` not in {}", ran.stderr);
+    }
+    assert!(!conflict.exists());
+}

@@ -384,3 +384,172 @@ fn ctrl_c_writes_a_checkpoint_that_resumes() {
         "resume continues from the interrupted step"
     );
 }
+
+/// The default `model.tie_embeddings: true` works for gru/lstm whatever their sizes: a state
+/// size other than the embedding's unties the head, with a note in the log and metrics.json.
+#[test]
+fn recurrent_models_train_with_the_default_tie_setting() {
+    let ran = textzoo(&["--cfg", "model.name=gru"]);
+    assert_eq!(ran.code, 0, "{}", ran.all());
+    let tmp = tempfile::tempdir().unwrap();
+    for name in ["gru", "lstm"] {
+        let run = tmp.path().join(name);
+        let ran = train(
+            &run,
+            &[
+                &format!("model.name={name}"),
+                "model.hidden_dim=24",
+                "model.tie_embeddings=true",
+            ],
+        );
+        let m = metrics(&run);
+        assert_eq!(m["training"]["tie_embeddings"], false, "{name}");
+        let note = m["training"]["tie_embeddings_note"].as_str().unwrap();
+        assert!(note.contains("untied") && note.contains("24"), "{note}");
+        assert!(ran.all().contains(note), "{}", ran.all());
+    }
+    // Equal sizes tie, without a note.
+    let run = tmp.path().join("tied");
+    train(&run, &["model.name=gru", "model.tie_embeddings=true"]);
+    let m = metrics(&run);
+    assert_eq!(m["training"]["tie_embeddings"], true);
+    assert!(m["training"].get("tie_embeddings_note").is_none());
+}
+
+/// Distillation from a teacher of another architecture: the run records the teacher and its
+/// settings, the teacher changes the trajectory, and the same seed gives the same losses.
+#[test]
+fn a_student_distils_from_a_teacher_of_any_kind() {
+    let tmp = tempfile::tempdir().unwrap();
+    let teacher_run = tmp.path().join("teacher");
+    train(&teacher_run, &["model.name=lstm", "training.max_steps=4"]);
+    let teacher = teacher_run.join("saved_models/model.safetensors");
+    let teacher_arg = format!("training.distillation.teacher_path={}", teacher.display());
+    let student = ["model.name=tiny_gpt", "training.max_steps=4"];
+    let plain = tmp.path().join("plain");
+    train(&plain, &student);
+    let kd = [
+        &student[..],
+        &[
+            teacher_arg.as_str(),
+            "training.distillation.alpha=0.7",
+            "training.distillation.temperature=2.5",
+        ],
+    ]
+    .concat();
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    let ran = train(&a, &kd);
+    assert!(ran.all().contains("distilling from"), "{}", ran.all());
+    train(&b, &kd);
+    assert_eq!(losses(&a), losses(&b), "same seed, same distilled losses");
+    assert_ne!(losses(&a), losses(&plain), "the teacher changes the loss");
+    let d = &metrics(&a)["training"]["distillation"];
+    assert_eq!(d["alpha"], 0.7);
+    assert_eq!(d["temperature"], 2.5);
+    assert_eq!(d["teacher_model"], "lstm");
+    assert_eq!(d["teacher_path"], teacher.display().to_string());
+    assert!(
+        d["teacher_checksum"]
+            .as_str()
+            .unwrap()
+            .starts_with("xxh3-64:"),
+        "{d}"
+    );
+    assert!(metrics(&plain)["training"].get("distillation").is_none());
+
+    // A tiny_bert_generator teacher predicts only a window's last token: a causal student is
+    // distilled there; and a tiny_bert_generator student learns from a causal teacher.
+    let bert_run = tmp.path().join("bert_teacher");
+    train(
+        &bert_run,
+        &["model.name=tiny_bert_generator", "training.max_steps=2"],
+    );
+    let bert = format!(
+        "training.distillation.teacher_path={}",
+        bert_run.join("saved_models/model.safetensors").display()
+    );
+    train(
+        &tmp.path().join("from_bert"),
+        &["model.name=gru", "training.max_steps=2", &bert],
+    );
+    train(
+        &tmp.path().join("bert_student"),
+        &[
+            "model.name=tiny_bert_generator",
+            "training.max_steps=2",
+            &teacher_arg,
+        ],
+    );
+}
+
+/// Every unusable teacher or setting is exit 2 before the run directory exists, with a
+/// message naming what is wrong.
+#[test]
+fn unusable_teachers_and_settings_are_refused_before_any_work() {
+    let tmp = tempfile::tempdir().unwrap();
+    let teacher_run = tmp.path().join("teacher");
+    train(&teacher_run, &["training.max_steps=2"]);
+    let teacher = teacher_run.join("saved_models/model.safetensors");
+    let quantized = tmp.path().join("quantized");
+    let ran = textzoo(&with(
+        &tiny(&quantized),
+        &[
+            "operation_mode=quantization",
+            &format!("general.model_path={}", teacher.display()),
+        ],
+    ));
+    assert_eq!(ran.code, 0, "{}", ran.all());
+    let int8 = quantized.join("quantized_models/model_int8.safetensors");
+    let path = |p: &Path| format!("training.distillation.teacher_path={}", p.display());
+    let good = path(&teacher);
+    let cases: Vec<(Vec<String>, Vec<&str>)> = vec![
+        (
+            vec![good.clone(), "preprocessing.vocab_size=200".into()],
+            vec![
+                "tokenizer",
+                "300 tokens",
+                "200 tokens",
+                "preprocessing.tokenizer_path",
+            ],
+        ),
+        (
+            vec![good.clone(), "preprocessing.tokenizer=char".into()],
+            vec!["tokenizer", "char"],
+        ),
+        (vec![path(&int8)], vec!["int8", "float model"]),
+        (
+            vec![path(&tmp.path().join("none.safetensors"))],
+            vec!["training.distillation.teacher_path", "none.safetensors"],
+        ),
+        (
+            vec![good.clone(), "training.distillation.alpha=1.5".into()],
+            vec!["training.distillation.alpha", "[0, 1]"],
+        ),
+        (
+            vec![good.clone(), "training.distillation.temperature=0".into()],
+            vec!["training.distillation.temperature", "positive"],
+        ),
+        (
+            vec![good.clone(), "model.seq_len=12".into()],
+            vec!["window", "model.seq_len"],
+        ),
+    ];
+    for (i, (extra, words)) in cases.iter().enumerate() {
+        let run = tmp.path().join(format!("refused_{i}"));
+        let base = tiny(&run);
+        let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+        let ran = textzoo(&with(
+            &base,
+            &[&["operation_mode=training"], &extra[..]].concat(),
+        ));
+        assert_eq!(ran.code, 2, "{extra:?}: {}", ran.all());
+        for w in words {
+            assert!(
+                ran.stderr.contains(w),
+                "{extra:?}: `{w}` not in {}",
+                ran.stderr
+            );
+        }
+        assert!(!run.exists(), "{extra:?}: run directory created");
+    }
+}

@@ -150,6 +150,7 @@ fn run(name: &str, kind: ModelName) {
             targets,
             batch: BATCH,
             seq,
+            soft: None,
         };
         let loss = shards.loss_and_grad(model.as_mut(), &batch, &mut rng);
         opt.step(model.params_mut(), 1e-3, 1.0);

@@ -42,16 +42,25 @@ pub enum ModelFile {
 impl ModelFile {
     /// Reads `path` and loads it as the kind its metadata names.
     pub fn open(path: &Path) -> Result<ModelFile> {
+        Self::open_with_checksum(path).map(|(file, _)| file)
+    }
+
+    /// [`open`](Self::open), with the checksum of the file's tensor data (the one its
+    /// metadata carries, verified; computed the same way for a file from before checksums),
+    /// so a run can record exactly which weights it used.
+    pub fn open_with_checksum(path: &Path) -> Result<(ModelFile, String)> {
         let bytes = read(path)?;
         let (format, info) = read_format(path, &bytes)?;
-        match format.as_str() {
+        let sum = checksum::checksum(data_section(&bytes).unwrap_or_default());
+        let file = match format.as_str() {
             FLOAT_FORMAT => float::from_bytes(path, &bytes, &info).map(ModelFile::Float),
             INT8_FORMAT => int8::from_bytes(path, &bytes, &info).map(ModelFile::Int8),
             other => Err(Error::input(
                 path,
                 format!("has format `{other}`, expected `{FLOAT_FORMAT}` or `{INT8_FORMAT}`"),
             )),
-        }
+        }?;
+        Ok((file, sum))
     }
 
     pub fn path(&self) -> &Path {

@@ -2,6 +2,7 @@
 //! [`Config`]. Everything here runs before any work starts, so a bad configuration never
 //! leaves a run directory behind.
 
+mod aliases;
 mod error;
 mod interpolate;
 mod keys;
@@ -94,7 +95,9 @@ fn from_tree(user: Map<String, Value>, now: DateTime<Local>) -> Result<Config, C
     let mut merged = Value::Object(schema);
     merge(&mut merged, Value::Object(user));
     let resolved = interpolate::resolve(&merged, now)?;
-    typed(resolved)
+    let mut config = typed(resolved)?;
+    aliases::resolve(&mut config)?;
+    Ok(config)
 }
 
 fn defaults_tree() -> Value {

@@ -192,10 +192,36 @@ pub struct Model {
     /// Recurrent state size for `gru` / `lstm`.
     pub hidden_dim: usize,
     pub dropout: f64,
+    /// Share the token embedding with the output layer where the model allows it (see
+    /// [`Model::untied_note`] for where it does not).
     pub tie_embeddings: bool,
+    /// The model zoo's name for `general.model_path` (the float model to start from); one of
+    /// the two, or both with the same value.
+    pub float_model_path: Option<PathBuf>,
 }
 
 impl Model {
+    /// Whether the head really shares the embedding: `tie_embeddings`, except for gru/lstm
+    /// whose state size differs from the embedding's (their head reads the `hidden_dim` state,
+    /// so it cannot be the `[vocab, embed_dim]` embedding). Untying there, rather than refusing
+    /// the default configuration, lets `model.name=gru` run as it is; the README gives the
+    /// measurement that chose untying over a hidden → embed projection.
+    pub fn ties(&self) -> bool {
+        self.tie_embeddings && self.untied_note().is_none()
+    }
+
+    /// The one-line note logged and recorded in `metrics.json` when `tie_embeddings: true`
+    /// cannot be honoured; `None` when the setting is used as given.
+    pub fn untied_note(&self) -> Option<String> {
+        let recurrent = matches!(self.name, ModelName::Gru | ModelName::Lstm);
+        (self.tie_embeddings && recurrent && self.embed_dim != self.hidden_dim).then(|| {
+            format!(
+                "model.tie_embeddings: {}'s output layer reads its model.hidden_dim ({}) state, which differs from model.embed_dim ({}), so its head is untied (set both to the same size to tie it)",
+                self.name.name(), self.hidden_dim, self.embed_dim
+            )
+        })
+    }
+
     /// The model this section describes, for a tokenizer of `vocab_size` tokens.
     pub fn model_config(&self, vocab_size: usize) -> ModelConfig {
         ModelConfig {
@@ -208,7 +234,7 @@ impl Model {
             ffn_dim: self.ffn_dim,
             hidden_dim: self.hidden_dim,
             dropout: self.dropout as f32,
-            tie_embeddings: self.tie_embeddings,
+            tie_embeddings: self.ties(),
         }
     }
 }
@@ -225,6 +251,7 @@ impl Default for Model {
             hidden_dim: 256,
             dropout: 0.1,
             tie_embeddings: false,
+            float_model_path: None,
         }
     }
 }
@@ -323,6 +350,35 @@ pub struct Training {
     pub ema_decay: Option<f64>,
     /// A checkpoint file to resume from.
     pub resume_training_from: Option<PathBuf>,
+    /// Train against a teacher model as well as the ground truth (off without a teacher).
+    pub distillation: Distillation,
+}
+
+/// Knowledge distillation: the student learns the teacher's softened next-token distribution
+/// as well as the corpus' next token,
+/// `loss = alpha · T² · KL(softmax(teacher / T) ‖ softmax(student / T)) + (1 − alpha) · CE(student, targets)`
+/// with `T = temperature`. The T² keeps the soft term's gradient at the scale of the hard
+/// term's whatever the temperature (its gradient is `alpha · T · (q_T − p_T)`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Distillation {
+    /// A float model file (any of the four kinds) with the run's tokenizer; null = no
+    /// distillation.
+    pub teacher_path: Option<PathBuf>,
+    /// Weight of the teacher's term, in [0, 1] (0 = ordinary training with the teacher unused).
+    pub alpha: f64,
+    /// Softening of both distributions, > 0.
+    pub temperature: f64,
+}
+
+impl Default for Distillation {
+    fn default() -> Self {
+        Self {
+            teacher_path: None,
+            alpha: 0.5,
+            temperature: 2.0,
+        }
+    }
 }
 
 impl Default for Training {
@@ -346,6 +402,7 @@ impl Default for Training {
             short_context_share: 0.1,
             ema_decay: None,
             resume_training_from: None,
+            distillation: Distillation::default(),
         }
     }
 }

@@ -103,21 +103,6 @@ pub fn ranges(cfg: &Config) -> Result<(), ConfigError> {
     at_least("model.ffn_dim", m.ffn_dim, 1)?;
     at_least("model.hidden_dim", m.hidden_dim, 1)?;
     within("model.dropout", m.dropout, 0.0, 1.0, false)?;
-    let recurrent = matches!(
-        m.name,
-        super::schema::ModelName::Gru | super::schema::ModelName::Lstm
-    );
-    if m.tie_embeddings && recurrent && m.embed_dim != m.hidden_dim {
-        return Err(out_of_range(
-            "model.tie_embeddings",
-            true,
-            &format!(
-                "gru/lstm can tie the head to the embedding only when model.embed_dim ({}) equals model.hidden_dim ({})",
-                m.embed_dim, m.hidden_dim
-            ),
-        ));
-    }
-
     training_ranges(cfg)?;
 
     let q = &cfg.quantization;
@@ -225,6 +210,9 @@ fn training_ranges(cfg: &Config) -> Result<(), ConfigError> {
     if let Some(decay) = t.ema_decay {
         within("training.ema_decay", decay, 0.0, 1.0, false)?;
     }
+    let kd = &t.distillation;
+    within("training.distillation.alpha", kd.alpha, 0.0, 1.0, true)?;
+    positive("training.distillation.temperature", kd.temperature)?;
     if t.epochs.is_none() && t.max_steps.is_none() && t.max_minutes.is_none() {
         return Err(out_of_range(
             "training.epochs",
@@ -286,6 +274,8 @@ pub fn required_paths(cfg: &Config) -> Result<(), ConfigError> {
     let mode = super::modes::mode_name(cfg.operation_mode);
     let trains = services.first() == Some(&Service::Training);
     let needs_model = !trains && !services.contains(&Service::Preprocessing);
+    // Named by the key the user wrote when the zoo's alias gave the path.
+    must_exist("model.float_model_path", &cfg.model.float_model_path)?;
     if needs_model && cfg.general.model_path.is_none() && cfg.general.pretrained.is_none() {
         return Err(ConfigError::Missing {
             key: "general.model_path".into(),
@@ -311,6 +301,10 @@ pub fn required_paths(cfg: &Config) -> Result<(), ConfigError> {
     must_exist(
         "training.resume_training_from",
         &cfg.training.resume_training_from,
+    )?;
+    must_exist(
+        "training.distillation.teacher_path",
+        &cfg.training.distillation.teacher_path,
     )
 }
 
@@ -347,12 +341,52 @@ mod tests {
             .to_string()
             .contains("preprocessing.vocab_size"));
 
+        for (alpha, temperature, key) in [
+            (1.5, 2.0, "training.distillation.alpha"),
+            (-0.1, 2.0, "training.distillation.alpha"),
+            (0.5, 0.0, "training.distillation.temperature"),
+            (0.5, -1.0, "training.distillation.temperature"),
+        ] {
+            let mut cfg = Config::default();
+            cfg.training.distillation.alpha = alpha;
+            cfg.training.distillation.temperature = temperature;
+            let text = ranges(&cfg).unwrap_err().to_string();
+            assert!(text.contains(key), "{text}");
+        }
+
         let mut cfg = Config::default();
         cfg.training.epochs = None;
         assert!(ranges(&cfg)
             .unwrap_err()
             .to_string()
             .contains("at least one of"));
+    }
+
+    /// The default configuration's `tie_embeddings: true` works for every model: gru/lstm
+    /// with a state size other than the embedding's are untied, with a note.
+    #[test]
+    fn recurrent_models_run_with_tied_defaults_untied_with_a_note() {
+        use super::super::schema::ModelName;
+        for name in [ModelName::Gru, ModelName::Lstm] {
+            let mut cfg = Config::default();
+            cfg.model.name = name;
+            cfg.model.tie_embeddings = true;
+            ranges(&cfg).unwrap();
+            assert!(!cfg.model.model_config(100).tie_embeddings);
+            let note = cfg.model.untied_note().unwrap();
+            assert!(
+                note.contains(name.name()) && note.contains("untied"),
+                "{note}"
+            );
+            cfg.model.embed_dim = cfg.model.hidden_dim;
+            assert!(cfg.model.model_config(100).tie_embeddings);
+            assert_eq!(cfg.model.untied_note(), None);
+        }
+        let mut cfg = Config::default();
+        cfg.model.name = ModelName::TinyGpt;
+        cfg.model.tie_embeddings = true;
+        assert!(cfg.model.model_config(100).tie_embeddings);
+        assert_eq!(cfg.model.untied_note(), None);
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! (`+=`) into gradient buffers, so shared inputs (residuals, tied weights) just add up.
 
 pub mod attention;
+pub mod distillation;
 pub mod dropout;
 pub mod embedding;
 pub mod fastmath;

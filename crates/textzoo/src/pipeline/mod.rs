@@ -23,7 +23,7 @@ use crate::lm::{Int8Lm, LanguageModel};
 use crate::prediction;
 use crate::quantization::{self, QuantizeInput};
 use crate::tracking::{self, RunFacts};
-use crate::training::{self, TrainInput};
+use crate::training::{self, Teacher, TrainInput};
 use crate::util::layout::{C_PROJECT_DIR, GENERATED_FILE, INT8_MODEL_FILE};
 use crate::util::Metrics;
 use std::path::PathBuf;
@@ -34,6 +34,7 @@ use std::path::PathBuf;
 pub struct Preflight {
     data: Option<PreparedData>,
     models: Models,
+    teacher: Option<Teacher>,
 }
 
 impl Preflight {
@@ -75,7 +76,18 @@ impl Preflight {
                 deployment::project::check_target(dir)?;
             }
         }
-        Ok(Self { data, models })
+        let teacher = match (list.contains(&Service::Training), &data) {
+            (true, Some(data)) => {
+                let student = config.model.model_config(data.tokenizer.vocab_size());
+                Teacher::open(&config.training.distillation, &data.tokenizer, &student)?
+            }
+            _ => None,
+        };
+        Ok(Self {
+            data,
+            models,
+            teacher,
+        })
     }
 }
 
@@ -112,6 +124,8 @@ pub struct Pipeline {
     metrics: Metrics,
     data: Option<PreparedData>,
     models: Models,
+    /// The distillation teacher, until training takes it.
+    teacher: Option<Teacher>,
 }
 
 impl Pipeline {
@@ -122,6 +136,7 @@ impl Pipeline {
             metrics: Metrics::default(),
             data: preflight.data,
             models: preflight.models,
+            teacher: preflight.teacher,
         }
     }
 
@@ -217,10 +232,11 @@ impl Pipeline {
     fn train(&mut self) -> Result<()> {
         self.data()?;
         let data = self.data.as_ref().ok_or_else(not_prepared)?;
-        let report = training::train(&TrainInput {
+        let report = training::train(TrainInput {
             config: &self.config,
             data,
             dir: &self.dir,
+            teacher: self.teacher.take(),
         })?;
         report.record(&mut self.metrics);
         self.models.float = Some(report.float);

@@ -4,8 +4,10 @@ pub mod ema;
 pub mod schedule;
 pub mod shards;
 pub mod state;
+pub mod teacher;
 pub mod trainer;
 
+pub use teacher::Teacher;
 pub use trainer::{Paths, StopReason, Trainer};
 
 use crate::artifact::{float, FloatFile, ModelMeta};
@@ -20,11 +22,13 @@ use crate::util::Metrics;
 use std::path::Path;
 
 /// What training reads: the configuration, the prepared corpus, the run directory it writes
-/// the model, checkpoints, training log and token cache into.
+/// the model, checkpoints, training log and token cache into, and the teacher when
+/// distilling (opened and checked in preflight, see [`Teacher::open`]).
 pub struct TrainInput<'a> {
     pub config: &'a Config,
     pub data: &'a PreparedData,
     pub dir: &'a Path,
+    pub teacher: Option<Teacher>,
 }
 
 /// What training produced: the float model (saved, and kept in memory for the next stage) and
@@ -43,6 +47,12 @@ pub struct TrainReport {
     pub best: Option<(f64, u64)>,
     /// (step, train loss, validation loss, learning rate) at every validation.
     pub history: Vec<(u64, f64, Option<f64>, f64)>,
+    /// Whether the trained model's head shares the token embedding, and why not when
+    /// `model.tie_embeddings` asked for it.
+    pub tied: bool,
+    pub untied_note: Option<String>,
+    /// The distillation settings and the teacher's path and checksum, when there was one.
+    pub distillation: Option<serde_json::Value>,
 }
 
 impl TrainReport {
@@ -60,6 +70,13 @@ impl TrainReport {
         m.set("training", "tokens_seen", self.tokens_seen);
         m.set("training", "tokens_per_s", self.tokens_per_s());
         m.set("training", "seed", self.seed);
+        m.set("training", "tie_embeddings", self.tied);
+        if let Some(note) = &self.untied_note {
+            m.set("training", "tie_embeddings_note", note.as_str());
+        }
+        if let Some(d) = &self.distillation {
+            m.set("training", "distillation", d.clone());
+        }
         if let Some((best, step)) = self.best {
             m.set("training", "best_val_loss", best);
             m.set("training", "best_val_perplexity", best.exp());
@@ -126,10 +143,18 @@ fn starting_point(
 
 /// The training stage: builds (or resumes) the model, trains it, saves the float model file,
 /// and prints a short sample of what it learned.
-pub fn train(input: &TrainInput) -> Result<TrainReport> {
+pub fn train(input: TrainInput) -> Result<TrainReport> {
     let (cfg, data, dir) = (input.config, input.data, input.dir);
     save_artifacts(data, dir)?;
     let (model, meta, resume) = starting_point(cfg, &data.tokenizer)?;
+    // A resumed run keeps its checkpoint's head, whatever the configuration says now.
+    let untied_note = match resume {
+        None => cfg.model.untied_note(),
+        Some(_) => None,
+    };
+    if let Some(note) = &untied_note {
+        tracing::info!("note: {note}");
+    }
     tracing::info!(
         "model {:?}: {} parameters, {} MACC per generated token, vocabulary {}",
         meta.config.kind,
@@ -143,7 +168,18 @@ pub fn train(input: &TrainInput) -> Result<TrainReport> {
         checkpoint: dir.join(CHECKPOINT_FILE),
         log_csv: dir.join(TRAINING_LOG),
     };
-    let mut trainer = Trainer::new(cfg, model, meta, paths, resume)?;
+    let distillation = input.teacher.as_ref().map(Teacher::summary);
+    if let Some(t) = &input.teacher {
+        tracing::info!(
+            "distilling from {} ({:?}, {} parameters): alpha {}, temperature {}",
+            t.file.path.display(),
+            t.file.meta.config.kind,
+            t.file.model.num_params(),
+            t.alpha,
+            t.temperature
+        );
+    }
+    let mut trainer = Trainer::new(cfg, model, meta, paths, resume)?.with_teacher(input.teacher);
     let reason = trainer.train(&data.ids.train, &data.ids.validation)?;
     trainer.finish()?;
     let s = &trainer.state;
@@ -158,6 +194,9 @@ pub fn train(input: &TrainInput) -> Result<TrainReport> {
         seed: cfg.general.global_seed,
         best: s.best_val_loss.map(|b| (b, s.best_step)),
         history: trainer.history.clone(),
+        tied: trainer.meta.config.tie_embeddings,
+        untied_note,
+        distillation,
         float: FloatFile {
             path: dir.join(FLOAT_MODEL_FILE),
             meta: trainer.meta_with_summary(),

@@ -13,6 +13,7 @@
 
 use crate::avx2_dispatch;
 use crate::models::{build, FloatModel};
+use crate::nn::distillation::{distillation_sum, distilled_per_window, Scales, Soft};
 use crate::nn::loss::cross_entropy_sum;
 use crate::nn::matmul::unsplit;
 use rayon::prelude::*;
@@ -44,6 +45,8 @@ pub struct Step<'a> {
     pub targets: &'a [u32],
     pub batch: usize,
     pub seq: usize,
+    /// The teacher's logits for the whole batch, when distilling.
+    pub soft: Option<Soft<'a>>,
 }
 
 impl Shards {
@@ -55,7 +58,8 @@ impl Shards {
         }
     }
 
-    /// Mean cross-entropy over the whole batch, with its gradient added into
+    /// Mean cross-entropy over the whole batch (or, with `s.soft`, the mean distillation
+    /// loss, see [`crate::nn::distillation`]), with its gradient added into
     /// `model.params().grad` (dropout on: this is a training pass).
     pub fn loss_and_grad(
         &mut self,
@@ -67,6 +71,12 @@ impl Shards {
         let per_window = s.targets.len() / s.batch.max(1);
         let vocab = model.config().vocab_size;
         let scale = 1.0 / s.targets.len() as f32;
+        let kd_scales = s.soft.map(|soft| Scales {
+            hard: scale,
+            soft: 1.0
+                / (s.batch * distilled_per_window(per_window, soft.teacher_positions)).max(1)
+                    as f32,
+        });
         // Fixed-size arrays, not vectors: the step allocates nothing (see the tests).
         let mut rngs: [Rng; SHARDS] =
             std::array::from_fn(|i| if i < parts { rng.fork() } else { Rng::new(0) });
@@ -93,8 +103,27 @@ impl Shards {
                         row_losses,
                     } = buffers;
                     dlogits.resize(logits.len(), 0.0);
-                    let grad = Some((&mut dlogits[..], scale));
-                    let loss = cross_entropy_sum(logits, targets, vocab, grad, row_losses);
+                    let loss = match (s.soft, kd_scales) {
+                        (Some(soft), Some(scales)) => {
+                            let per = soft.teacher_positions * vocab;
+                            let part = Soft {
+                                teacher: &soft.teacher[w0 * per..w1 * per],
+                                ..soft
+                            };
+                            let grad = Some(&mut dlogits[..]);
+                            let windows = w1 - w0;
+                            // Already a share of the batch's mean: undo the division below.
+                            s.targets.len() as f64
+                                * distillation_sum(
+                                    logits, targets, windows, vocab, &part, scales, grad,
+                                    row_losses,
+                                )
+                        }
+                        _ => {
+                            let grad = Some((&mut dlogits[..], scale));
+                            cross_entropy_sum(logits, targets, vocab, grad, row_losses)
+                        }
+                    };
                     m.backward(dlogits);
                     loss
                 };
@@ -183,6 +212,7 @@ mod tests {
                 targets: &targets,
                 batch: 5,
                 seq: cfg.seq_len,
+                soft: None,
             };
             // Three steps, so the copies' cleared gradients and refreshed weights are exercised.
             let mut loss = 0.0;
@@ -262,6 +292,7 @@ mod tests {
                         targets: &batch.targets,
                         batch: batch.batch,
                         seq: cfg.seq_len,
+                        soft: None,
                     };
                     shards.loss_and_grad(model.as_mut(), &s, &mut rng);
                     opt.step(model.params_mut(), 1e-3, 1.0);
@@ -277,6 +308,64 @@ mod tests {
                 (0, 0),
                 "{kind:?}: allocations in a step"
             );
+        }
+    }
+
+    /// With a teacher's logits, the parts' summed gradient and loss are the whole batch's
+    /// distillation loss and gradient: each part gets its own windows' teacher rows and the
+    /// batch's scales, for a teacher predicting every position or only the last.
+    #[test]
+    fn distilled_parts_add_up_to_the_whole_batch() {
+        use crate::nn::distillation::{distillation_sum, Scales, Soft};
+        let cfg = config(ModelName::TinyGpt, 0.0);
+        let (tokens, targets) = batch(&cfg);
+        let v = cfg.vocab_size;
+        for teacher_positions in [cfg.seq_len, 1] {
+            let teacher: Vec<f32> = (0..5 * teacher_positions * v)
+                .map(|i| ((i * 37 % 101) as f32 / 25.0) - 2.0)
+                .collect();
+            let soft = Soft {
+                teacher: &teacher,
+                teacher_positions,
+                alpha: 0.7,
+                temperature: 2.0,
+            };
+            let mut model = build(&cfg, 3);
+            let mut shards = Shards::new(model.as_ref());
+            let step = Step {
+                tokens: &tokens,
+                targets: &targets,
+                batch: 5,
+                seq: cfg.seq_len,
+                soft: Some(soft),
+            };
+            let loss = shards.loss_and_grad(model.as_mut(), &step, &mut Rng::new(9));
+            let grad = model.params().grad.clone();
+
+            let mut whole = build(&cfg, 3);
+            let logits = whole.forward(&tokens, 5, cfg.seq_len, true, &mut Rng::new(9));
+            let mut dlogits = vec![0.0; logits.len()];
+            let plain = softmax_cross_entropy(logits, &targets, v, None);
+            let scales = Scales {
+                hard: 1.0 / targets.len() as f32,
+                soft: 1.0 / (5 * teacher_positions.min(cfg.seq_len)) as f32,
+            };
+            let want = distillation_sum(
+                logits,
+                &targets,
+                5,
+                v,
+                &soft,
+                scales,
+                Some(&mut dlogits),
+                &mut Vec::new(),
+            ) as f32;
+            whole.backward(&dlogits);
+            assert!((loss - want).abs() < 1e-5, "{loss} vs {want}");
+            assert!((loss - plain).abs() > 1e-3, "the teacher changed nothing");
+            for (i, (g, w)) in grad.iter().zip(&whole.params().grad).enumerate() {
+                assert!((g - w).abs() <= 1e-5 + 1e-4 * w.abs(), "[{i}]: {g} vs {w}");
+            }
         }
     }
 

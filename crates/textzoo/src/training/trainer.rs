@@ -14,6 +14,7 @@ use crate::lm::LanguageModel;
 use crate::models::FloatModel;
 use crate::nn::optim::AdamW;
 use crate::training::ema::Ema;
+use crate::training::Teacher;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::Write;
 use std::path::PathBuf;
@@ -69,6 +70,8 @@ pub struct Trainer<'a> {
     /// `(step, train loss averaged since the last validation, validation loss, lr)`.
     pub history: Vec<(u64, f64, Option<f64>, f64)>,
     loss_since_eval: (f64, u64),
+    /// The distillation teacher (`training.distillation`), run forward on every batch.
+    teacher: Option<Teacher>,
 }
 
 impl<'a> Trainer<'a> {
@@ -118,7 +121,14 @@ impl<'a> Trainer<'a> {
             best_params: None,
             history: Vec::new(),
             loss_since_eval: (0.0, 0),
+            teacher: None,
         })
+    }
+
+    /// Trains against `teacher` as well as the targets (see [`crate::nn::distillation`]).
+    pub fn with_teacher(mut self, teacher: Option<Teacher>) -> Self {
+        self.teacher = teacher;
+        self
     }
 
     fn target(&self) -> Target {
@@ -285,13 +295,17 @@ impl<'a> Trainer<'a> {
         if self.target() == Target::NextToken {
             batch.pad_left_randomly(t.short_context_share as f32, &mut rng);
         }
+        let seq = self.model.config().seq_len;
+        // The teacher sees the batch exactly as the student does (padding included).
+        let soft = (self.teacher.as_mut()).map(|t| t.soft(&batch.tokens, batch.batch, seq));
         // The model's gradient is zero here: the optimizer step below clears it (and the
         // replicas' are cleared as they are added in), saving a pass per step.
         let step = Step {
             tokens: &batch.tokens,
             targets: &batch.targets,
             batch: batch.batch,
-            seq: self.model.config().seq_len,
+            seq,
+            soft,
         };
         let loss = self
             .shards
@@ -494,6 +508,9 @@ impl<'a> Trainer<'a> {
             "seed": self.cfg.general.global_seed,
             "textzoo_version": env!("CARGO_PKG_VERSION"),
         });
+        if let Some(t) = &self.teacher {
+            meta.training["distillation"] = t.summary();
+        }
         meta
     }
 
