@@ -211,8 +211,18 @@ pub fn write_card(input: &CardInput) -> Result<CardReport> {
         top_k: 40,
         ..greedy.clone()
     };
+    let unlooped = Prediction {
+        repetition_penalty: 1.3,
+        no_repeat_ngram_size: 3,
+        ..greedy.clone()
+    };
     let samples = [
         ("greedy", sample(&int8_model, &greedy, seed)?, &greedy),
+        (
+            "greedy, repetition penalty 1.3 and no repeated 3-grams",
+            sample(&int8_model, &unlooped, seed)?,
+            &unlooped,
+        ),
         (
             "sampled (temperature 0.8, top-k 40)",
             sample(&int8_model, &sampled, seed)?,
@@ -358,15 +368,9 @@ pub fn write_card(input: &CardInput) -> Result<CardReport> {
     for (label, text, settings) in &samples {
         let _ = writeln!(
             s,
-            "{label} — `textzoo operation_mode=prediction general.pretrained={name} prediction.prompt=\"{}\" prediction.max_tokens={SAMPLE_TOKENS}{}`:\n",
+            "{label} — `textzoo operation_mode=prediction general.model_path=pretrained_models/{name}/{INT8_FILE} prediction.prompt=\"{}\" prediction.max_tokens={SAMPLE_TOKENS}{}`:\n",
             settings.prompt,
-            match settings.strategy {
-                Strategy::Greedy => String::new(),
-                Strategy::Sample => format!(
-                    " prediction.strategy=sample prediction.temperature={} prediction.top_k={}",
-                    settings.temperature, settings.top_k
-                ),
-            }
+            overrides(settings)
         );
         let _ = writeln!(s, "> {}\n", text.replace('\n', "\n> "));
     }
@@ -387,6 +391,33 @@ pub fn write_card(input: &CardInput) -> Result<CardReport> {
         card,
         files: vec![float_dst, int8_dst],
     })
+}
+
+/// The `prediction.*` overrides that reproduce a sample beside the prompt and length.
+fn overrides(settings: &Prediction) -> String {
+    let mut out = String::new();
+    if settings.strategy == Strategy::Sample {
+        let _ = write!(
+            out,
+            " prediction.strategy=sample prediction.temperature={} prediction.top_k={}",
+            settings.temperature, settings.top_k
+        );
+    }
+    if settings.repetition_penalty != 1.0 {
+        let _ = write!(
+            out,
+            " prediction.repetition_penalty={}",
+            settings.repetition_penalty
+        );
+    }
+    if settings.no_repeat_ngram_size != 0 {
+        let _ = write!(
+            out,
+            " prediction.no_repeat_ngram_size={}",
+            settings.no_repeat_ngram_size
+        );
+    }
+    out
 }
 
 fn board_key(board: Board) -> &'static str {
