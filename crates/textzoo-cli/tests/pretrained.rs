@@ -120,9 +120,12 @@ fn modes_that_start_from_a_model_use_the_bundled_one() {
     assert!(ran.all().contains("tiny_gpt_board"), "{}", ran.all());
     let m = metrics(&run);
     assert_eq!(m["run"]["pretrained_model"], "tiny_gpt_board");
+    // 50 tokens of the word tokenizer: words and punctuation marks.
+    assert_eq!(m["prediction"]["tokens"], 50);
     let text = std::fs::read_to_string(run.join("generated.txt")).unwrap();
     let words = text.split_whitespace().count();
-    assert!(words >= 50, "{words} words: {text}");
+    assert!(words >= 35, "{words} words: {text}");
+    assert!(ran.stdout.contains(&text), "stdout shows the saved text: {}", ran.stdout);
 
     // `general.pretrained` picks another entry; a model file given wins over the zoo.
     let run = tmp.path().join("gru");

@@ -56,17 +56,29 @@ pub fn generate(
         let logits = lm.next_logits(&ids);
         ids.push(sampler.pick_in_context(&logits, &ids));
         let continuation = continuation(tokenizer, &ids, prompt_len);
-        // Word spacing can depend on the next token ("don ' t"): print only what is settled.
-        if let Some(new) = continuation.strip_prefix(shown.as_str()) {
+        // Word spacing can depend on the next token ("king '" becomes "king's"): print only
+        // what is settled, the text before the last whitespace.
+        let settled = settled_part(&continuation);
+        if let Some(new) = settled.strip_prefix(shown.as_str()) {
             on_text(new);
-            shown = continuation;
+            shown = settled.to_string();
         }
     }
     let continuation = continuation(tokenizer, &ids, prompt_len);
-    if let Some(rest) = continuation.strip_prefix(shown.as_str()) {
-        on_text(rest);
+    match continuation.strip_prefix(shown.as_str()) {
+        Some(rest) => on_text(rest),
+        // Never expected (spacing only changes at the end); the whole text then follows anew.
+        None => on_text(&format!("\n{}{continuation}", settings.prompt)),
     }
     Ok(format!("{}{continuation}", settings.prompt))
+}
+
+/// The part of `text` no later token can change: everything before its last whitespace.
+fn settled_part(text: &str) -> &str {
+    match text.rfind(char::is_whitespace) {
+        Some(i) => &text[..i],
+        None => "",
+    }
 }
 
 /// The text the generated tokens add after the prompt, spaced as in the whole decoded text.
@@ -167,15 +179,22 @@ mod tests {
     }
 
     fn generated(settings: &Prediction) -> String {
+        generated_from(
+            "the cat sat on the mat\n",
+            &["the", "cat", "sat", "on", "mat"],
+            settings,
+        )
+        .0
+    }
+
+    /// The returned text and the pieces streamed, from a parrot preferring `order`'s words.
+    fn generated_from(corpus: &str, order: &[&str], settings: &Prediction) -> (String, String) {
         let settings_tok = Preprocessing {
             vocab_size: 20,
             ..Preprocessing::default()
         };
-        let tok = TextTokenizer::train(&settings_tok, "the cat sat on the mat\n").unwrap();
-        let order = ["the", "cat", "sat", "on", "mat"]
-            .iter()
-            .map(|w| tok.encode(w).unwrap()[0])
-            .collect();
+        let tok = TextTokenizer::train(&settings_tok, corpus).unwrap();
+        let order = order.iter().map(|w| tok.encode(w).unwrap()[0]).collect();
         let mut lm = Parrot {
             config: ModelConfig {
                 kind: ModelName::TinyGpt,
@@ -191,7 +210,25 @@ mod tests {
             },
             order,
         };
-        generate(&mut lm, &tok, settings, 1, |_| {}).unwrap()
+        let mut streamed = String::new();
+        let text = generate(&mut lm, &tok, settings, 1, |piece| streamed.push_str(piece)).unwrap();
+        (text, streamed)
+    }
+
+    #[test]
+    fn the_streamed_text_is_the_saved_text_when_spacing_changes_later() {
+        // "king '" is spaced until the "s" arrives and makes it "king's".
+        let settings = Prediction {
+            prompt: "the".into(),
+            max_tokens: 4,
+            strategy: Strategy::Greedy,
+            no_repeat_ngram_size: 1,
+            ..Prediction::default()
+        };
+        let (text, streamed) =
+            generated_from("the king's cat\n", &["king", "'", "s", "cat"], &settings);
+        assert_eq!(text, "the king's cat");
+        assert_eq!(streamed, text);
     }
 
     #[test]
