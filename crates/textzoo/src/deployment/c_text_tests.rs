@@ -18,6 +18,7 @@ const TZ_TEXT_C: &str = include_str!("c/tz_text.c");
 const TZ_SAMPLE_H: &str = include_str!("c/tz_sample.h");
 const TZ_SAMPLE_C: &str = include_str!("c/tz_sample.c");
 const APP_C: &str = include_str!("c/app.c");
+const APP_H: &str = include_str!("c/textzoo_app.h");
 
 const SANITIZE: &[&str] = &[
     "-fsanitize=address,undefined",
@@ -757,6 +758,7 @@ fn build_app(
     let dir = project(tok, tok.vocab_size());
     let write = |name: &str, text: &str| std::fs::write(dir.path().join(name), text).unwrap();
     write("app.c", APP_C);
+    write("textzoo_app.h", APP_H);
     write("rt.c", FAKE_RT_C);
     write("platform.h", PLATFORM_H);
     write("platform.c", PLATFORM_C);

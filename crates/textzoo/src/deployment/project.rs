@@ -28,6 +28,7 @@ const RUNTIME: &[(&str, &str)] = &[
 ];
 
 const APP: (&str, &str) = ("src/app.c", include_str!("c/app.c"));
+const APP_H: (&str, &str) = ("src/textzoo_app.h", include_str!("c/textzoo_app.h"));
 
 /// The model, its vocabulary and the runtime: what a user with their own firmware needs.
 pub fn model_sources(loaded: &Int8File) -> Result<Vec<ProjectFile>> {
@@ -54,9 +55,10 @@ pub fn project_files(
 ) -> Result<Vec<ProjectFile>> {
     let mut files = model_sources(loaded)?;
     files.push((APP.0.to_string(), APP.1.to_string()));
+    files.push((APP_H.0.to_string(), APP_H.1.to_string()));
     files.push((
         "src/app_config.h".to_string(),
-        app_config(loaded, prediction, seed)?,
+        app_config(loaded, prediction, seed, &boards::profile(board))?,
     ));
     files.extend(
         boards::project_files(board)
@@ -67,8 +69,15 @@ pub fn project_files(
     Ok(files)
 }
 
-/// `app_config.h`: the `prediction` settings at generation time, each overridable with `-D`.
-fn app_config(loaded: &Int8File, p: &Prediction, seed: u64) -> Result<String> {
+/// `app_config.h`: the `prediction` settings at generation time, each overridable with `-D`,
+/// and on bare-metal boards `TZ_SYSCLK_HZ`, the CPU clock the startup code sets up and the
+/// on-board timing divides by.
+fn app_config(
+    loaded: &Int8File,
+    p: &Prediction,
+    seed: u64,
+    board: &boards::BoardProfile,
+) -> Result<String> {
     let ids = loaded.tokenizer.encode(&p.prompt)?;
     let ids_text = if ids.is_empty() {
         "0".to_string()
@@ -108,6 +117,14 @@ fn app_config(loaded: &Int8File, p: &Prediction, seed: u64) -> Result<String> {
     );
     for (name, value) in settings {
         out += &format!("#ifndef {name}\n#define {name} {value}\n#endif\n");
+    }
+    if board.bare_metal() {
+        out += &format!(
+            "/* CPU clock in Hz: what the startup code programs (STM32H7 board build) and what the\n \
+             * on-board timing converts cycles with; see README.md to change it. */\n\
+             #ifndef TZ_SYSCLK_HZ\n#define TZ_SYSCLK_HZ {}u\n#endif\n",
+            board.clock_hz
+        );
     }
     out += "\n#endif\n";
     Ok(out)
