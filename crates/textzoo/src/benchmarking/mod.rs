@@ -3,6 +3,7 @@
 //! `native`), and the emulated MCU run with exact instruction counts (`emulated`).
 
 pub mod analysis;
+pub mod board_log;
 pub mod emulated;
 pub mod host;
 pub mod native;
@@ -102,6 +103,10 @@ pub fn benchmark(input: &BenchInput) -> Result<Report> {
             }
         }
     };
+    let board_measured = match &input.settings.board_log {
+        Some(log) => Some(board_log::read(log)?),
+        None => None,
+    };
     if loaded.tokenizer.kind() == TokenizerKind::Bpe {
         notes.push("byte-level BPE prompts are encoded on the host (TZ_PROMPT_IDS)".into());
     }
@@ -113,6 +118,7 @@ pub fn benchmark(input: &BenchInput) -> Result<Report> {
         fit,
         host,
         emulated,
+        board_measured,
         notes,
     };
     publish(input.dir, &report)?;

@@ -273,7 +273,8 @@ pub fn required_paths(cfg: &Config) -> Result<(), ConfigError> {
     must_exist(
         "training.resume_training_from",
         &cfg.training.resume_training_from,
-    )
+    )?;
+    must_exist("benchmarking.board_log", &cfg.benchmarking.board_log)
 }
 
 #[cfg(test)]
