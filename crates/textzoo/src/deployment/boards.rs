@@ -6,14 +6,15 @@
 //! touches one place. [`project_files`] returns the board-specific files of the project: the
 //! platform layer (`src/platform.h`, `src/platform/*.c`), startup code and linker scripts for
 //! the bare-metal boards and their QEMU stand-ins, the Makefile ([`makefile`]), the board
-//! README (`boards/README_*.md` next to this file) and the QEMU instruction-counting plugin
-//! (`tools/insn_count.c`).
+//! README (`boards/README_*.md` next to this file), the QEMU instruction-counting plugin
+//! (`tools/insn_count.c`) and, for the bare-metal boards, the CMake build ([`cmake`]).
 //!
 //! QEMU has no STM32H7 or STM32N6 machine, so firmware for those boards is also built for a
 //! stand-in with the same CPU (`mps2-an500`: Cortex-M7, `mps3-an547`: Cortex-M55) and talks
 //! through semihosting there; the real-board build differs only in platform file and linker
 //! script, so what runs under QEMU is the same compiled application code.
 
+mod cmake;
 mod makefile;
 
 use crate::config::Board;
@@ -396,6 +397,7 @@ pub fn project_files(board: Board) -> Vec<(&'static str, String)> {
         files.extend([STARTUP_CORTEXM, CLOCKS_STM32, SECTIONS_LD].map(Source::file));
         files.extend(bare.iter().map(|&(_, script)| script.file()));
     }
+    files.extend(cmake::render(&p));
     files
 }
 
