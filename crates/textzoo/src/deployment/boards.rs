@@ -659,7 +659,11 @@ int main(int argc, char **argv)
             "EXTRA_CFLAGS=-DTZ_SYSCLK_HZ=400000000u",
             "EXTRA_CFLAGS=-DTZ_HSE_BYPASS_HZ=8000000u",
         ] {
-            let out = make(dir.path(), &["board", flags]);
+            let args: Vec<&str> = ["board", flags]
+                .into_iter()
+                .filter(|a| !a.is_empty())
+                .collect();
+            let out = make(dir.path(), &args);
             assert!(out.status.success(), "{flags}: {}", text(&out.stderr));
             let bytes = symbol_size(dir.path(), "build/board/app", "tz_board_clocks");
             assert!(bytes > 100, "{flags}: tz_board_clocks is {bytes} bytes");
