@@ -25,12 +25,13 @@
  * template's SystemClock_Config). */
 #include <stdint.h>
 
-#include "app_config.h"
 #include "platform.h"
 
-#define TZ_REG(addr) (*(volatile uint32_t *)(uintptr_t)(addr))
-
 #if defined(TZ_CLOCK_SETUP) && defined(TZ_BOARD_STM32H743ZI)
+
+#include "app_config.h"
+
+#define TZ_REG(addr) (*(volatile uint32_t *)(uintptr_t)(addr))
 
 #ifndef TZ_SYSCLK_HZ
 #error "clocks_stm32.c: TZ_SYSCLK_HZ (app_config.h) is not defined"
