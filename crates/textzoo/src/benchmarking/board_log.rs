@@ -39,11 +39,12 @@ pub const TIMING_PREFIX: &str = "timing:";
 pub fn parse(text: &str, log: &str) -> std::result::Result<BoardMeasured, String> {
     let line = text
         .lines()
+        .rev()
         .filter_map(|l| {
             l.find(TIMING_PREFIX)
                 .map(|at| &l[at + TIMING_PREFIX.len()..])
         })
-        .last()
+        .next()
         .ok_or_else(|| {
             format!(
                 "no `{TIMING_PREFIX} ... cycles_per_token=...` line: capture the board's UART \
