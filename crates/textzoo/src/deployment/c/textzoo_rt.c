@@ -521,60 +521,92 @@ static void tz_widen(int16_t *xs, const int8_t *x, int k) {
     "1:\n\t" TZ_PASM_STEP TZ_PASM_STEP TZ_PASM_STEP TZ_PASM_STEP "cmp %[xp], %[xend]\n\tbne 1b"
 #endif
 
+#if defined(TZ_SMLAD_ASM)
+/* The groups of tz_dot4p when k % 16 == 0 and k <= TZ_PAIR_RUN (every input in one run, the
+ * doubleword loads aligned): the asm loop per group, then the outputs. After a group's loop
+ * pa has reached pb's start and pb the next group's, so the pointers simply run on. Kept
+ * apart from the general path so that its few live values stay in registers. OUT writes
+ * outputs o..o + 3 from d0..d3. */
+#define TZ_DOT4P_FAST(OUT)                                                                   \
+    do {                                                                                     \
+        const int8_t *pb = w;                                                                \
+        const int16_t *xend = xs + k;                                                        \
+        int o;                                                                               \
+        for (o = 0; o < m4; o += 4) {                                                        \
+            const int16_t *xp = xs;                                                          \
+            const int8_t *pa = pb;                                                           \
+            uint32_t s0 = (uint32_t)bias[o], t0 = s0, s1 = (uint32_t)bias[o + 2], t1 = s1;   \
+            uint32_t xa, xb, w0, w1, tmp;                                                    \
+            int32_t d0, d1, d2, d3;                                                          \
+            pb = pa + (size_t)2 * k;                                                         \
+            __asm__(TZ_PASM_LOOP                                                             \
+                    : [s0] "+r"(s0), [t0] "+r"(t0), [s1] "+r"(s1), [t1] "+r"(t1),            \
+                      [xp] "+r"(xp), [pa] "+r"(pa), [pb] "+r"(pb), [xa] "=&r"(xa),           \
+                      [xb] "=&r"(xb), [w0] "=&r"(w0), [w1] "=&r"(w1), [tmp] "=&r"(tmp)       \
+                    : [xend] "r"(xend)                                                       \
+                    : "cc", "memory");                                                       \
+            d0 = (int32_t)t0;                                                                \
+            d1 = bias[o + 1] + ((int32_t)(s0 - t0) >> 8);                                    \
+            d2 = (int32_t)t1;                                                                \
+            d3 = bias[o + 3] + ((int32_t)(s1 - t1) >> 8);                                    \
+            OUT;                                                                             \
+        }                                                                                    \
+    } while (0)
+
+static void tz_dot4p_fast(const int16_t *xs, const int8_t *w, int k, const int32_t *bias,
+                          int m4, int32_t *out) {
+    TZ_DOT4P_FAST((out[o] = d0, out[o + 1] = d1, out[o + 2] = d2, out[o + 3] = d3));
+}
+
+static void tz_dot4p_fast_logits(const int16_t *xs, const int8_t *w, int k,
+                                 const int32_t *bias, int m4, const float *scale, float *fout) {
+    TZ_DOT4P_FAST((fout[o] = (float)d0 * scale[o], fout[o + 1] = (float)d1 * scale[o + 1],
+                   fout[o + 2] = (float)d2 * scale[o + 2],
+                   fout[o + 3] = (float)d3 * scale[o + 3]));
+}
+#endif
+
 /* out[o + j] = bias[o + j] + x . row o + j of the paired matrix w, for o < m4 (a multiple of
  * 4: two pairs a group); xs is x widened by tz_widen. With `scale` (the head), the logits
  * (float)(bias + x . row) * scale go to fout instead, in the same order of operations as
  * kernels::dequantize_logits. Each pair's S and T both start at the bias of its first row,
  * so T is that row's output and S - T stays 256 times the second row's dot product (an exact
- * multiple: the arithmetic shift divides). */
+ * multiple: the arithmetic shift divides); inputs are summed in runs of at most TZ_PAIR_RUN,
+ * each exact. */
 static void tz_dot4p(const int16_t *xs, const int8_t *w, int k, const int32_t *bias, int m4,
                      int32_t *out, const float *scale, float *fout) {
     int o;
+#if defined(TZ_SMLAD_ASM)
+    if ((k & 15) == 0 && k <= TZ_PAIR_RUN) {
+        if (scale != NULL) {
+            tz_dot4p_fast_logits(xs, w, k, bias, m4, scale, fout);
+        } else {
+            tz_dot4p_fast(xs, w, k, bias, m4, out);
+        }
+        return;
+    }
+#endif
     for (o = 0; o < m4; o += 4) {
         const int8_t *wa = w + (size_t)o * k, *wb = wa + (size_t)2 * k;
         uint32_t s0 = (uint32_t)bias[o], t0 = s0, s1 = (uint32_t)bias[o + 2], t1 = s1;
-        int32_t d0, d1, d2, d3;
-#if defined(TZ_SMLAD_ASM)
-        /* The common case in one run, sixteen inputs a turn; doubleword loads need the 4-byte
-         * alignment of pairs that k % 16 == 0 keeps. */
-        if ((k & 15) == 0 && k <= TZ_PAIR_RUN) {
-            const int16_t *xp = xs, *xend = xs + k;
-            const int8_t *pa = wa, *pb = wb;
-            uint32_t xa, xb, w0, w1, tmp;
-            __asm__(TZ_PASM_LOOP
-                    : [s0] "+r"(s0), [t0] "+r"(t0), [s1] "+r"(s1), [t1] "+r"(t1),
-                      [xp] "+r"(xp), [pa] "+r"(pa), [pb] "+r"(pb), [xa] "=&r"(xa),
-                      [xb] "=&r"(xb), [w0] "=&r"(w0), [w1] "=&r"(w1), [tmp] "=&r"(tmp)
-                    : [xend] "r"(xend)
-                    : "cc", "memory");
-            d0 = (int32_t)t0;
-            d1 = bias[o + 1] + ((int32_t)(s0 - t0) >> 8);
-            d2 = (int32_t)t1;
-            d3 = bias[o + 3] + ((int32_t)(s1 - t1) >> 8);
-        } else
-#endif
-        {
-            /* Runs of at most TZ_PAIR_RUN inputs, each exact. */
-            int i0, i;
-            d1 = bias[o + 1];
-            d3 = bias[o + 3];
-            for (i0 = 0; i0 < k; i0 += TZ_PAIR_RUN) {
-                int end = k - i0 < TZ_PAIR_RUN ? k : i0 + TZ_PAIR_RUN;
-                for (i = i0; i < end; i++) {
-                    int32_t xv = xs[i];
-                    s0 += (uint32_t)(xv * tz_pair_v(wa, i));
-                    t0 += (uint32_t)(xv * wa[2 * i]);
-                    s1 += (uint32_t)(xv * tz_pair_v(wb, i));
-                    t1 += (uint32_t)(xv * wb[2 * i]);
-                }
-                d1 += (int32_t)(s0 - t0) >> 8;
-                d3 += (int32_t)(s1 - t1) >> 8;
-                s0 = t0;
-                s1 = t1;
+        int32_t d0, d1 = bias[o + 1], d2, d3 = bias[o + 3];
+        int i0, i;
+        for (i0 = 0; i0 < k; i0 += TZ_PAIR_RUN) {
+            int end = k - i0 < TZ_PAIR_RUN ? k : i0 + TZ_PAIR_RUN;
+            for (i = i0; i < end; i++) {
+                int32_t xv = xs[i];
+                s0 += (uint32_t)(xv * tz_pair_v(wa, i));
+                t0 += (uint32_t)(xv * wa[2 * i]);
+                s1 += (uint32_t)(xv * tz_pair_v(wb, i));
+                t1 += (uint32_t)(xv * wb[2 * i]);
             }
-            d0 = (int32_t)t0;
-            d2 = (int32_t)t1;
+            d1 += (int32_t)(s0 - t0) >> 8;
+            d3 += (int32_t)(s1 - t1) >> 8;
+            s0 = t0;
+            s1 = t1;
         }
+        d0 = (int32_t)t0;
+        d2 = (int32_t)t1;
         if (scale != NULL) {
             fout[o] = (float)d0 * scale[o];
             fout[o + 1] = (float)d1 * scale[o + 1];
