@@ -499,7 +499,8 @@ static void tz_widen(int16_t *xs, const int8_t *x, int k) {
 }
 
 #if defined(TZ_SMLAD_ASM)
-/* One pair in the asm loop: two words of v (inputs i..i + 3) at ptr; S += x.v, T += x.a. */
+/* One pair in the asm loop: two words of v (inputs i..i + 3) at ptr; S += x.v, T += x.a
+ * (each word's SXTB16 in place once S has used it: twelve registers in all). */
 #if defined(__thumb2__)
 #define TZ_PASM_LOADW(ptr) "ldrd %[w0], %[w1], [%[" ptr "]], #8\n\t"
 #define TZ_PASM_LOADX "ldrd %[xa], %[xb], [%[xp]], #8\n\t"
@@ -510,11 +511,11 @@ static void tz_widen(int16_t *xs, const int8_t *x, int k) {
 #define TZ_PASM_PAIR(s, t, ptr)                          \
     TZ_PASM_LOADW(ptr)                                   \
     "smlad %[" s "], %[xa], %[w0], %[" s "]\n\t"         \
-    "sxtb16 %[tmp], %[w0]\n\t"                           \
-    "smlad %[" t "], %[xa], %[tmp], %[" t "]\n\t"        \
+    "sxtb16 %[w0], %[w0]\n\t"                            \
+    "smlad %[" t "], %[xa], %[w0], %[" t "]\n\t"         \
     "smlad %[" s "], %[xb], %[w1], %[" s "]\n\t"         \
-    "sxtb16 %[tmp], %[w1]\n\t"                           \
-    "smlad %[" t "], %[xb], %[tmp], %[" t "]\n\t"
+    "sxtb16 %[w1], %[w1]\n\t"                            \
+    "smlad %[" t "], %[xb], %[w1], %[" t "]\n\t"
 /* Four inputs for both pairs: 15 instructions for 16 products (Thumb-2). */
 #define TZ_PASM_STEP TZ_PASM_LOADX TZ_PASM_PAIR("s0", "t0", "pa") TZ_PASM_PAIR("s1", "t1", "pb")
 #define TZ_PASM_LOOP \
@@ -536,13 +537,13 @@ static void tz_widen(int16_t *xs, const int8_t *x, int k) {
             const int16_t *xp = xs;                                                          \
             const int8_t *pa = pb;                                                           \
             uint32_t s0 = (uint32_t)bias[o], t0 = s0, s1 = (uint32_t)bias[o + 2], t1 = s1;   \
-            uint32_t xa, xb, w0, w1, tmp;                                                    \
+            uint32_t xa, xb, w0, w1;                                                         \
             int32_t d0, d1, d2, d3;                                                          \
             pb = pa + (size_t)2 * k;                                                         \
             __asm__(TZ_PASM_LOOP                                                             \
                     : [s0] "+r"(s0), [t0] "+r"(t0), [s1] "+r"(s1), [t1] "+r"(t1),            \
                       [xp] "+r"(xp), [pa] "+r"(pa), [pb] "+r"(pb), [xa] "=&r"(xa),           \
-                      [xb] "=&r"(xb), [w0] "=&r"(w0), [w1] "=&r"(w1), [tmp] "=&r"(tmp)       \
+                      [xb] "=&r"(xb), [w0] "=&r"(w0), [w1] "=&r"(w1)                         \
                     : [xend] "r"(xend)                                                       \
                     : "cc", "memory");                                                       \
             d0 = (int32_t)t0;                                                                \
