@@ -257,9 +257,9 @@ const STM32H7: BoardProfile = BoardProfile {
         },
     },
     readme: include_str!("boards/README_STM32H7.md"),
-    description: "Cortex-M7 at 480 MHz, 2 MiB flash (code + weights), 512 KiB AXI SRAM for \
-                  arena/KV cache/buffers, 32 KiB stack in DTCM, output on USART3 (ST-LINK \
-                  virtual COM port, 115200 8N1)",
+    description: "Cortex-M7 at 480 MHz (the startup sets VOS0, PLL1 and 4 flash wait states), \
+                  2 MiB flash (code + weights), 512 KiB AXI SRAM for arena/KV cache/buffers, \
+                  32 KiB stack in DTCM, output on USART3 (ST-LINK virtual COM port, 115200 8N1)",
 };
 
 const STM32N6: BoardProfile = BoardProfile {
@@ -299,7 +299,8 @@ const STM32N6: BoardProfile = BoardProfile {
         },
     },
     readme: include_str!("boards/README_STM32N6.md"),
-    description: "Cortex-M55 (Helium) at 800 MHz, code and weights executed in place from the \
+    description: "Cortex-M55 (Helium) at 800 MHz as the first-stage bootloader sets it up (the \
+                  application keeps its clocks), code and weights executed in place from the \
                   external octo-SPI flash at 0x70100400, 2 MiB AXISRAM for data and stack, \
                   output on USART1 (ST-LINK virtual COM port); the Neural-ART NPU is not used",
 };
