@@ -79,6 +79,28 @@ fn the_report_has_three_views_and_repeatable_instruction_counts() {
     assert!(e["prefill_instructions"].as_u64().unwrap() > 0);
     assert!(e["sections"]["rodata_bytes"].as_u64().unwrap() > 0, "{e}");
     assert!(stdout.contains("ESTIMATE"), "{stdout}");
+    // The per-step split of the forward pass (one block: embedding, seven steps, ln_f, head)
+    // adds up to the forward count, give or take the marks of the profiled build.
+    let steps = e["per_layer"].as_array().unwrap();
+    let names: Vec<&str> = steps.iter().map(|s| s["layer"].as_str().unwrap()).collect();
+    assert_eq!(names.len(), 10, "{e}");
+    assert_eq!(
+        [names[0], names[3], names[9]],
+        ["embedding", "blocks.0.attention", "head"]
+    );
+    let sum: f64 = steps
+        .iter()
+        .map(|s| s["instructions_per_token"].as_f64().unwrap())
+        .sum();
+    let forward = e["instructions_per_token"].as_f64().unwrap();
+    assert!(
+        (sum - forward).abs() < 0.03 * forward,
+        "steps sum to {sum}, forward {forward}"
+    );
+    assert!(
+        stdout.contains("per step, instructions per token"),
+        "{stdout}"
+    );
     // Metrics with the model zoo's names.
     let b = &metrics["benchmark"];
     for key in [

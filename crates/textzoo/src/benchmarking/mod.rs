@@ -95,7 +95,14 @@ pub fn benchmark(input: &BenchInput) -> Result<Report> {
         ));
         None
     } else {
-        match generate(board, "c_board").and_then(|p| emulated::count(&p, &profile, tokens)) {
+        let config = &loaded.model.config;
+        let layers = matches!(
+            config.kind,
+            textzoo_rt::Kind::TinyGpt | textzoo_rt::Kind::TinyBertGenerator
+        )
+        .then_some(config.num_layers);
+        match generate(board, "c_board").and_then(|p| emulated::count(&p, &profile, tokens, layers))
+        {
             Ok(e) => Some(e),
             Err(e) => {
                 notes.push(format!("emulated run failed: {e}"));

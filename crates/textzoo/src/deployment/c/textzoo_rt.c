@@ -21,6 +21,16 @@
 #include <stddef.h>
 #include <string.h>
 
+/* -DTZ_PROFILE_LAYERS (benchmarking's per-layer emulated view): tz_platform_mark() between the
+ * transformer's steps, so the QEMU instruction counter splits a forward pass into embedding |
+ * per block: ln1, q/k/v, attention, proj, ln2, up (+ GELU), down | ln_f | head. Off otherwise. */
+#if defined(TZ_PROFILE_LAYERS)
+#include "platform.h"
+#define TZ_LAYER_MARK() tz_platform_mark()
+#else
+#define TZ_LAYER_MARK() ((void)0)
+#endif
+
 /* Optional SIMD int8 dot products (exact integer sums, so the same bits as the portable
  * loops; define TZ_PORTABLE to turn them off): Helium (Cortex-M55, arm_mve.h), else the
  * DSP extension's SMLAD (Cortex-M4/M7/M33/M55, and Armv7-A). */
@@ -910,6 +920,7 @@ static void tz_block_run(const tz_model *m, int layer, int rows, int kv0, int ca
     tz_attn_scratch sc;
 
     tz_layernorm_rows(ln1, tz_a8(xs), &b->ln1, rows, c);
+    TZ_LAYER_MARK();
     if (m->kind == TZ_KIND_TINY_GPT) {
         kc = tz_kv() + (size_t)2 * layer * T * c;
         vc = kc + (size_t)T * c;
@@ -925,6 +936,7 @@ static void tz_block_run(const tz_model *m, int layer, int rows, int kv0, int ca
     tz_fc(vc + (size_t)kv0 * c, ln1, &b->v, rows, &e);
     e.zp = b->attn.q_zp;
     tz_fc(tz_a8(ls->q), ln1 + (size_t)first * c, &b->q, q_rows, &e);
+    TZ_LAYER_MARK();
 
     sc.scores = tz_a32(ls->scores);
     sc.probs = (uint8_t *)tz_a8(ls->probs);
@@ -932,6 +944,7 @@ static void tz_block_run(const tz_model *m, int layer, int rows, int kv0, int ca
     sc.acc = tz_a32(ls->pv_acc);
     tz_attention(tz_a8(ls->att), tz_a8(ls->q), kc, vc, q_rows, kv0 + first, kv0 + rows, causal,
                  &b->attn, m->num_heads, hd, t->exp_lut, &sc);
+    TZ_LAYER_MARK();
 
     e.kind = TZ_EPI_RESIDUAL;
     e.res = tz_a8(xs) + (size_t)first * c;
@@ -939,13 +952,16 @@ static void tz_block_run(const tz_model *m, int layer, int rows, int kv0, int ca
     e.res_rq = b->res1;
     e.zp = b->res2_zp;
     tz_fc(tz_a8(ls->res2), tz_a8(ls->att), &b->proj, q_rows, &e);
+    TZ_LAYER_MARK();
 
     tz_layernorm_rows(tz_a8(ls->ln2), tz_a8(ls->res2), &b->ln2, q_rows, c);
+    TZ_LAYER_MARK();
 
     e.kind = TZ_EPI_LUT;
     e.zp = b->up_zp;
     e.lut = b->gelu;
     tz_fc(tz_a8(ls->h), tz_a8(ls->ln2), &b->up, q_rows, &e);
+    TZ_LAYER_MARK();
 
     e.kind = TZ_EPI_RESIDUAL;
     e.res = tz_a8(ls->res2);
@@ -953,6 +969,7 @@ static void tz_block_run(const tz_model *m, int layer, int rows, int kv0, int ca
     e.res_rq = b->res2;
     e.zp = b->y_zp;
     tz_fc(tz_a8(ls->y), tz_a8(ls->h), &b->down, q_rows, &e);
+    TZ_LAYER_MARK();
 }
 
 /* Final layer norm and head on rows x_row0.. of the last hidden state. */
@@ -962,6 +979,7 @@ static void tz_head(const tz_model *m, int x_row0, int rows, float *out) {
     int8_t *x = tz_a8(tz_block_input(t, m->num_layers)) + (size_t)x_row0 * c;
     int8_t *ln = tz_a8(t->lnf);
     tz_layernorm_rows(ln, x, &t->ln_f, rows, c);
+    TZ_LAYER_MARK();
     tz_fc_logits(out, ln, t->head_w, t->head_bias, t->head_scale, rows, c, m->vocab_size);
 }
 
@@ -971,6 +989,7 @@ static void tz_blocks(const tz_model *m, const uint16_t *tokens, int n, int pos0
     int bert = m->kind == TZ_KIND_TINY_BERT_GENERATOR;
     int l;
     tz_embed(m, tz_a8(m->transformer->x0), tokens, n, pos0);
+    TZ_LAYER_MARK();
     for (l = 0; l < m->num_layers; l++)
         tz_block_run(m, l, n, kv0, !bert, bert && l + 1 == m->num_layers);
 }
