@@ -83,7 +83,10 @@ pub fn step_names(num_layers: usize) -> Vec<String> {
 /// marks around it and one between consecutive steps. `None` when the marks do not match.
 pub fn per_layer(counts: &Counts, names: &[String]) -> Option<Vec<LayerInstructions>> {
     let per_pass = names.len() + 1;
-    if names.is_empty() || counts.marks.len() % per_pass != 0 || counts.marks.len() < 2 * per_pass {
+    if names.is_empty()
+        || !counts.marks.len().is_multiple_of(per_pass)
+        || counts.marks.len() < 2 * per_pass
+    {
         return None;
     }
     let decode: Vec<&[u64]> = counts.marks.chunks_exact(per_pass).skip(1).collect();
