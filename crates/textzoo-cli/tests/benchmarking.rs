@@ -79,6 +79,28 @@ fn the_report_has_three_views_and_repeatable_instruction_counts() {
     assert!(e["prefill_instructions"].as_u64().unwrap() > 0);
     assert!(e["sections"]["rodata_bytes"].as_u64().unwrap() > 0, "{e}");
     assert!(stdout.contains("ESTIMATE"), "{stdout}");
+    // The per-step split of the forward pass (one block: embedding, seven steps, ln_f, head)
+    // adds up to the forward count, give or take the marks of the profiled build.
+    let steps = e["per_layer"].as_array().unwrap();
+    let names: Vec<&str> = steps.iter().map(|s| s["layer"].as_str().unwrap()).collect();
+    assert_eq!(names.len(), 10, "{e}");
+    assert_eq!(
+        [names[0], names[3], names[9]],
+        ["embedding", "blocks.0.attention", "head"]
+    );
+    let sum: f64 = steps
+        .iter()
+        .map(|s| s["instructions_per_token"].as_f64().unwrap())
+        .sum();
+    let forward = e["instructions_per_token"].as_f64().unwrap();
+    assert!(
+        (sum - forward).abs() < 0.03 * forward,
+        "steps sum to {sum}, forward {forward}"
+    );
+    assert!(
+        stdout.contains("per step, instructions per token"),
+        "{stdout}"
+    );
     // Metrics with the model zoo's names.
     let b = &metrics["benchmark"];
     for key in [
@@ -129,4 +151,106 @@ fn the_fit_verdict_flips_for_a_model_too_large_for_the_board() {
     );
     let (report, metrics, _) = benchmark(tmp.path(), "big_host", &big, "host");
     assert_eq!(metrics["benchmark"]["fits"], true, "{report}");
+}
+
+/// `benchmarking.board_log`: the timing line of a log captured from the board joins the
+/// report beside the emulated estimate (here a hand-written log with terminal noise around
+/// the line, as a user would save it); a log captured from the QEMU stand-in, which prints
+/// the text but no timing, is refused as bad input before any run directory exists.
+#[test]
+fn a_board_log_joins_the_report_and_a_log_without_timing_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let int8 = int8_model(tmp.path(), &[]);
+    let log = tmp.path().join("uart.log");
+    std::fs::write(
+        &log,
+        "alice was a little\r\n\
+         [10:02:11] timing: prefill_cycles=912345 cycles_per_token=600000 ms_per_token=1.250 \
+         tokens_per_s=800.0 tokens=4 sysclk_hz=480000000\r\n",
+    )
+    .unwrap();
+    let run = tmp.path().join("with_log");
+    let model = format!("general.model_path={}", int8.display());
+    let board_log = format!("benchmarking.board_log={}", log.display());
+    let base = tiny(&run);
+    let args = with(
+        &base,
+        &[
+            "operation_mode=benchmarking",
+            &model,
+            "deployment.hardware_setup.board=STM32H7",
+            "benchmarking.repeats=1",
+            "benchmarking.num_tokens=4",
+            "prediction.prompt=alice was",
+            &board_log,
+        ],
+    );
+    let ran = textzoo(&args);
+    assert_eq!(ran.code, 0, "{}", ran.all());
+    let report = json(&run.join("benchmark.json"));
+    let b = &report["board_measured"];
+    assert_eq!(b["cycles_per_token"], 600_000, "{report}");
+    assert_eq!(b["sysclk_hz"], 480_000_000, "{report}");
+    assert_eq!(b["ms_per_token"], 1.25, "{report}");
+    assert_eq!(b["tokens_per_s"], 800.0, "{report}");
+    let metrics = json(&run.join("metrics.json"));
+    assert_eq!(metrics["benchmark"]["board tokens/s"], 800.0, "{metrics}");
+    assert!(
+        ran.stdout.contains("measured on the board"),
+        "{}",
+        ran.stdout
+    );
+    let ipt = report["emulated"]["instructions_per_token"]
+        .as_f64()
+        .unwrap();
+    let cpi = format!("cycles per emulated instruction: {:.2}", 600_000.0 / ipt);
+    assert!(ran.stdout.contains(&cpi), "{cpi} in {}", ran.stdout);
+
+    // The firmware benchmarking built for the stand-in, run under QEMU: text, no timing.
+    let project = run.join("benchmark/c_board");
+    let out = std::process::Command::new("make")
+        .args(["-s", "-C"])
+        .arg(&project)
+        .arg("run-qemu")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let captured = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        captured.starts_with("alice was") && !captured.contains("timing"),
+        "{captured}"
+    );
+    let qemu_log = tmp.path().join("qemu.log");
+    std::fs::write(&qemu_log, &captured).unwrap();
+    let refused_run = tmp.path().join("refused");
+    let board_log = format!("benchmarking.board_log={}", qemu_log.display());
+    let base = tiny(&refused_run);
+    let mut args = with(&base, &["operation_mode=benchmarking", &model]);
+    args.push(&board_log);
+    let ran = textzoo(&args);
+    assert_eq!(ran.code, 2, "{}", ran.all());
+    assert!(
+        ran.all().contains("benchmarking.board_log") && ran.all().contains("no `timing:"),
+        "{}",
+        ran.all()
+    );
+    assert!(is_absent_or_empty(&refused_run));
+    let missing = format!(
+        "benchmarking.board_log={}",
+        tmp.path().join("nope.log").display()
+    );
+    let mut args = with(&base, &["operation_mode=benchmarking", &model]);
+    args.push(&missing);
+    let ran = textzoo(&args);
+    assert_eq!(ran.code, 2, "{}", ran.all());
+    assert!(
+        ran.all().contains("benchmarking.board_log"),
+        "{}",
+        ran.all()
+    );
+    assert!(is_absent_or_empty(&refused_run));
 }

@@ -475,3 +475,158 @@ fn repetition_controls_out_of_range_are_refused() {
     assert_eq!(metrics["prediction"]["repetition_penalty"], 1.2);
     assert_eq!(metrics["prediction"]["no_repeat_ngram_size"], 8);
 }
+
+/// `size -A -d` of an ELF: (section, bytes) for the sections that matter on a board.
+fn sections(elf: &Path) -> Vec<(String, u64)> {
+    let out = Command::new("arm-none-eabi-size")
+        .args(["-A", "-d"])
+        .arg(elf)
+        .output()
+        .expect("arm-none-eabi-size (installed by .ci/run)");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let mut w = l.split_whitespace();
+            let name = w.next()?;
+            let size = w.next()?.parse().ok()?;
+            [".vectors", ".text", ".rodata", ".data", ".bss", ".stack"]
+                .contains(&name)
+                .then(|| (name.to_string(), size))
+        })
+        .collect()
+}
+
+/// What a CubeMX-generated main.c does with textzoo's middleware, minus the HAL: the clocks
+/// are left alone (a Cube project would call its SystemClock_Config here), then the two
+/// entry points.
+const CUBE_STYLE_MAIN: &str = "#include \"platform.h\"\n#include \"textzoo_app.h\"\n\
+int main(int argc, char **argv)\n{\n    (void)argc;\n    (void)argv;\n    \
+/* HAL_Init(); SystemClock_Config(); MX_GPIO_Init(); ... (CubeMX's) */\n    \
+MX_TEXTZOO_Init();\n    MX_TEXTZOO_Process();\n    tz_platform_exit(0);\n    return 0;\n}\n";
+
+/// The STM32Cube and CMake faces of an STM32H7 project: the CMake build (with its
+/// arm-none-eabi toolchain file) gives the Makefile's board firmware section for section, and
+/// the middleware folder, linked with a CubeMX-style main.c for the Cortex-M7 stand-in, prints
+/// exactly generated.txt.
+#[test]
+fn cmake_and_the_cube_middleware_build_the_same_firmware() {
+    let tmp = tempfile::tempdir().unwrap();
+    let float = trained(tmp.path(), "tiny_gpt");
+    let (int8, project) = deploy(tmp.path(), &float, "STM32H7", &SAMPLE);
+    for f in [
+        "CMakeLists.txt",
+        "cmake/gcc-arm-none-eabi.cmake",
+        "INTEGRATION.md",
+        "Middlewares/Third_Party/textzoo/Inc/textzoo_app.h",
+        "Middlewares/Third_Party/textzoo/Src/model.c",
+    ] {
+        assert!(project.join(f).is_file(), "{f} missing");
+    }
+
+    make(&project, &["board"]);
+    let cmake = |args: &[&str]| {
+        let out = Command::new("cmake")
+            .args(args)
+            .current_dir(&project)
+            .output()
+            .expect("cmake (installed by .ci/run)");
+        assert!(
+            out.status.success(),
+            "cmake {args:?}:\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    cmake(&[
+        "-S",
+        ".",
+        "-B",
+        "build/cmake",
+        "-DCMAKE_TOOLCHAIN_FILE=cmake/gcc-arm-none-eabi.cmake",
+    ]);
+    cmake(&["--build", "build/cmake"]);
+    let by_make = sections(&project.join("build/board/app"));
+    assert_eq!(by_make.len(), 6, "{by_make:?}");
+    assert_eq!(sections(&project.join("build/cmake/app")), by_make);
+    for image in ["app.hex", "app.bin", "app.map"] {
+        assert!(project.join("build/cmake").join(image).is_file(), "{image}");
+    }
+
+    // The middleware with a CubeMX-style main, for the QEMU stand-in (semihosting instead of
+    // the UART driver, textzoo's startup standing in for CubeMX's).
+    let mw = project.join("Middlewares/Third_Party/textzoo");
+    std::fs::write(tmp.path().join("main.c"), CUBE_STYLE_MAIN).unwrap();
+    let mut sources: Vec<PathBuf> = std::fs::read_dir(mw.join("Src"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| !p.ends_with("platform_uart.c"))
+        .collect();
+    sources.sort();
+    let elf = tmp.path().join("cube_app");
+    let out = Command::new("arm-none-eabi-gcc")
+        .args([
+            "-mcpu=cortex-m7",
+            "-mthumb",
+            "-mfpu=fpv5-d16",
+            "-mfloat-abi=hard",
+            "-std=c99",
+            "-Wall",
+            "-Wextra",
+            "-Werror",
+            "-O2",
+            "-ffp-contract=off",
+            "-ffunction-sections",
+            "-fdata-sections",
+            "-DTZ_QEMU",
+        ])
+        .arg(format!("-I{}", mw.join("Inc").display()))
+        .arg("-o")
+        .arg(&elf)
+        .arg(tmp.path().join("main.c"))
+        .args(&sources)
+        .args([
+            "src/platform/platform_semihost.c",
+            "src/boards/startup_cortexm.c",
+            "src/boards/clocks_stm32.c",
+            "-nostartfiles",
+            "--specs=nano.specs",
+            "--specs=nosys.specs",
+            "-Lsrc/boards",
+            "-Wl,--gc-sections",
+            "-Tsrc/boards/mps2-an500/mps2-an500.ld",
+            "-lm",
+        ])
+        .current_dir(&project)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = Command::new("qemu-system-arm")
+        .args([
+            "-M",
+            "mps2-an500",
+            "-nographic",
+            "-monitor",
+            "none",
+            "-serial",
+            "none",
+            "-chardev",
+            "stdio,id=sh0",
+            "-semihosting-config",
+            "enable=on,target=native,chardev=sh0",
+            "-kernel",
+        ])
+        .arg(&elf)
+        .output()
+        .expect("qemu-system-arm (installed by .ci/run)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let want = predicted(tmp.path(), &int8, &SAMPLE);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), format!("{want}\n"));
+}

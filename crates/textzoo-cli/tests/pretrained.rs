@@ -125,7 +125,11 @@ fn modes_that_start_from_a_model_use_the_bundled_one() {
     let text = std::fs::read_to_string(run.join("generated.txt")).unwrap();
     let words = text.split_whitespace().count();
     assert!(words >= 35, "{words} words: {text}");
-    assert!(ran.stdout.contains(&text), "stdout shows the saved text: {}", ran.stdout);
+    assert!(
+        ran.stdout.contains(&text),
+        "stdout shows the saved text: {}",
+        ran.stdout
+    );
 
     // `general.pretrained` picks another entry; a model file given wins over the zoo.
     let run = tmp.path().join("gru");

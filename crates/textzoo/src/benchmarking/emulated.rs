@@ -44,6 +44,65 @@ pub struct Emulated {
     /// Two runs of the same binary gave the same counts.
     pub repeatable: bool,
     pub sections: Option<Sections>,
+    /// The forward pass split by step (transformers: a third run of a build with
+    /// `-DTZ_PROFILE_LAYERS`, whose marks between steps add a few instructions each); empty for
+    /// the recurrent models.
+    pub per_layer: Vec<LayerInstructions>,
+}
+
+/// Instructions one step of the forward pass takes per decoded token (mean over the decoding
+/// passes of the profiled build).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LayerInstructions {
+    pub layer: String,
+    pub instructions_per_token: f64,
+}
+
+/// The steps `-DTZ_PROFILE_LAYERS` marks off in a transformer's forward pass, in order (the
+/// names of the static analysis where one step is one of its layers).
+pub fn step_names(num_layers: usize) -> Vec<String> {
+    let mut names = vec!["embedding".to_string()];
+    for l in 0..num_layers {
+        for op in [
+            "ln1",
+            "q+k+v",
+            "attention",
+            "proj",
+            "ln2",
+            "up+gelu",
+            "down",
+        ] {
+            names.push(format!("blocks.{l}.{op}"));
+        }
+    }
+    names.extend(["ln_f".to_string(), "head".to_string()]);
+    names
+}
+
+/// The per-step means over the decoding passes of a profiled run: each pass has the app's two
+/// marks around it and one between consecutive steps. `None` when the marks do not match.
+pub fn per_layer(counts: &Counts, names: &[String]) -> Option<Vec<LayerInstructions>> {
+    let per_pass = names.len() + 1;
+    if names.is_empty()
+        || !counts.marks.len().is_multiple_of(per_pass)
+        || counts.marks.len() < 2 * per_pass
+    {
+        return None;
+    }
+    let decode: Vec<&[u64]> = counts.marks.chunks_exact(per_pass).skip(1).collect();
+    let steps = names
+        .iter()
+        .enumerate()
+        .map(|(i, name)| LayerInstructions {
+            layer: name.clone(),
+            instructions_per_token: decode
+                .iter()
+                .map(|p| p[i + 1].saturating_sub(p[i]) as f64)
+                .sum::<f64>()
+                / decode.len() as f64,
+        })
+        .collect();
+    Some(steps)
 }
 
 impl Sections {
@@ -82,8 +141,14 @@ impl Sections {
 }
 
 /// Builds the project's emulator build with `tokens + 1` greedy forward passes (the first is
-/// the prefill), counts instructions twice, and reads the board build's section sizes.
-pub fn count(project: &Path, board: &BoardProfile, tokens: usize) -> Result<Emulated> {
+/// the prefill), counts instructions twice, and reads the board build's section sizes; for a
+/// transformer of `layers` blocks also the per-step split (a third, profiled run).
+pub fn count(
+    project: &Path,
+    board: &BoardProfile,
+    tokens: usize,
+    layers: Option<usize>,
+) -> Result<Emulated> {
     let flags = format!("EXTRA_CFLAGS=-DTZ_MAX_TOKENS={} -DTZ_GREEDY=1", tokens + 1);
     let run = || -> Result<Counts> {
         let out = make(project, &["-s", "count-qemu", &flags])?;
@@ -103,7 +168,22 @@ pub fn count(project: &Path, board: &BoardProfile, tokens: usize) -> Result<Emul
         .unwrap_or(&command)
         .trim_end_matches(" -kernel")
         .to_string();
-    Emulated::from_counts(
+    let per_layer = match layers {
+        Some(l) => {
+            let profiled = format!("{flags} -DTZ_PROFILE_LAYERS");
+            let out = make(project, &["-s", "count-qemu", &profiled])?;
+            let counts = parse_counts(&String::from_utf8_lossy(&out.stdout));
+            per_layer(&counts, &step_names(l)).ok_or_else(|| {
+                Error::Internal(format!(
+                    "the profiled build gave {} marks, not {} a pass",
+                    counts.marks.len(),
+                    step_names(l).len() + 1
+                ))
+            })?
+        }
+        None => Vec::new(),
+    };
+    let mut e = Emulated::from_counts(
         &first,
         emulator,
         board.cpu.to_string(),
@@ -117,7 +197,9 @@ pub fn count(project: &Path, board: &BoardProfile, tokens: usize) -> Result<Emul
             first.marks.len(),
             project.display()
         ))
-    })
+    })?;
+    e.per_layer = per_layer;
+    Ok(e)
 }
 
 /// The plugin's report: `total <n>` and `mark <n>...` lines.
@@ -184,6 +266,7 @@ impl Emulated {
             estimated_prefill_ms: prefill as f64 / hz * 1e3,
             repeatable,
             sections,
+            per_layer: Vec::new(),
         })
     }
 
@@ -217,6 +300,25 @@ impl Emulated {
                 s.ram_bytes as f64 / 1024.0
             );
         }
+        if !self.per_layer.is_empty() {
+            let sum: f64 = self
+                .per_layer
+                .iter()
+                .map(|l| l.instructions_per_token)
+                .sum();
+            out += &format!(
+                "  per step, instructions per token (a build with a mark between steps; they sum \
+                 to {sum:.0}):\n"
+            );
+            for l in &self.per_layer {
+                out += &format!(
+                    "    {:<22} {:>10.0}  {:>5.1} %\n",
+                    l.layer,
+                    l.instructions_per_token,
+                    100.0 * l.instructions_per_token / sum.max(1.0)
+                );
+            }
+        }
         out
     }
 }
@@ -245,6 +347,29 @@ mod tests {
             None
         )
         .is_none());
+    }
+
+    #[test]
+    fn profiled_marks_become_steps() {
+        let names = step_names(1);
+        assert_eq!(names.len(), 10);
+        assert_eq!(names[2], "blocks.0.q+k+v");
+        // Two passes of 11 marks each: the prefill, then one decode whose steps take 1..=10.
+        let mut marks: Vec<u64> = (0..11).map(|i| 1000 * i).collect();
+        let mut at = 20_000;
+        marks.push(at);
+        for i in 1..=10 {
+            at += i;
+            marks.push(at);
+        }
+        let text: String = marks.iter().map(|m| format!("mark {m}\n")).collect();
+        let steps = per_layer(&parse_counts(&text), &names).unwrap();
+        assert_eq!(steps[0].instructions_per_token, 1.0);
+        assert_eq!(steps[9].layer, "head");
+        assert_eq!(steps[9].instructions_per_token, 10.0);
+        marks.pop();
+        let text: String = marks.iter().map(|m| format!("mark {m}\n")).collect();
+        assert!(per_layer(&parse_counts(&text), &names).is_none());
     }
 
     #[test]

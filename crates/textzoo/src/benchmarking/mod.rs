@@ -3,6 +3,7 @@
 //! `native`), and the emulated MCU run with exact instruction counts (`emulated`).
 
 pub mod analysis;
+pub mod board_log;
 pub mod emulated;
 pub mod host;
 pub mod native;
@@ -94,13 +95,24 @@ pub fn benchmark(input: &BenchInput) -> Result<Report> {
         ));
         None
     } else {
-        match generate(board, "c_board").and_then(|p| emulated::count(&p, &profile, tokens)) {
+        let config = &loaded.model.config;
+        let layers = matches!(
+            config.kind,
+            textzoo_rt::Kind::TinyGpt | textzoo_rt::Kind::TinyBertGenerator
+        )
+        .then_some(config.num_layers);
+        match generate(board, "c_board").and_then(|p| emulated::count(&p, &profile, tokens, layers))
+        {
             Ok(e) => Some(e),
             Err(e) => {
                 notes.push(format!("emulated run failed: {e}"));
                 None
             }
         }
+    };
+    let board_measured = match &input.settings.board_log {
+        Some(log) => Some(board_log::read(log)?),
+        None => None,
     };
     if loaded.tokenizer.kind() == TokenizerKind::Bpe {
         notes.push("byte-level BPE prompts are encoded on the host (TZ_PROMPT_IDS)".into());
@@ -113,6 +125,7 @@ pub fn benchmark(input: &BenchInput) -> Result<Report> {
         fit,
         host,
         emulated,
+        board_measured,
         notes,
     };
     publish(input.dir, &report)?;

@@ -2,6 +2,7 @@
 //! flattened into `metrics.json` under `benchmark` with the model zoo's metric names.
 
 use super::analysis::Analysis;
+use super::board_log::BoardMeasured;
 use super::emulated::Emulated;
 use super::host::Timing;
 use crate::deployment::fit::Fit;
@@ -17,6 +18,8 @@ pub struct Report {
     pub fit: Fit,
     pub host: Vec<Timing>,
     pub emulated: Option<Emulated>,
+    /// The figure measured on the board (`benchmarking.board_log`), beside the estimate.
+    pub board_measured: Option<BoardMeasured>,
     /// Why a view is missing or how to read it.
     pub notes: Vec<String>,
 }
@@ -81,6 +84,11 @@ impl Report {
                 put("ELF flash KiB", json!(kib(s.flash_bytes)));
                 put("ELF RAM KiB", json!(kib(s.ram_bytes)));
             }
+        }
+        if let Some(b) = &self.board_measured {
+            put("board cycles/token", json!(b.cycles_per_token));
+            put("board inference_time ms", json!(round(b.ms_per_token, 4)));
+            put("board tokens/s", json!(round(b.tokens_per_s, 1)));
         }
         m
     }
@@ -171,6 +179,9 @@ impl Report {
         }
         if let Some(e) = &self.emulated {
             out += &e.render();
+        }
+        if let Some(b) = &self.board_measured {
+            out += &b.render(self.emulated.as_ref().map(|e| e.instructions_per_token));
         }
         out
     }

@@ -539,6 +539,10 @@ pub struct Benchmarking {
     pub repeats: usize,
     /// Also build the firmware and count instructions under QEMU.
     pub emulate: bool,
+    /// A UART log captured from the board running the firmware (its `timing:` line, printed
+    /// after the text): the measured cycles/token join the report beside the emulated
+    /// estimate.
+    pub board_log: Option<PathBuf>,
 }
 
 impl Default for Benchmarking {
@@ -548,6 +552,7 @@ impl Default for Benchmarking {
             num_tokens: 32,
             repeats: 5,
             emulate: true,
+            board_log: None,
         }
     }
 }

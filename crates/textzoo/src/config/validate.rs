@@ -305,7 +305,8 @@ pub fn required_paths(cfg: &Config) -> Result<(), ConfigError> {
     must_exist(
         "training.distillation.teacher_path",
         &cfg.training.distillation.teacher_path,
-    )
+    )?;
+    must_exist("benchmarking.board_log", &cfg.benchmarking.board_log)
 }
 
 #[cfg(test)]

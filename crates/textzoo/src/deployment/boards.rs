@@ -6,14 +6,15 @@
 //! touches one place. [`project_files`] returns the board-specific files of the project: the
 //! platform layer (`src/platform.h`, `src/platform/*.c`), startup code and linker scripts for
 //! the bare-metal boards and their QEMU stand-ins, the Makefile ([`makefile`]), the board
-//! README (`boards/README_*.md` next to this file) and the QEMU instruction-counting plugin
-//! (`tools/insn_count.c`).
+//! README (`boards/README_*.md` next to this file), the QEMU instruction-counting plugin
+//! (`tools/insn_count.c`) and, for the bare-metal boards, the CMake build ([`cmake`]).
 //!
 //! QEMU has no STM32H7 or STM32N6 machine, so firmware for those boards is also built for a
 //! stand-in with the same CPU (`mps2-an500`: Cortex-M7, `mps3-an547`: Cortex-M55) and talks
 //! through semihosting there; the real-board build differs only in platform file and linker
 //! script, so what runs under QEMU is the same compiled application code.
 
+mod cmake;
 mod makefile;
 
 use crate::config::Board;
@@ -174,6 +175,12 @@ const STARTUP_CORTEXM: Source = Source {
     path: "src/boards/startup_cortexm.c",
     text: include_str!("c/boards/startup_cortexm.c"),
 };
+/// The clock tree at full speed (`tz_board_clocks`, called by the startup code): the
+/// STM32H743 register sequence under `-DTZ_CLOCK_SETUP`, nothing for the other builds.
+const CLOCKS_STM32: Source = Source {
+    path: "src/boards/clocks_stm32.c",
+    text: include_str!("c/boards/clocks_stm32.c"),
+};
 /// The section layout every bare-metal linker script includes.
 const SECTIONS_LD: Source = Source {
     path: "src/boards/cortexm_sections.ld",
@@ -236,23 +243,23 @@ const STM32H7: BoardProfile = BoardProfile {
         machine: "mps2-an500",
     },
     qemu_build: Build {
-        defs: "-DTZ_QEMU -DTZ_QEMU_MPS2_AN500",
+        defs: "-DTZ_QEMU -DTZ_QEMU_MPS2_AN500 -DTZ_ENABLE_CACHES",
         link: Link::BareMetal {
             platform: PLATFORM_SEMIHOST,
             script: AN500_LD,
         },
     },
     board_build: Build {
-        defs: "-DTZ_BOARD_STM32H743ZI -DTZ_ENABLE_CACHES",
+        defs: "-DTZ_BOARD_STM32H743ZI -DTZ_CLOCK_SETUP -DTZ_ENABLE_CACHES",
         link: Link::BareMetal {
             platform: PLATFORM_UART,
             script: H743_LD,
         },
     },
     readme: include_str!("boards/README_STM32H7.md"),
-    description: "Cortex-M7 at 480 MHz, 2 MiB flash (code + weights), 512 KiB AXI SRAM for \
-                  arena/KV cache/buffers, 32 KiB stack in DTCM, output on USART3 (ST-LINK \
-                  virtual COM port, 115200 8N1)",
+    description: "Cortex-M7 at 480 MHz (the startup sets VOS0, PLL1 and 4 flash wait states), \
+                  2 MiB flash (code + weights), 512 KiB AXI SRAM for arena/KV cache/buffers, \
+                  32 KiB stack in DTCM, output on USART3 (ST-LINK virtual COM port, 115200 8N1)",
 };
 
 const STM32N6: BoardProfile = BoardProfile {
@@ -278,7 +285,7 @@ const STM32N6: BoardProfile = BoardProfile {
         machine: "mps3-an547",
     },
     qemu_build: Build {
-        defs: "-DTZ_QEMU -DTZ_QEMU_MPS3_AN547",
+        defs: "-DTZ_QEMU -DTZ_QEMU_MPS3_AN547 -DTZ_ENABLE_CACHES",
         link: Link::BareMetal {
             platform: PLATFORM_SEMIHOST,
             script: AN547_LD,
@@ -292,7 +299,8 @@ const STM32N6: BoardProfile = BoardProfile {
         },
     },
     readme: include_str!("boards/README_STM32N6.md"),
-    description: "Cortex-M55 (Helium) at 800 MHz, code and weights executed in place from the \
+    description: "Cortex-M55 (Helium) at 800 MHz as the first-stage bootloader sets it up (the \
+                  application keeps its clocks), code and weights executed in place from the \
                   external octo-SPI flash at 0x70100400, 2 MiB AXISRAM for data and stack, \
                   output on USART1 (ST-LINK virtual COM port); the Neural-ART NPU is not used",
 };
@@ -387,9 +395,10 @@ pub fn project_files(board: Board) -> Vec<(&'static str, String)> {
     let bare: Vec<(Source, Source)> = p.builds().iter().filter_map(Build::bare_metal).collect();
     if !bare.is_empty() {
         files.extend(bare.iter().map(|&(platform, _)| platform.file()));
-        files.extend([STARTUP_CORTEXM, SECTIONS_LD].map(Source::file));
+        files.extend([STARTUP_CORTEXM, CLOCKS_STM32, SECTIONS_LD].map(Source::file));
         files.extend(bare.iter().map(|&(_, script)| script.file()));
     }
+    files.extend(cmake::render(&p));
     files
 }
 
@@ -483,6 +492,13 @@ int main(int argc, char **argv)
         }
         std::fs::write(dir.path().join("src/app.c"), FAKE_APP).expect("write app.c");
         std::fs::write(dir.path().join("src/model.c"), FAKE_MODEL).expect("write model.c");
+        // What project.rs writes for a bare-metal board (the platform layer and the clock
+        // setup read TZ_SYSCLK_HZ from it).
+        let config = format!(
+            "#ifndef TZ_SYSCLK_HZ\n#define TZ_SYSCLK_HZ {}u\n#endif\n",
+            profile(board).clock_hz
+        );
+        std::fs::write(dir.path().join("src/app_config.h"), config).expect("write app_config.h");
         dir
     }
 
@@ -614,6 +630,63 @@ int main(int argc, char **argv)
             let out = make(dir.path(), &["board"]);
             assert!(out.status.success(), "{board:?}: {}", text(&out.stderr));
         }
+    }
+
+    /// Size of `symbol` in `elf` (`nm -S`), 0 when absent.
+    fn symbol_size(dir: &Path, elf: &str, symbol: &str) -> u64 {
+        let out = Command::new("arm-none-eabi-nm")
+            .args(["-S", elf])
+            .current_dir(dir)
+            .output()
+            .expect("nm");
+        text(&out.stdout)
+            .lines()
+            .find(|l| l.ends_with(&format!(" {symbol}")))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|n| u64::from_str_radix(n, 16).ok())
+            .unwrap_or(0)
+    }
+
+    /// The STM32H743 board build carries the full-speed clock setup (for 480 MHz, 400 MHz
+    /// and from the ST-LINK's HSE bypass, all with -Wall -Wextra -Werror); the QEMU build,
+    /// whose machine has no RCC, and the STM32N657 (its FSBL sets the clocks) carry an empty
+    /// one. An unsupported clock is a compile-time error naming what is allowed.
+    #[test]
+    fn the_full_speed_clock_setup_is_built_for_the_h743_board_only() {
+        need("arm-none-eabi-gcc");
+        let dir = project(Board::Stm32H7);
+        for flags in [
+            "",
+            "EXTRA_CFLAGS=-DTZ_SYSCLK_HZ=400000000u",
+            "EXTRA_CFLAGS=-DTZ_HSE_BYPASS_HZ=8000000u",
+        ] {
+            let args: Vec<&str> = ["board", flags]
+                .into_iter()
+                .filter(|a| !a.is_empty())
+                .collect();
+            let out = make(dir.path(), &args);
+            assert!(out.status.success(), "{flags}: {}", text(&out.stderr));
+            let bytes = symbol_size(dir.path(), "build/board/app", "tz_board_clocks");
+            assert!(bytes > 100, "{flags}: tz_board_clocks is {bytes} bytes");
+        }
+        let out = make(
+            dir.path(),
+            &["board", "EXTRA_CFLAGS=-DTZ_SYSCLK_HZ=500000000u"],
+        );
+        assert!(!out.status.success());
+        assert!(
+            text(&out.stderr)
+                .contains("TZ_SYSCLK_HZ must be a multiple of 4 MHz between 96 and 480 MHz"),
+            "{}",
+            text(&out.stderr)
+        );
+        let out = make(dir.path(), &["qemu"]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        assert!(symbol_size(dir.path(), "build/qemu/app", "tz_board_clocks") <= 4);
+        let dir = project(Board::Stm32N6);
+        let out = make(dir.path(), &["board"]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        assert!(symbol_size(dir.path(), "build/board/app", "tz_board_clocks") <= 4);
     }
 
     #[test]

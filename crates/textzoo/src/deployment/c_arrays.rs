@@ -119,6 +119,13 @@ impl CArrays {
         name.to_string()
     }
 
+    /// Adds a line of its own between definitions (a preprocessor conditional choosing one of
+    /// two layouts of the same array).
+    pub fn line(&mut self, text: &str) {
+        self.definitions.push_str(text);
+        self.definitions.push('\n');
+    }
+
     /// The definitions, for the `.c` (or the header only one `.c` includes).
     pub fn definitions(&self) -> &str {
         &self.definitions

@@ -157,8 +157,69 @@ fn layernorm(arrays: &mut CArrays, name: &str, ln: &LayerNorm) -> String {
     )
 }
 
-fn linear(arrays: &mut CArrays, name: &str, l: &Linear) -> String {
-    let w = arr_i8(arrays, &format!("{name}_w"), &l.w);
+/// Row pairs of an int8 matrix `[rows][cols]` as the Cortex-M7 kernels read them
+/// (`TZ_PAIRED_WEIGHTS` in `textzoo_rt.c`): rows `2p` and `2p + 1` (`a`, `b`; a zero row pads
+/// an odd count) interleaved input by input as the int16 `a + 256 b`, little-endian, so byte
+/// `2i` is `a[i]` and byte `2i + 1` is `b[i]` minus the borrow of a negative `a[i]`. One
+/// SMLAD of that halfword pair with two inputs then sums `a·x + 256 b·x`, one SXTB16 recovers
+/// the `a` bytes for a second SMLAD, and `b·x` is the difference over 256: four products for
+/// one load, one extraction and two multiply-accumulates, instead of two extractions.
+/// `None` when a pair does not fit int16 (`b[i] = -128` with `a[i] < 0`; textzoo's symmetric
+/// weights stay within ±127, so only a foreign model can do that).
+pub fn pair_rows(w: &[i8], cols: usize) -> Option<Vec<i8>> {
+    if cols == 0 {
+        return Some(Vec::new());
+    }
+    let rows = w.len() / cols;
+    let mut out = Vec::with_capacity(rows.div_ceil(2) * 2 * cols);
+    for p in 0..rows.div_ceil(2) {
+        let a = &w[2 * p * cols..(2 * p + 1) * cols];
+        let b = w.get((2 * p + 1) * cols..(2 * p + 2) * cols);
+        for i in 0..cols {
+            let v = i32::from(a[i]) + 256 * b.map_or(0, |b| i32::from(b[i]));
+            let v = i16::try_from(v).ok()?;
+            let [lo, hi] = v.to_le_bytes();
+            out.extend([lo as i8, hi as i8]);
+        }
+    }
+    Some(out)
+}
+
+/// An int8 weight matrix in both layouts, the target's compiler choosing one: row pairs
+/// ([`pair_rows`]) under `TZ_PAIRED_WEIGHTS`, plain rows otherwise. `paired` is `None` when
+/// the model cannot be paired (then model.h never defines `TZ_PAIRED_WEIGHTS`).
+fn arr_matrix(arrays: &mut CArrays, name: &str, w: &[i8], cols: usize, paired: bool) -> String {
+    let pairs = if paired { pair_rows(w, cols) } else { None };
+    let Some(pairs) = pairs.filter(|p| !p.is_empty()) else {
+        return arr_i8(arrays, name, w);
+    };
+    arrays.line("#if defined(TZ_PAIRED_WEIGHTS)");
+    let dims = format!("[{}] TZ_PAIR_ALIGN", pairs.len());
+    arrays.add(&CArray::new("int8_t", name, dims, 24), &pairs);
+    arrays.line("#else");
+    let plain = arr_i8(arrays, name, w);
+    arrays.line("#endif");
+    plain
+}
+
+/// Whether every matrix the transformer's kernels read can be paired ([`pair_rows`]).
+fn pairable(t: &Transformer, c: usize) -> bool {
+    let mut matrices: Vec<(&[i8], usize)> = vec![(&t.tok_emb, c)];
+    if let Some(w) = &t.head_w {
+        matrices.push((w, c));
+    }
+    for b in &t.blocks {
+        for l in [&b.q, &b.k, &b.v, &b.proj, &b.up, &b.down] {
+            matrices.push((&l.w, l.in_dim));
+        }
+    }
+    matrices
+        .iter()
+        .all(|(w, cols)| pair_rows(w, *cols).is_some())
+}
+
+fn linear(arrays: &mut CArrays, name: &str, l: &Linear, paired: bool) -> String {
+    let w = arr_matrix(arrays, &format!("{name}_w"), &l.w, l.in_dim, paired);
     let bias = arr_i32(arrays, &format!("{name}_bias"), &l.bias);
     let mult = arr_i32(arrays, &format!("{name}_mult"), &l.mult);
     let shift = arr_i32(arrays, &format!("{name}_shift"), &l.shift);
@@ -172,17 +233,17 @@ fn requant(r: textzoo_rt::quant::Requant) -> String {
     format!("{{{}, {}}}", lit_i32(r.mult), lit_i32(r.shift))
 }
 
-fn block(arrays: &mut CArrays, l: usize, b: &Block) -> String {
+fn block(arrays: &mut CArrays, l: usize, b: &Block, paired: bool) -> String {
     let p = format!("tz_b{l}");
     let ln1 = layernorm(arrays, &format!("{p}_ln1"), &b.ln1);
-    let q = linear(arrays, &format!("{p}_q"), &b.q);
-    let k = linear(arrays, &format!("{p}_k"), &b.k);
-    let v = linear(arrays, &format!("{p}_v"), &b.v);
-    let proj = linear(arrays, &format!("{p}_proj"), &b.proj);
+    let q = linear(arrays, &format!("{p}_q"), &b.q, paired);
+    let k = linear(arrays, &format!("{p}_k"), &b.k, paired);
+    let v = linear(arrays, &format!("{p}_v"), &b.v, paired);
+    let proj = linear(arrays, &format!("{p}_proj"), &b.proj, paired);
     let ln2 = layernorm(arrays, &format!("{p}_ln2"), &b.ln2);
-    let up = linear(arrays, &format!("{p}_up"), &b.up);
+    let up = linear(arrays, &format!("{p}_up"), &b.up, paired);
     let gelu = arr_i8(arrays, &format!("{p}_gelu"), &b.gelu);
-    let down = linear(arrays, &format!("{p}_down"), &b.down);
+    let down = linear(arrays, &format!("{p}_down"), &b.down, paired);
     let a = &b.attn;
     format!(
         "    {{\n        {ln1},\n        {q},\n        {k},\n        {v},\n        \
@@ -228,6 +289,8 @@ struct Parts {
     structs: String,
     embedding: CArrays,
     offsets: Offsets,
+    /// The transformer's matrices also come as row pairs (`TZ_PAIRED_WEIGHTS`).
+    paired: bool,
 }
 
 impl Parts {
@@ -238,6 +301,7 @@ impl Parts {
             structs: String::new(),
             embedding: CArrays::new(Linkage::Internal, "", 5 * weights / 2 + 1024),
             offsets: Offsets::default(),
+            paired: false,
         };
         match &model.net {
             Net::Transformer(t) => parts.transformer(model, t),
@@ -249,7 +313,10 @@ impl Parts {
     /// The transformer's arrays, its arena slots and `tz_net`.
     fn transformer(&mut self, model: &Int8Model, t: &Transformer) {
         let a = &mut self.arrays;
-        let tok = arr_i8(&mut self.embedding, "tz_tok_emb", &t.tok_emb);
+        let c = model.config.embed_dim;
+        let paired = pairable(t, c);
+        self.paired = paired;
+        let tok = arr_matrix(&mut self.embedding, "tz_tok_emb", &t.tok_emb, c, paired);
         let pos = arr_i8(&mut self.embedding, "tz_pos_emb", &t.pos_emb);
         let tok_mult = arr_i32(a, "tz_tok_mult", &t.tok_mult);
         let tok_shift = arr_i32(a, "tz_tok_shift", &t.tok_shift);
@@ -259,11 +326,11 @@ impl Parts {
             .blocks
             .iter()
             .enumerate()
-            .map(|(l, b)| block(a, l, b))
+            .map(|(l, b)| block(a, l, b, paired))
             .collect();
         let ln_f = layernorm(a, "tz_lnf", &t.ln_f);
         let head_w = match &t.head_w {
-            Some(w) => arr_i8(a, "tz_head_w", w),
+            Some(w) => arr_matrix(a, "tz_head_w", w, c, paired),
             None => tok.clone(),
         };
         let head_bias = arr_i32(a, "tz_head_bias", &t.head_bias);
@@ -365,14 +432,14 @@ fn rnn_layer(
 pub fn emit(model: &Int8Model) -> CModelFiles {
     let parts = Parts::of(model);
     CModelFiles {
-        model_h: model_h(model, &parts.offsets.defines),
+        model_h: model_h(model, &parts.offsets.defines, parts.paired),
         model_c: model_c(model, &parts),
         embedding_h: embedding_h(parts.embedding.definitions()),
     }
 }
 
 /// `model.h`: the sizes, the memory plan with the arena offsets, and `TZ_MODEL`.
-fn model_h(model: &Int8Model, offsets: &str) -> String {
+fn model_h(model: &Int8Model, offsets: &str, paired: bool) -> String {
     let c = &model.config;
     let (kind, kind_name) = kind_macro(c.kind);
     let (arena, kv) = model.memory_bytes();
@@ -389,7 +456,7 @@ fn model_h(model: &Int8Model, offsets: &str) -> String {
          #define TZ_VOCAB_SIZE {}\n#define TZ_SEQ_LEN {}\n#define TZ_EMBED_DIM {}\n\
          #define TZ_NUM_HEADS {}\n#define TZ_HEAD_DIM {}\n#define TZ_NUM_LAYERS {}\n\
          #define TZ_FFN_DIM {}\n#define TZ_HIDDEN_DIM {}\n#define TZ_TIED_HEAD {}\n\
-         #define TZ_WEIGHT_BYTES {weights}\n\n\
+         #define TZ_WEIGHT_BYTES {weights}\n\n{}\
          /* Memory plan (textzoo-rt's planner): the activation arena, and the tiny_gpt KV cache\n \
          * or the gru/lstm state, which lives across steps. */\n\
          #define TZ_ARENA_BYTES {arena}\n#define TZ_KV_BYTES {kv}\n\
@@ -405,9 +472,24 @@ fn model_h(model: &Int8Model, offsets: &str) -> String {
         c.ffn_dim,
         c.hidden_dim,
         u8::from(tied),
+        paired_macro(paired),
         ram_bytes(model).total(),
         plan::ALIGN,
     )
+}
+
+/// `model.h`'s choice of weight layout: row pairs where the runtime has the kernels for them.
+fn paired_macro(paired: bool) -> &'static str {
+    if paired {
+        "/* The transformer's int8 matrices as row pairs on targets with SMLAD but no Helium\n \
+         * (Cortex-M7, Cortex-A7; TZ_PAIRED_TARGET in textzoo_rt.h): same flash, fewer\n \
+         * instructions per product. model.c holds both layouts; -DTZ_PLAIN_WEIGHTS picks the\n \
+         * plain rows everywhere. */\n\
+         #if defined(TZ_PAIRED_TARGET) && !defined(TZ_PLAIN_WEIGHTS)\n#define TZ_PAIRED_WEIGHTS 1\n#endif\n\n"
+    } else {
+        "/* Plain weight rows only (a recurrent model, or a matrix with a -128 that row pairs\n \
+         * cannot hold). */\n\n"
+    }
 }
 
 /// `model.c`: the weight arrays, the network's structs and `TZ_MODEL`.

@@ -137,7 +137,20 @@ fn config(kind: ModelName, tie: bool) -> ModelConfig {
 /// A randomly initialised float model quantized on random windows (bit-exactness does not
 /// need a trained model).
 fn tiny_int8(kind: ModelName, tie: bool) -> (Int8Lm, ModelConfig) {
-    let cfg = config(kind, tie);
+    int8_of(config(kind, tie))
+}
+
+/// `tiny_int8` with input widths that are multiples of 16 (embed 32, ffn 48): the sizes the
+/// asm loops of the SMLAD kernels take (the other tests' 24 and 38 run their C tails).
+fn tiny_int8_wide(tie: bool) -> (Int8Lm, ModelConfig) {
+    int8_of(ModelConfig {
+        embed_dim: 32,
+        ffn_dim: 48,
+        ..config(ModelName::TinyGpt, tie)
+    })
+}
+
+fn int8_of(cfg: ModelConfig) -> (Int8Lm, ModelConfig) {
     let float = build(&cfg, 5);
     let mut rng = Rng::new(17);
     let windows: Vec<Vec<u32>> = (0..12)
@@ -560,19 +573,30 @@ fn require(tool: &str) {
 }
 
 /// The SMLAD kernels (`__ARM_FEATURE_DSP`, taken by the Armv7-A build of the STM32MP157
-/// target) run under `qemu-arm` and give textzoo-rt's bits.
+/// target) run under `qemu-arm` and give textzoo-rt's bits: Thumb-2 (the armhf default) and
+/// A32 (`-marm`, the row-pair kernel's word loads instead of doubleword ones), a tied token
+/// table among them (read as row pairs by the embedding too).
 #[test]
 fn c_runtime_smlad_path_matches_textzoo_rt_under_qemu_arm() {
     require("arm-linux-gnueabihf-gcc");
     require("qemu-arm");
-    for (kind, tie) in [(ModelName::TinyGpt, false), (ModelName::Gru, true)] {
-        let (mut lm, cfg) = tiny_int8(kind, tie);
+    for (kind, tie, mode) in [
+        (ModelName::TinyGpt, false, "-mthumb"),
+        (ModelName::TinyGpt, true, "-marm"),
+        (ModelName::Gru, true, "-mthumb"),
+    ] {
+        let (mut lm, cfg) = if kind == ModelName::TinyGpt && tie {
+            tiny_int8_wide(tie)
+        } else {
+            tiny_int8(kind, tie)
+        };
         let dir = tempfile::tempdir().unwrap();
         write_project(dir.path(), &c_model::emit(&lm.model));
         let mut args: Vec<String> = HOST_FLAGS.iter().map(|s| s.to_string()).collect();
         for f in [
             "-O2",
             "-mcpu=cortex-a7",
+            mode,
             "-static",
             "textzoo_rt.c",
             "model.c",
@@ -596,7 +620,11 @@ fn c_runtime_smlad_path_matches_textzoo_rt_under_qemu_arm() {
             dir.path(),
             &sc.input,
         );
-        compare(&got, &sc, &format!("{kind:?} qemu-arm cortex-a7 (SMLAD)"));
+        compare(
+            &got,
+            &sc,
+            &format!("{kind:?} tied={tie} qemu-arm cortex-a7 {mode} (SMLAD)"),
+        );
     }
 }
 
@@ -608,17 +636,22 @@ fn c_runtime_dsp_and_mve_paths_match_textzoo_rt_under_qemu_system_arm() {
     require("arm-none-eabi-gcc");
     require("qemu-system-arm");
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/deployment/c");
+    let m7 = &["-mcpu=cortex-m7", "-mfpu=fpv5-d16"][..];
+    // Cortex-M7 reads the transformer's matrices as row pairs (TZ_PAIRED_WEIGHTS), the tied
+    // token table included; Cortex-M55 reads plain rows with Helium.
+    let m55 = &["-mcpu=cortex-m55"][..];
     let targets = [
-        (
-            &["-mcpu=cortex-m7", "-mfpu=fpv5-d16"][..],
-            "mps2-an500",
-            ModelName::TinyGpt,
-        ),
-        (&["-mcpu=cortex-m55"][..], "mps3-an547", ModelName::Lstm),
-        (&["-mcpu=cortex-m55"][..], "mps3-an547", ModelName::TinyGpt),
+        (m7, "mps2-an500", ModelName::TinyGpt, false, false),
+        (m7, "mps2-an500", ModelName::TinyGpt, true, true),
+        (m55, "mps3-an547", ModelName::Lstm, false, false),
+        (m55, "mps3-an547", ModelName::TinyGpt, false, false),
     ];
-    for (cpu, machine, kind) in targets {
-        let (mut lm, cfg) = tiny_int8(kind, false);
+    for (cpu, machine, kind, tie, wide) in targets {
+        let (mut lm, cfg) = if wide {
+            tiny_int8_wide(tie)
+        } else {
+            tiny_int8(kind, tie)
+        };
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         write_project(d, &c_model::emit(&lm.model));
@@ -626,6 +659,7 @@ fn c_runtime_dsp_and_mve_paths_match_textzoo_rt_under_qemu_system_arm() {
             ("platform.h", "platform.h"),
             ("platform/platform_semihost.c", "platform_semihost.c"),
             ("boards/startup_cortexm.c", "startup_cortexm.c"),
+            ("boards/clocks_stm32.c", "clocks_stm32.c"),
             ("boards/cortexm_sections.ld", "cortexm_sections.ld"),
             (&format!("boards/{machine}/{machine}.ld"), "board.ld"),
         ] {
@@ -658,6 +692,7 @@ fn c_runtime_dsp_and_mve_paths_match_textzoo_rt_under_qemu_system_arm() {
             "model.c",
             "driver.c",
             "startup_cortexm.c",
+            "clocks_stm32.c",
             "platform_semihost.c",
             "-lm",
             "-o",
@@ -685,6 +720,10 @@ fn c_runtime_dsp_and_mve_paths_match_textzoo_rt_under_qemu_system_arm() {
             d,
             "",
         );
-        compare(&got, &sc, &format!("{kind:?} on {machine} ({})", cpu[0]));
+        compare(
+            &got,
+            &sc,
+            &format!("{kind:?} tied={tie} on {machine} ({})", cpu[0]),
+        );
     }
 }

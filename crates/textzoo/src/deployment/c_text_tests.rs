@@ -18,6 +18,7 @@ const TZ_TEXT_C: &str = include_str!("c/tz_text.c");
 const TZ_SAMPLE_H: &str = include_str!("c/tz_sample.h");
 const TZ_SAMPLE_C: &str = include_str!("c/tz_sample.c");
 const APP_C: &str = include_str!("c/app.c");
+const APP_H: &str = include_str!("c/textzoo_app.h");
 
 const SANITIZE: &[&str] = &[
     "-fsanitize=address,undefined",
@@ -807,6 +808,7 @@ fn build_app(
     let dir = project(tok, tok.vocab_size());
     let write = |name: &str, text: &str| std::fs::write(dir.path().join(name), text).unwrap();
     write("app.c", APP_C);
+    write("textzoo_app.h", APP_H);
     write("rt.c", FAKE_RT_C);
     write("platform.h", PLATFORM_H);
     write("platform.c", PLATFORM_C);
@@ -981,13 +983,42 @@ fn app_refuses_too_long_prompts_and_bad_options() {
         assert_eq!(out.status.code(), Some(2), "{bad:?}");
         assert!(String::from_utf8_lossy(&out.stdout).contains("repetition penalty"));
     }
-    // A board build (no TZ_HOST) compiles too, with the prompt ids given by the host.
+    // A board build (no TZ_HOST) compiles too, with the prompt ids given by the host, and
+    // prints the on-board timing line after the text (here the host platform's ticks, in ns,
+    // stand in for DWT cycles at 1 GHz); benchmarking's parser reads it back.
     let (_dir, exe) = build_app(
         &word,
         "#define TZ_PROMPT \"to be\"\n#define TZ_PROMPT_IDS 7, 9\n#define TZ_PROMPT_ID_COUNT 2\n\
-         #define TZ_MAX_TOKENS 3\n",
+         #define TZ_MAX_TOKENS 3\n#define TZ_SYSCLK_HZ 1000000000u\n",
         &[],
     );
     let out = run(&exe, &[], "");
     assert!(out.starts_with("to be"), "{out}");
+    let (text, timing) = out
+        .split_once("\ntiming: ")
+        .expect("a timing line after the text");
+    assert!(!text.contains("timing"), "{out}");
+    let m = crate::benchmarking::board_log::parse(&format!("timing: {timing}"), "app").unwrap();
+    assert_eq!((m.tokens, m.sysclk_hz), (2, 1_000_000_000), "{out}");
+    assert!(m.cycles_per_token > 0, "{out}");
+    // Without TZ_SYSCLK_HZ a board build stops with a message saying what is missing.
+    let dir = project(&word, word.vocab_size());
+    for (name, text) in [
+        ("app.c", APP_C),
+        ("textzoo_app.h", APP_H),
+        ("platform.h", PLATFORM_H),
+        ("app_config.h", ""),
+    ] {
+        std::fs::write(dir.path().join(name), text).unwrap();
+    }
+    let out = Command::new("cc")
+        .args(["-std=c99", "-c", "-o", "/dev/null", "app.c"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("TZ_SYSCLK_HZ (app_config.h) is needed"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

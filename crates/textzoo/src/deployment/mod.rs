@@ -15,6 +15,7 @@ mod c_test_support;
 #[cfg(test)]
 mod c_text_tests;
 pub mod c_tokenizer;
+pub mod cube;
 pub mod fit;
 pub mod project;
 

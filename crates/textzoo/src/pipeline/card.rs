@@ -188,6 +188,7 @@ pub fn write_card(input: &CardInput) -> Result<CardReport> {
             num_tokens: EMULATED_TOKENS,
             repeats: 1,
             emulate: true,
+            ..Benchmarking::default()
         };
         let report = benchmarking::benchmark(&BenchInput {
             int8: &int8_model,

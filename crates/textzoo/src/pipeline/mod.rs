@@ -68,6 +68,11 @@ impl Preflight {
                 crate::lm::check_ngram_size(config.prediction.no_repeat_ngram_size, seq_len)?;
             }
         }
+        if list.contains(&Service::Benchmarking) {
+            if let Some(log) = &config.benchmarking.board_log {
+                benchmarking::board_log::read(log)?;
+            }
+        }
         if list.contains(&Service::Deployment) {
             if let Some(int8) = &models.int8 {
                 deployment::check(&deploy_input(config, int8, PathBuf::new()))?;

@@ -2,7 +2,9 @@
 //! builds, the emulator command, the tools) followed by the common part, `c/Makefile.in`,
 //! which turns them into the `host`, `qemu` and `board` targets.
 
-use super::{BoardProfile, Build, Emulator, Link, PLATFORM_HOST, SECTIONS_LD, STARTUP_CORTEXM};
+use super::{
+    BoardProfile, Build, Emulator, Link, CLOCKS_STM32, PLATFORM_HOST, SECTIONS_LD, STARTUP_CORTEXM,
+};
 
 const MAKEFILE_IN: &str = include_str!("../c/Makefile.in");
 
@@ -94,7 +96,10 @@ impl MakeVars {
         match build.link {
             Link::BareMetal { platform, script } => cross(
                 "mcu",
-                format!("{} {}", platform.path, STARTUP_CORTEXM.path),
+                format!(
+                    "{} {} {}",
+                    platform.path, STARTUP_CORTEXM.path, CLOCKS_STM32.path
+                ),
                 format!("-T{} -lm", script.path),
                 format!("{} {}", script.path, SECTIONS_LD.path),
             ),

@@ -12,7 +12,19 @@
  * --trace (or -DTZ_TRACE) prints `prompt_ids <id>...` then, per step,
  * `step <i> token <id> logits <f32 bits as 8 hex digits>...` instead of the text.
  * TZ_PROMPT_IDS / TZ_PROMPT_ID_COUNT, when defined (next to TZ_PROMPT, in the same #ifndef),
- * are the host tokenizer's ids for TZ_PROMPT and are used instead of encoding it here. */
+ * are the host tokenizer's ids for TZ_PROMPT and are used instead of encoding it here.
+ *
+ * On a real MCU board (neither TZ_HOST nor TZ_QEMU) the DWT cycle counter is read around the
+ * prefill and each decoded token, and one line follows the text:
+ *   timing: prefill_cycles=P cycles_per_token=C ms_per_token=M tokens_per_s=T tokens=N sysclk_hz=H
+ * (forward passes only, like the emulated instruction counts; ms and tokens/s at TZ_SYSCLK_HZ;
+ * `textzoo benchmarking.board_log=FILE` reads it back). Under QEMU the counter does not run and
+ * nothing is printed, so the text stays what generated.txt holds.
+ *
+ * Entry points (textzoo_app.h): main() below for the standalone firmware and the host; a
+ * CubeMX project compiles this file as Middlewares/Third_Party/textzoo/Src/textzoo_app.c
+ * (with TZ_APP_NO_MAIN) and calls MX_TEXTZOO_Init() then MX_TEXTZOO_Process() from its own
+ * main(), after its own SystemClock_Config(). */
 #include <stdint.h>
 #include <string.h>
 
@@ -23,6 +35,7 @@
 #include "tokenizer.h"
 #include "tz_sample.h"
 #include "tz_text.h"
+#include "textzoo_app.h"
 
 #ifdef TZ_HOST
 #include <stdio.h>
@@ -141,6 +154,60 @@ static void tz_bench_report(int calls)
 }
 #endif
 
+#if !defined(TZ_HOST) && !defined(TZ_QEMU) && !defined(TZ_NO_TIMING) && !defined(TZ_TIMING)
+/* On-board timing from the DWT cycle counter (tz_platform_ticks on the UART platform);
+ * -DTZ_TIMING forces it elsewhere (the host's ticks are nanoseconds: textzoo's tests read the
+ * line back with TZ_SYSCLK_HZ = 10^9). */
+#define TZ_TIMING 1
+#endif
+#ifdef TZ_TIMING
+#ifndef TZ_SYSCLK_HZ
+#error "app.c: TZ_SYSCLK_HZ (app_config.h) is needed for the on-board timing (or -DTZ_NO_TIMING)"
+#endif
+
+/* v / 10^decimals as text with that many decimals, e.g. (1018, 3) -> "1.018". */
+static void tz_print_fixed(uint64_t v, int decimals)
+{
+    uint64_t scale = 1;
+    int i;
+    for (i = 0; i < decimals; i++) scale *= 10u;
+    tz_print_u64(v / scale);
+    if (decimals > 0) {
+        char frac[20];
+        uint64_t f = v % scale;
+        for (i = decimals - 1; i >= 0; i--) {
+            frac[i] = (char)('0' + (int)(f % 10u));
+            f /= 10u;
+        }
+        frac[decimals] = '\0';
+        tz_print(".");
+        tz_print(frac);
+    }
+}
+
+/* The timing line (see the top of this file); nothing when the counter did not run. */
+static void tz_timing_report(uint64_t prefill, uint64_t decode, int tokens)
+{
+    uint64_t hz = (uint64_t)(TZ_SYSCLK_HZ), per;
+    if (tokens <= 0 || decode == 0u || hz == 0u) return;
+    per = (decode + (uint64_t)tokens / 2u) / (uint64_t)tokens;
+    if (per == 0u) return;
+    tz_print("timing: prefill_cycles=");
+    tz_print_u64(prefill);
+    tz_print(" cycles_per_token=");
+    tz_print_u64(per);
+    tz_print(" ms_per_token=");
+    tz_print_fixed((per * 1000000u + hz / 2u) / hz, 3);
+    tz_print(" tokens_per_s=");
+    tz_print_fixed((hz * 10u + per / 2u) / per, 1);
+    tz_print(" tokens=");
+    tz_print_u64((uint64_t)tokens);
+    tz_print(" sysclk_hz=");
+    tz_print_u64(hz);
+    tz_print("\n");
+}
+#endif
+
 static void tz_fail(const char *message, uint64_t number, const char *rest)
 {
     tz_print("textzoo: ");
@@ -221,11 +288,9 @@ static const char *tz_arg(int argc, char **argv, int *i)
     *i += 1;
     return argv[*i];
 }
-
-int main(int argc, char **argv)
-#else
-int main(void)
 #endif
+
+int tz_app_run(int argc, char **argv)
 {
     const char *prompt = TZ_PROMPT;
     int prompt_bytes = (int)sizeof(TZ_PROMPT) - 1;
@@ -235,8 +300,14 @@ int main(void)
     tz_sample_cfg cfg;
     tz_rng rng;
     int n, prompt_n, prompt_len, printed = 0, step;
+#ifdef TZ_TIMING
+    uint64_t prefill_cycles = 0, decode_cycles = 0;
+#endif
 
-    tz_platform_init();
+#ifndef TZ_HOST
+    (void)argc;
+    (void)argv;
+#endif
     cfg.greedy = TZ_GREEDY;
     cfg.temperature = (float)(TZ_TEMPERATURE);
     cfg.top_k = TZ_TOP_K;
@@ -349,7 +420,7 @@ int main(void)
     for (step = 0; step < max_tokens; step++) {
         const float *logits;
         int token;
-#ifdef TZ_BENCH
+#if defined(TZ_BENCH) || defined(TZ_TIMING)
         uint64_t started = tz_platform_ticks();
 #endif
         /* The instruction counter (make count-qemu) records these two calls: the forward
@@ -359,6 +430,13 @@ int main(void)
         tz_platform_mark();
 #ifdef TZ_BENCH
         tz_bench_ns[step] = tz_platform_ticks() - started;
+#endif
+#ifdef TZ_TIMING
+        if (step == 0) {
+            prefill_cycles = tz_platform_ticks() - started;
+        } else {
+            decode_cycles += tz_platform_ticks() - started;
+        }
 #endif
         token = tz_sample_pick_in_context(logits, TZ_VOCAB_SIZE, &cfg, &rng, tz_context, n);
         if (token < 0) {
@@ -386,6 +464,29 @@ int main(void)
 #ifdef TZ_BENCH
     tz_bench_report(max_tokens);
 #endif
-    tz_platform_exit(0);
+#ifdef TZ_TIMING
+    if (!trace) tz_timing_report(prefill_cycles, decode_cycles, max_tokens - 1);
+#endif
     return 0;
 }
+
+void MX_TEXTZOO_Init(void)
+{
+    tz_platform_init();
+}
+
+void MX_TEXTZOO_Process(void)
+{
+    (void)tz_app_run(0, NULL);
+}
+
+#ifndef TZ_APP_NO_MAIN
+int main(int argc, char **argv)
+{
+    int code;
+    tz_platform_init();
+    code = tz_app_run(argc, argv);
+    tz_platform_exit(code);
+    return code;
+}
+#endif

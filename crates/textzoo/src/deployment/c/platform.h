@@ -15,6 +15,11 @@
 extern "C" {
 #endif
 
+/* Bare-metal boards (boards/clocks_stm32.c): the clock tree at TZ_SYSCLK_HZ when built with
+ * -DTZ_CLOCK_SETUP (STM32H743 board build), otherwise nothing. Called by the startup code
+ * before .data and .bss are initialised; a CubeMX project does not call it. */
+void tz_board_clocks(void);
+
 /* Bring up the output channel (UART clocks and pins on boards; nothing elsewhere). */
 void tz_platform_init(void);
 

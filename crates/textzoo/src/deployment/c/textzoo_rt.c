@@ -21,6 +21,16 @@
 #include <stddef.h>
 #include <string.h>
 
+/* -DTZ_PROFILE_LAYERS (benchmarking's per-layer emulated view): tz_platform_mark() between the
+ * transformer's steps, so the QEMU instruction counter splits a forward pass into embedding |
+ * per block: ln1, q/k/v, attention, proj, ln2, up (+ GELU), down | ln_f | head. Off otherwise. */
+#if defined(TZ_PROFILE_LAYERS)
+#include "platform.h"
+#define TZ_LAYER_MARK() tz_platform_mark()
+#else
+#define TZ_LAYER_MARK() ((void)0)
+#endif
+
 /* Optional SIMD int8 dot products (exact integer sums, so the same bits as the portable
  * loops; define TZ_PORTABLE to turn them off): Helium (Cortex-M55, arm_mve.h), else the
  * DSP extension's SMLAD (Cortex-M4/M7/M33/M55, and Armv7-A). */
@@ -297,6 +307,7 @@ static int32_t tz_smlad4(uint32_t x, uint32_t y, int32_t acc) {
 
 /* xs[2j], xs[2j + 1] = bytes 0, 2 and bytes 1, 3 of x[4j..4j + 3] as int16 pairs (j < k / 4):
  * the operands SMLAD pairs with a weight word's SXTB16 and SXTB16 ROR #8. */
+#if !defined(TZ_PAIRED_WEIGHTS)
 static void tz_expand(uint32_t *xs, const int8_t *x, int k) {
     int j;
     for (j = 0; j < k / 4; j++) {
@@ -305,6 +316,7 @@ static void tz_expand(uint32_t *xs, const int8_t *x, int k) {
         xs[2 * j + 1] = tz_sxtb16_ror8(v);
     }
 }
+#endif
 
 /* Asm pieces of tz_dot4's loop. Operands: accumulators s0..s3, rows 0 and 2 at wa and wb
  * (rows 1 and 3 at register offset k), activations at xp (up to xend), scratch xe, xo (x as
@@ -354,6 +366,7 @@ static int32_t tz_dot(const int8_t *a, const int8_t *b, int n) {
 
 /* out[j] = the dot product of x[0..n) with w[j * stride ..][0..n) for j < 4 (x read once
  * for four outputs). */
+#if !defined(TZ_PAIRED_WEIGHTS)
 static void tz_dot4_c(const int8_t *x, const int8_t *w, int n, int stride, int32_t out[4]) {
     const int8_t *w0 = w, *w1 = w + stride, *w2 = w + 2 * stride, *w3 = w + 3 * stride;
     int32_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
@@ -388,8 +401,10 @@ static void tz_dot4_c(const int8_t *x, const int8_t *w, int n, int stride, int32
     out[2] = s2;
     out[3] = s3;
 }
+#endif
 
 /* out[o] += the dot product of x[0..n) with row w + o * stride, for o < m4 (a multiple of 4). */
+#if !defined(TZ_PAIRED_WEIGHTS)
 static void tz_dot4_add(const int8_t *x, const int8_t *w, int n, int stride, int m4,
                         int32_t *out) {
     int o;
@@ -402,6 +417,7 @@ static void tz_dot4_add(const int8_t *x, const int8_t *w, int n, int stride, int
         out[o + 3] += d[3];
     }
 }
+#endif
 
 #if defined(TZ_SMLAD_ASM)
 /* One group of four rows in tz_dot4: the asm loop over inputs 0 .. i - 1 (xp from x0 to
@@ -423,6 +439,7 @@ static void tz_dot4_add(const int8_t *x, const int8_t *w, int n, int stride, int
 /* out[o] = bias[o] + the dot product of x with row w + o * k, for o < m4 (a multiple of 4;
  * four rows at a time; int32 sums are exact, so the bias may start the sum). xs: NULL, or
  * (TZ_SMLAD_ASM) x expanded by tz_expand. */
+#if !defined(TZ_PAIRED_WEIGHTS)
 static void tz_dot4(const int8_t *x, const uint32_t *xs, const int8_t *w, int k,
                     const int32_t *bias, int m4, int32_t *out) {
     int o;
@@ -443,6 +460,178 @@ static void tz_dot4(const int8_t *x, const uint32_t *xs, const int8_t *w, int k,
     tz_dot4_add(x, w, k, k, m4, out);
 #endif
 }
+#endif
+
+#if defined(TZ_PAIRED_WEIGHTS)
+/* ---- Row pairs (TZ_PAIRED_WEIGHTS; c_model.rs pair_rows) ----------------------------------
+ * Rows 2p and 2p + 1 (a, b) of a matrix with k inputs start at w + 2pk: byte 2i is a[i],
+ * and bytes 2i, 2i + 1 read as a little-endian int16 are v[i] = a[i] + 256 b[i]. Over a run
+ * of inputs, S = sum x v = a.x + 256 b.x and T = sum x a (the SXTB16 of v's words) give
+ * a.x = T and b.x = (S - T) / 256; S and T are summed modulo 2^32 (SMLAD wraps), exact as long
+ * as |256 b.x| < 2^31, i.e. runs of at most TZ_PAIR_RUN inputs. */
+#define TZ_PAIR_RUN 512
+/* The widest input a layer has (embed_dim or ffn_dim): the widened row on the stack. */
+#define TZ_XS_MAX_PAIRED TZ_MAX1(TZ_EMBED_DIM > TZ_FFN_DIM ? TZ_EMBED_DIM : TZ_FFN_DIM)
+
+/* v[i] of the pair at wp: the high byte signed, the low byte unsigned. */
+static TZ_INLINE int32_t tz_pair_v(const int8_t *wp, int i) {
+    return (int32_t)wp[2 * i + 1] * 256 + (int32_t)(uint8_t)wp[2 * i];
+}
+
+/* The dot product of x[0..k) with row `row` of the paired matrix w (exact, plain C). */
+static int32_t tz_pair_dot_row(const int8_t *x, const int8_t *w, int k, int row) {
+    const int8_t *wp = w + (size_t)(row / 2) * 2 * k;
+    int32_t s = 0;
+    int i;
+    if (row & 1) {
+        for (i = 0; i < k; i++) s += (int32_t)x[i] * ((tz_pair_v(wp, i) - wp[2 * i]) / 256);
+    } else {
+        for (i = 0; i < k; i++) s += (int32_t)x[i] * wp[2 * i];
+    }
+    return s;
+}
+
+/* Row `row` of the paired matrix w as int8 (the embedding lookup of a tied token table). */
+static void tz_pair_row(int8_t *out, const int8_t *w, int k, int row) {
+    const int8_t *wp = w + (size_t)(row / 2) * 2 * k;
+    int i;
+    if (row & 1) {
+        for (i = 0; i < k; i++) out[i] = (int8_t)((tz_pair_v(wp, i) - wp[2 * i]) / 256);
+    } else {
+        for (i = 0; i < k; i++) out[i] = wp[2 * i];
+    }
+}
+
+/* x as int16 (the activations SMLAD pairs with v's halfwords). */
+static void tz_widen(int16_t *xs, const int8_t *x, int k) {
+    int i;
+    for (i = 0; i < k; i++) xs[i] = x[i];
+}
+
+#if defined(TZ_SMLAD_ASM)
+/* One pair in the asm loop: two words of v (inputs i..i + 3) at ptr; S += x.v, T += x.a
+ * (each word's SXTB16 in place once S has used it: twelve registers in all). */
+#if defined(__thumb2__)
+#define TZ_PASM_LOADW(ptr) "ldrd %[w0], %[w1], [%[" ptr "]], #8\n\t"
+#define TZ_PASM_LOADX "ldrd %[xa], %[xb], [%[xp]], #8\n\t"
+#else
+#define TZ_PASM_LOADW(ptr) "ldr %[w0], [%[" ptr "]], #4\n\tldr %[w1], [%[" ptr "]], #4\n\t"
+#define TZ_PASM_LOADX "ldr %[xa], [%[xp]], #4\n\tldr %[xb], [%[xp]], #4\n\t"
+#endif
+#define TZ_PASM_PAIR(s, t, ptr)                          \
+    TZ_PASM_LOADW(ptr)                                   \
+    "smlad %[" s "], %[xa], %[w0], %[" s "]\n\t"         \
+    "sxtb16 %[w0], %[w0]\n\t"                            \
+    "smlad %[" t "], %[xa], %[w0], %[" t "]\n\t"         \
+    "smlad %[" s "], %[xb], %[w1], %[" s "]\n\t"         \
+    "sxtb16 %[w1], %[w1]\n\t"                            \
+    "smlad %[" t "], %[xb], %[w1], %[" t "]\n\t"
+/* Four inputs for both pairs: 15 instructions for 16 products (Thumb-2). */
+#define TZ_PASM_STEP TZ_PASM_LOADX TZ_PASM_PAIR("s0", "t0", "pa") TZ_PASM_PAIR("s1", "t1", "pb")
+#define TZ_PASM_LOOP \
+    "1:\n\t" TZ_PASM_STEP TZ_PASM_STEP TZ_PASM_STEP TZ_PASM_STEP "cmp %[xp], %[xend]\n\tbne 1b"
+#endif
+
+#if defined(TZ_SMLAD_ASM)
+/* The groups of tz_dot4p when k % 16 == 0 and k <= TZ_PAIR_RUN (every input in one run, the
+ * doubleword loads aligned): the asm loop per group, then the outputs. After a group's loop
+ * pa has reached pb's start and pb the next group's, so the pointers simply run on. Kept
+ * apart from the general path so that its few live values stay in registers. OUT writes
+ * outputs o..o + 3 from d0..d3. */
+#define TZ_DOT4P_FAST(OUT)                                                                   \
+    do {                                                                                     \
+        const int8_t *pb = w;                                                                \
+        const int16_t *xend = xs + k;                                                        \
+        int o;                                                                               \
+        for (o = 0; o < m4; o += 4) {                                                        \
+            const int16_t *xp = xs;                                                          \
+            const int8_t *pa = pb;                                                           \
+            uint32_t s0 = (uint32_t)bias[o], t0 = s0, s1 = (uint32_t)bias[o + 2], t1 = s1;   \
+            uint32_t xa, xb, w0, w1;                                                         \
+            int32_t d0, d1, d2, d3;                                                          \
+            pb = pa + (size_t)2 * k;                                                         \
+            __asm__(TZ_PASM_LOOP                                                             \
+                    : [s0] "+r"(s0), [t0] "+r"(t0), [s1] "+r"(s1), [t1] "+r"(t1),            \
+                      [xp] "+r"(xp), [pa] "+r"(pa), [pb] "+r"(pb), [xa] "=&r"(xa),           \
+                      [xb] "=&r"(xb), [w0] "=&r"(w0), [w1] "=&r"(w1)                         \
+                    : [xend] "r"(xend)                                                       \
+                    : "cc", "memory");                                                       \
+            d0 = (int32_t)t0;                                                                \
+            d1 = bias[o + 1] + ((int32_t)(s0 - t0) >> 8);                                    \
+            d2 = (int32_t)t1;                                                                \
+            d3 = bias[o + 3] + ((int32_t)(s1 - t1) >> 8);                                    \
+            OUT;                                                                             \
+        }                                                                                    \
+    } while (0)
+
+static void tz_dot4p_fast(const int16_t *xs, const int8_t *w, int k, const int32_t *bias,
+                          int m4, int32_t *out) {
+    TZ_DOT4P_FAST((out[o] = d0, out[o + 1] = d1, out[o + 2] = d2, out[o + 3] = d3));
+}
+
+static void tz_dot4p_fast_logits(const int16_t *xs, const int8_t *w, int k,
+                                 const int32_t *bias, int m4, const float *scale, float *fout) {
+    TZ_DOT4P_FAST((fout[o] = (float)d0 * scale[o], fout[o + 1] = (float)d1 * scale[o + 1],
+                   fout[o + 2] = (float)d2 * scale[o + 2],
+                   fout[o + 3] = (float)d3 * scale[o + 3]));
+}
+#endif
+
+/* out[o + j] = bias[o + j] + x . row o + j of the paired matrix w, for o < m4 (a multiple of
+ * 4: two pairs a group); xs is x widened by tz_widen. With `scale` (the head), the logits
+ * (float)(bias + x . row) * scale go to fout instead, in the same order of operations as
+ * kernels::dequantize_logits. Each pair's S and T both start at the bias of its first row,
+ * so T is that row's output and S - T stays 256 times the second row's dot product (an exact
+ * multiple: the arithmetic shift divides); inputs are summed in runs of at most TZ_PAIR_RUN,
+ * each exact. */
+static void tz_dot4p(const int16_t *xs, const int8_t *w, int k, const int32_t *bias, int m4,
+                     int32_t *out, const float *scale, float *fout) {
+    int o;
+#if defined(TZ_SMLAD_ASM)
+    if ((k & 15) == 0 && k <= TZ_PAIR_RUN) {
+        if (scale != NULL) {
+            tz_dot4p_fast_logits(xs, w, k, bias, m4, scale, fout);
+        } else {
+            tz_dot4p_fast(xs, w, k, bias, m4, out);
+        }
+        return;
+    }
+#endif
+    for (o = 0; o < m4; o += 4) {
+        const int8_t *wa = w + (size_t)o * k, *wb = wa + (size_t)2 * k;
+        uint32_t s0 = (uint32_t)bias[o], t0 = s0, s1 = (uint32_t)bias[o + 2], t1 = s1;
+        int32_t d0, d1 = bias[o + 1], d2, d3 = bias[o + 3];
+        int i0, i;
+        for (i0 = 0; i0 < k; i0 += TZ_PAIR_RUN) {
+            int end = k - i0 < TZ_PAIR_RUN ? k : i0 + TZ_PAIR_RUN;
+            for (i = i0; i < end; i++) {
+                int32_t xv = xs[i];
+                s0 += (uint32_t)(xv * tz_pair_v(wa, i));
+                t0 += (uint32_t)(xv * wa[2 * i]);
+                s1 += (uint32_t)(xv * tz_pair_v(wb, i));
+                t1 += (uint32_t)(xv * wb[2 * i]);
+            }
+            d1 += (int32_t)(s0 - t0) >> 8;
+            d3 += (int32_t)(s1 - t1) >> 8;
+            s0 = t0;
+            s1 = t1;
+        }
+        d0 = (int32_t)t0;
+        d2 = (int32_t)t1;
+        if (scale != NULL) {
+            fout[o] = (float)d0 * scale[o];
+            fout[o + 1] = (float)d1 * scale[o + 1];
+            fout[o + 2] = (float)d2 * scale[o + 2];
+            fout[o + 3] = (float)d3 * scale[o + 3];
+        } else {
+            out[o] = d0;
+            out[o + 1] = d1;
+            out[o + 2] = d2;
+            out[o + 3] = d3;
+        }
+    }
+}
+#endif
 
 /* What a fully connected layer does with its accumulators (kernels::Epilogue). */
 enum { TZ_EPI_REQUANT, TZ_EPI_LUT, TZ_EPI_RESIDUAL };
@@ -495,6 +684,25 @@ static void tz_fc(int8_t *out, const int8_t *x, const tz_linear *l, int n, const
     int k = l->in_dim, m = l->out_dim, m4 = m / 4 * 4;
     int r, o;
     int32_t acc[TZ_CHUNK];
+#if defined(TZ_PAIRED_WEIGHTS)
+    uint32_t xs_buf[(TZ_XS_MAX_PAIRED + 1) / 2];
+    int16_t *xs = (int16_t *)xs_buf;
+    for (r = 0; r < n; r++) {
+        const int8_t *xr = x + (size_t)r * k;
+        int8_t *orow = out + (size_t)r * m;
+        const int8_t *res = e->kind == TZ_EPI_RESIDUAL ? e->res + (size_t)r * m : NULL;
+        tz_widen(xs, xr, k);
+        for (o = 0; o < m4; o += TZ_CHUNK) {
+            int cnt = m4 - o < TZ_CHUNK ? m4 - o : TZ_CHUNK;
+            tz_dot4p(xs, l->w + (size_t)o * k, k, l->bias + o, cnt, acc, NULL, NULL);
+            tz_epi_run(e, l, orow, res, o, cnt, acc);
+        }
+        for (o = m4; o < m; o++) {
+            acc[0] = l->bias[o] + tz_pair_dot_row(xr, l->w, k, o);
+            tz_epi_run(e, l, orow, res, o, 1, acc);
+        }
+    }
+#else
     const uint32_t *xs = NULL;
 #if defined(TZ_SMLAD_ASM)
     uint32_t xs_buf[TZ_XS_MAX / 2];
@@ -517,13 +725,27 @@ static void tz_fc(int8_t *out, const int8_t *x, const tz_linear *l, int n, const
             tz_epi_run(e, l, orow, res, o, 1, acc);
         }
     }
+#endif
 }
 
 /* The head: out[n][m] = (float)(bias[o] + x[r] . w[o]) * scale[o]. */
 static void tz_fc_logits(float *out, const int8_t *x, const int8_t *w, const int32_t *bias,
                          const float *scale, int n, int k, int m) {
     int m4 = m / 4 * 4;
-    int r, o, j;
+    int r, o;
+#if defined(TZ_PAIRED_WEIGHTS)
+    uint32_t xs_buf[(TZ_XS_MAX_PAIRED + 1) / 2];
+    int16_t *xs = (int16_t *)xs_buf;
+    for (r = 0; r < n; r++) {
+        const int8_t *xr = x + (size_t)r * k;
+        float *orow = out + (size_t)r * m;
+        tz_widen(xs, xr, k);
+        tz_dot4p(xs, w, k, bias, m4, NULL, scale, orow);
+        for (o = m4; o < m; o++)
+            orow[o] = (float)(bias[o] + tz_pair_dot_row(xr, w, k, o)) * scale[o];
+    }
+#else
+    int j;
     int32_t acc[TZ_CHUNK];
     const uint32_t *xs = NULL;
 #if defined(TZ_SMLAD_ASM)
@@ -544,6 +766,7 @@ static void tz_fc_logits(float *out, const int8_t *x, const int8_t *w, const int
         for (o = m4; o < m; o++)
             orow[o] = (float)(bias[o] + tz_dot(xr, w + (size_t)o * k, k)) * scale[o];
     }
+#endif
 }
 
 /* Layer norm of n rows of c int8 values (kernels::layernorm): integer statistics, then
@@ -667,6 +890,11 @@ static void tz_embed(const tz_model *m, int8_t *out, const uint16_t *tokens, int
         tz_requant tr, pr;
         const int8_t *te = t->tok_emb + (size_t)tok * c, *pe = t->pos_emb + (size_t)pos * c;
         int8_t *orow = out + (size_t)r * c;
+#if defined(TZ_PAIRED_WEIGHTS)
+        int8_t row[TZ_MAX1(TZ_EMBED_DIM)];
+        tz_pair_row(row, t->tok_emb, c, tok);
+        te = row;
+#endif
         tr.mult = t->tok_mult[tok];
         tr.shift = t->tok_shift[tok];
         pr.mult = t->pos_mult[pos];
@@ -692,6 +920,7 @@ static void tz_block_run(const tz_model *m, int layer, int rows, int kv0, int ca
     tz_attn_scratch sc;
 
     tz_layernorm_rows(ln1, tz_a8(xs), &b->ln1, rows, c);
+    TZ_LAYER_MARK();
     if (m->kind == TZ_KIND_TINY_GPT) {
         kc = tz_kv() + (size_t)2 * layer * T * c;
         vc = kc + (size_t)T * c;
@@ -707,6 +936,7 @@ static void tz_block_run(const tz_model *m, int layer, int rows, int kv0, int ca
     tz_fc(vc + (size_t)kv0 * c, ln1, &b->v, rows, &e);
     e.zp = b->attn.q_zp;
     tz_fc(tz_a8(ls->q), ln1 + (size_t)first * c, &b->q, q_rows, &e);
+    TZ_LAYER_MARK();
 
     sc.scores = tz_a32(ls->scores);
     sc.probs = (uint8_t *)tz_a8(ls->probs);
@@ -714,6 +944,7 @@ static void tz_block_run(const tz_model *m, int layer, int rows, int kv0, int ca
     sc.acc = tz_a32(ls->pv_acc);
     tz_attention(tz_a8(ls->att), tz_a8(ls->q), kc, vc, q_rows, kv0 + first, kv0 + rows, causal,
                  &b->attn, m->num_heads, hd, t->exp_lut, &sc);
+    TZ_LAYER_MARK();
 
     e.kind = TZ_EPI_RESIDUAL;
     e.res = tz_a8(xs) + (size_t)first * c;
@@ -721,13 +952,16 @@ static void tz_block_run(const tz_model *m, int layer, int rows, int kv0, int ca
     e.res_rq = b->res1;
     e.zp = b->res2_zp;
     tz_fc(tz_a8(ls->res2), tz_a8(ls->att), &b->proj, q_rows, &e);
+    TZ_LAYER_MARK();
 
     tz_layernorm_rows(tz_a8(ls->ln2), tz_a8(ls->res2), &b->ln2, q_rows, c);
+    TZ_LAYER_MARK();
 
     e.kind = TZ_EPI_LUT;
     e.zp = b->up_zp;
     e.lut = b->gelu;
     tz_fc(tz_a8(ls->h), tz_a8(ls->ln2), &b->up, q_rows, &e);
+    TZ_LAYER_MARK();
 
     e.kind = TZ_EPI_RESIDUAL;
     e.res = tz_a8(ls->res2);
@@ -735,6 +969,7 @@ static void tz_block_run(const tz_model *m, int layer, int rows, int kv0, int ca
     e.res_rq = b->res2;
     e.zp = b->y_zp;
     tz_fc(tz_a8(ls->y), tz_a8(ls->h), &b->down, q_rows, &e);
+    TZ_LAYER_MARK();
 }
 
 /* Final layer norm and head on rows x_row0.. of the last hidden state. */
@@ -744,6 +979,7 @@ static void tz_head(const tz_model *m, int x_row0, int rows, float *out) {
     int8_t *x = tz_a8(tz_block_input(t, m->num_layers)) + (size_t)x_row0 * c;
     int8_t *ln = tz_a8(t->lnf);
     tz_layernorm_rows(ln, x, &t->ln_f, rows, c);
+    TZ_LAYER_MARK();
     tz_fc_logits(out, ln, t->head_w, t->head_bias, t->head_scale, rows, c, m->vocab_size);
 }
 
@@ -753,6 +989,7 @@ static void tz_blocks(const tz_model *m, const uint16_t *tokens, int n, int pos0
     int bert = m->kind == TZ_KIND_TINY_BERT_GENERATOR;
     int l;
     tz_embed(m, tz_a8(m->transformer->x0), tokens, n, pos0);
+    TZ_LAYER_MARK();
     for (l = 0; l < m->num_layers; l++)
         tz_block_run(m, l, n, kv0, !bert, bert && l + 1 == m->num_layers);
 }

@@ -14,6 +14,21 @@
 
 #include <stdint.h>
 
+/* Targets with the DSP extension's SMLAD but without Helium (Cortex-M7, Cortex-M4/M33,
+ * Armv7-A): the transformer's int8 matrices are read as row pairs (model.h then defines
+ * TZ_PAIRED_WEIGHTS; c_model.rs pair_rows says why). Every file of the runtime and model must
+ * be compiled with the same CPU flags and TZ_PORTABLE setting, as they choose the layout. */
+#if !defined(TZ_PORTABLE) && defined(__ARM_FEATURE_DSP) && defined(__ARM_FEATURE_SIMD32) && \
+    !(defined(__ARM_FEATURE_MVE) && (__ARM_FEATURE_MVE & 1))
+#define TZ_PAIRED_TARGET 1
+#endif
+/* Row-pair arrays start on an 8-byte boundary, for the kernels' doubleword loads. */
+#if defined(__GNUC__)
+#define TZ_PAIR_ALIGN __attribute__((aligned(8)))
+#else
+#define TZ_PAIR_ALIGN
+#endif
+
 /* Model kinds (the same numbers as model.h's TZ_KIND). */
 #define TZ_KIND_TINY_BERT_GENERATOR 0
 #define TZ_KIND_TINY_GPT 1

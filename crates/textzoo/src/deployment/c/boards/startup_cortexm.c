@@ -3,9 +3,11 @@
  * on mps2-an500 (its heap query returns an unmapped stack) and the boards need none of it.
  *
  * Reset_Handler: enable the FPU (before any floating-point or MVE instruction), point VTOR at
- * this vector table, set the v8-M stack limit, copy .data from its load address, zero .bss,
- * optionally enable the caches (-DTZ_ENABLE_CACHES, real boards), call main, and hand its
- * return value to tz_platform_exit. Faults end the program with exit code 250 + fault number
+ * this vector table, set the v8-M stack limit, bring the clocks to full speed
+ * (tz_board_clocks, boards/clocks_stm32.c: STM32H743 board builds only, -DTZ_CLOCK_SETUP),
+ * copy .data from its load address, zero .bss, enable the caches (-DTZ_ENABLE_CACHES: the
+ * boards and the QEMU stand-ins alike, so the emulated run executes the same path), call
+ * main, and hand its return value to tz_platform_exit. Faults end the program with exit code 250 + fault number
  * (semihosting under QEMU; a halt loop on the boards). The linker script provides the symbols. */
 #include <stddef.h>
 #include <stdint.h>
@@ -111,6 +113,7 @@ __attribute__((noinline)) static void tz_start_c(void)
     /* Stack overflow faults instead of silently overwriting .bss. */
     __asm__ __volatile__("msr msplim, %0" : : "r"(&__stack_bottom__));
 #endif
+    tz_board_clocks();
     if (&__data_start__ != &__data_load__ && data_bytes != 0u) {
         memcpy(&__data_start__, &__data_load__, data_bytes);
     }

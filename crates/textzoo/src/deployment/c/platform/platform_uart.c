@@ -5,16 +5,24 @@
  *                           on-board ST-LINK exposes as its virtual COM port.
  *   -DTZ_BOARD_STM32N657    STM32N6570-DK: USART1 on PE5 (TX) / PE6 (RX), AF7, ST-LINK VCP.
  *
- * The baud-rate divisor assumes the UART kernel clock is TZ_UART_CLOCK_HZ (default 64 MHz, the
- * HSI the chips start on; the startup code does not reprogram the PLLs). If your bootloader or
- * SystemClock_Config changes the bus clocks, rebuild with -DTZ_UART_CLOCK_HZ=<hz>. */
+ * The baud-rate divisor comes from the UART's kernel clock, TZ_UART_CLOCK_HZ. STM32H743 with
+ * textzoo's startup (-DTZ_CLOCK_SETUP, boards/clocks_stm32.c): USART3 runs from rcc_pclk1 =
+ * TZ_SYSCLK_HZ / 4 (HPRE /2, D2PPRE1 /2; 120 MHz at 480 MHz). Without it (a CubeMX project
+ * calling MX_TEXTZOO_Init after its own SystemClock_Config, or the STM32N657, whose FSBL sets
+ * the clocks) the default is 64 MHz, the HSI the chips start on: if your clock setup feeds
+ * the UART from something else, rebuild with -DTZ_UART_CLOCK_HZ=<hz>. */
+#include "app_config.h"
 #include "platform.h"
 
 #ifndef TZ_UART_BAUD
 #define TZ_UART_BAUD 115200u
 #endif
 #ifndef TZ_UART_CLOCK_HZ
+#if defined(TZ_CLOCK_SETUP) && defined(TZ_BOARD_STM32H743ZI)
+#define TZ_UART_CLOCK_HZ ((TZ_SYSCLK_HZ) / 4u)
+#else
 #define TZ_UART_CLOCK_HZ 64000000u
+#endif
 #endif
 
 #define TZ_REG(addr) (*(volatile uint32_t *)(uintptr_t)(addr))
