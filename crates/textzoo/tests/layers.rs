@@ -70,6 +70,19 @@ const ALLOWED: &[(&str, &[&str])] = &[
         ],
     ),
     ("tracking", &["config", "error", "util"]),
+    // Sweeps: plan, launch (jobs are runs of the binary) and report; beside the pipeline.
+    (
+        "sweep",
+        &[
+            "artifact",
+            "config",
+            "deployment",
+            "error",
+            "interrupt",
+            "tracking",
+            "util",
+        ],
+    ),
     // The top: may use everything; nothing may use it.
     (
         "pipeline",
