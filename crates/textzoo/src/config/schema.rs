@@ -646,6 +646,15 @@ fn string_or_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D:
     })
 }
 
+/// `time: 10` (minutes) and `time: "00:10:00"` alike.
+fn option_string_or_number<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<String>, D::Error> {
+    #[derive(Deserialize)]
+    struct Wrapped(#[serde(deserialize_with = "string_or_number")] String);
+    Ok(Option::<Wrapped>::deserialize(d)?.map(|w| w.0))
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct HydraJob {
@@ -707,10 +716,12 @@ pub struct Launcher {
     /// Slurm: tasks of the array running at once (`--array=…%K`); 0: as many as Slurm allows.
     pub array_parallelism: usize,
     pub partition: Option<String>,
-    /// Slurm's `--time` (`MM`, `HH:MM:SS`, `D-HH:MM`, …).
+    /// Slurm's `--time` (minutes, `HH:MM:SS`, `D-HH:MM`, …).
+    #[serde(deserialize_with = "option_string_or_number")]
     pub time: Option<String>,
     pub cpus_per_task: Option<usize>,
-    /// Slurm's `--mem` (`4G`, `500M`, …).
+    /// Slurm's `--mem` (`4G`, `500M`, or megabytes as a number).
+    #[serde(deserialize_with = "option_string_or_number")]
     pub mem: Option<String>,
     pub account: Option<String>,
     pub qos: Option<String>,

@@ -67,7 +67,7 @@ pub fn plan(source: &ConfigSource, now: DateTime<Local>) -> Result<Plan> {
         }
         swept_keys.push(o.key.clone());
     }
-    let first = load_job(source, &combination(&parsed, 0), 0, now)?;
+    let first = load_job(source, &combination(&parsed, 0), &label(&parsed, 0), 0, now)?;
     let sizes: Vec<usize> = parsed.iter().map(|o| o.choices.len()).collect();
     let total = sizes
         .iter()
@@ -101,7 +101,7 @@ pub fn plan(source: &ConfigSource, now: DateTime<Local>) -> Result<Plan> {
         let config = if num == 0 && index == 0 {
             first.clone()
         } else {
-            load_job(source, &overrides, num, now)?
+            load_job(source, &overrides, &label(&parsed, index), num, now)?
         };
         let dir = absolute(&config.hydra.sweep.dir)?;
         match &sweep_dir {
@@ -109,7 +109,7 @@ pub fn plan(source: &ConfigSource, now: DateTime<Local>) -> Result<Plan> {
             Some(d) if *d != dir => {
                 return Err(ConfigError::InJob {
                     job: num,
-                    overrides: overrides.join(" "),
+                    overrides: label(&parsed, index),
                     err: Box::new(ConfigError::Invalid {
                         key: "hydra.sweep.dir".into(),
                         message: format!(
@@ -128,7 +128,7 @@ pub fn plan(source: &ConfigSource, now: DateTime<Local>) -> Result<Plan> {
         if !dirs.insert(run_dir.clone()) {
             return Err(ConfigError::InJob {
                 job: num,
-                overrides: overrides.join(" "),
+                overrides: label(&parsed, index),
                 err: Box::new(ConfigError::Invalid {
                     key: "hydra.sweep.subdir".into(),
                     message: format!(
@@ -190,6 +190,22 @@ fn chosen(sizes: &[usize], mut index: usize) -> Vec<usize> {
     out
 }
 
+/// A job's swept values (`model.embed_dim=16 preprocessing.tokenizer=bpe`), for messages.
+fn label(parsed: &[SweepOverride], index: usize) -> String {
+    let sizes: Vec<usize> = parsed.iter().map(|o| o.choices.len()).collect();
+    let swept: Vec<&str> = parsed
+        .iter()
+        .zip(chosen(&sizes, index))
+        .filter(|(o, _)| o.swept)
+        .map(|(o, i)| o.choices[i].as_str())
+        .collect();
+    if swept.is_empty() {
+        "no swept values".into()
+    } else {
+        swept.join(" ")
+    }
+}
+
 fn combination(parsed: &[SweepOverride], index: usize) -> Vec<String> {
     let sizes: Vec<usize> = parsed.iter().map(|o| o.choices.len()).collect();
     parsed
@@ -225,6 +241,7 @@ fn draw_below(rng: &mut Rng, n: usize) -> usize {
 fn load_job(
     source: &ConfigSource,
     overrides: &[String],
+    label: &str,
     num: usize,
     now: DateTime<Local>,
 ) -> Result<Config> {
@@ -234,7 +251,7 @@ fn load_job(
     let in_job = |err: ConfigError| -> Error {
         ConfigError::InJob {
             job: num,
-            overrides: overrides.join(" "),
+            overrides: label.to_string(),
             err: Box::new(err),
         }
         .into()

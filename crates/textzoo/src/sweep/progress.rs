@@ -21,7 +21,17 @@ impl Progress {
     }
 
     pub fn note(&self, message: &str) {
-        self.bar.println(message);
+        self.line(message);
+    }
+
+    /// A line above the bar; on stderr as is when there is no bar (not a terminal), where
+    /// indicatif would drop it.
+    fn line(&self, message: &str) {
+        if self.bar.is_hidden() {
+            eprintln!("{message}");
+        } else {
+            self.bar.println(message);
+        }
     }
 
     pub fn started(&self, num: usize) {
@@ -37,7 +47,7 @@ impl Progress {
     /// Prints how job `num` ended, from its status file.
     pub fn ended(&self, manifest: &Manifest, num: usize) {
         self.bar.inc(1);
-        self.bar.println(ended_line(manifest, num));
+        self.line(&ended_line(manifest, num));
     }
 
     pub fn finish(&self) {
