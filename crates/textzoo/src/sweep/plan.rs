@@ -315,23 +315,23 @@ mod tests {
                 format!("hydra.sweep.dir={}", dir.display()),
             ],
         };
-        let plan = plan(&src, Local::now()).unwrap();
-        assert_eq!(plan.jobs.len(), 4);
-        assert_eq!(plan.dir, dir);
+        let planned = plan(&src, Local::now()).unwrap();
+        assert_eq!(planned.jobs.len(), 4);
+        assert_eq!(planned.dir, dir);
         assert_eq!(
-            plan.swept_keys,
+            planned.swept_keys,
             ["model.embed_dim", "preprocessing.tokenizer"]
         );
-        assert_eq!(plan.jobs[1].run_dir, dir.join("1"));
+        assert_eq!(planned.jobs[1].run_dir, dir.join("1"));
         assert_eq!(
-            plan.jobs[1].overrides[..3],
+            planned.jobs[1].overrides[..3],
             [
                 "model.embed_dim=16",
                 "preprocessing.tokenizer=char",
                 "training.max_steps=3"
             ]
         );
-        assert_eq!(plan.jobs[2].swept["model.embed_dim"], "32");
+        assert_eq!(planned.jobs[2].swept["model.embed_dim"], "32");
     }
 
     #[test]
@@ -387,11 +387,11 @@ mod tests {
         let mut random = src.clone();
         random.overrides.push("hydra.sweeper.name=random".into());
         random.overrides.push("hydra.sweeper.n_trials=5".into());
-        let plan = plan(&random, Local::now()).unwrap();
-        assert_eq!(plan.jobs.len(), 5);
+        let planned = plan(&random, Local::now()).unwrap();
+        assert_eq!(planned.jobs.len(), 5);
         let again = plan(&random, Local::now()).unwrap();
         assert_eq!(
-            plan.jobs.iter().map(|j| &j.overrides).collect::<Vec<_>>(),
+            planned.jobs.iter().map(|j| &j.overrides).collect::<Vec<_>>(),
             again.jobs.iter().map(|j| &j.overrides).collect::<Vec<_>>()
         );
     }
