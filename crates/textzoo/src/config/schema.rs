@@ -680,6 +680,9 @@ pub struct Sweeper {
     pub n_trials: usize,
     /// `random`: the draw's seed.
     pub seed: u64,
+    /// Sweep values kept in the configuration file, as Hydra's `hydra.sweeper.params`
+    /// (`model.embed_dim: 32,48,64`); a command-line override of the same key replaces its entry.
+    pub params: serde_json::Map<String, serde_json::Value>,
 }
 
 impl Default for Sweeper {
@@ -689,6 +692,7 @@ impl Default for Sweeper {
             max_jobs: 1000,
             n_trials: 10,
             seed: 0,
+            params: serde_json::Map::new(),
         }
     }
 }

@@ -41,21 +41,28 @@ pub struct Plan {
 /// all, so `${now:…}` names one sweep directory) and its files checked, so a bad value
 /// anywhere is an error before any job starts.
 pub fn plan(source: &ConfigSource, now: DateTime<Local>) -> Result<Plan> {
-    let parsed: Vec<SweepOverride> = source
+    let given: Vec<SweepOverride> = source
         .overrides
         .iter()
         .map(|raw| syntax::parse(raw))
         .collect::<std::result::Result<_, _>>()?;
-    if let Some(o) = parsed
-        .iter()
-        .find(|o| o.swept && o.key.starts_with("hydra."))
-    {
-        return Err(ConfigError::Sweep {
-            given: o.raw.clone(),
-            message: "hydra.* settings apply to the whole sweep and cannot be swept".into(),
+    no_swept_hydra_keys(&given)?;
+    // `hydra.sweeper.params` of the file come first; the command line replaces their keys.
+    let probe = load_job(source, &combination(&given, 0), &label(&given, 0), 0, now)?;
+    let mut parsed = Vec::new();
+    for (key, value) in &probe.hydra.sweeper.params {
+        if given.iter().any(|o| o.key == *key) {
+            continue;
         }
-        .into());
+        let text = match value {
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        parsed.push(syntax::parse(&format!("{key}={text}"))?);
     }
+    let from_file = !parsed.is_empty();
+    parsed.extend(given);
+    no_swept_hydra_keys(&parsed)?;
     let mut swept_keys = Vec::new();
     for o in parsed.iter().filter(|o| o.swept) {
         if swept_keys.contains(&o.key) {
@@ -67,7 +74,11 @@ pub fn plan(source: &ConfigSource, now: DateTime<Local>) -> Result<Plan> {
         }
         swept_keys.push(o.key.clone());
     }
-    let first = load_job(source, &combination(&parsed, 0), &label(&parsed, 0), 0, now)?;
+    let first = if from_file {
+        load_job(source, &combination(&parsed, 0), &label(&parsed, 0), 0, now)?
+    } else {
+        probe
+    };
     let sizes: Vec<usize> = parsed.iter().map(|o| o.choices.len()).collect();
     let total = sizes
         .iter()
@@ -160,6 +171,21 @@ pub fn plan(source: &ConfigSource, now: DateTime<Local>) -> Result<Plan> {
         swept_keys,
         first,
     })
+}
+
+/// `hydra.*` settings are the sweep's own and hold for every job.
+fn no_swept_hydra_keys(parsed: &[SweepOverride]) -> Result<()> {
+    if let Some(o) = parsed
+        .iter()
+        .find(|o| o.swept && o.key.starts_with("hydra."))
+    {
+        return Err(ConfigError::Sweep {
+            given: o.raw.clone(),
+            message: "hydra.* settings apply to the whole sweep and cannot be swept".into(),
+        }
+        .into());
+    }
+    Ok(())
 }
 
 fn too_many(jobs: usize, max: usize, what: &str) -> Error {
@@ -391,8 +417,43 @@ mod tests {
         assert_eq!(planned.jobs.len(), 5);
         let again = plan(&random, Local::now()).unwrap();
         assert_eq!(
-            planned.jobs.iter().map(|j| &j.overrides).collect::<Vec<_>>(),
+            planned
+                .jobs
+                .iter()
+                .map(|j| &j.overrides)
+                .collect::<Vec<_>>(),
             again.jobs.iter().map(|j| &j.overrides).collect::<Vec<_>>()
         );
+    }
+
+    #[test]
+    fn sweeper_params_of_the_file_sweep_and_the_command_line_replaces_them() {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::write(
+            tmp.path().join("c.yaml"),
+            "dataset:\n  training_path: /dev/null\nhydra:\n  sweeper:\n    params:\n      model.embed_dim: 16,32\n      preprocessing.tokenizer: word,char\n      model.num_layers: 1\n",
+        )
+        .unwrap();
+        let mut src = ConfigSource {
+            config_path: Some(tmp.path().to_path_buf()),
+            config_name: Some("c.yaml".into()),
+            overrides: vec![format!(
+                "hydra.sweep.dir={}",
+                tmp.path().join("s").display()
+            )],
+        };
+        let planned = plan(&src, Local::now()).unwrap();
+        assert_eq!(planned.jobs.len(), 4);
+        assert_eq!(
+            planned.swept_keys,
+            ["model.embed_dim", "preprocessing.tokenizer"]
+        );
+        assert!(planned.jobs[3]
+            .overrides
+            .contains(&"model.num_layers=1".to_string()));
+        src.overrides.push("preprocessing.tokenizer=bpe".into());
+        let planned = plan(&src, Local::now()).unwrap();
+        assert_eq!(planned.jobs.len(), 2);
+        assert_eq!(planned.swept_keys, ["model.embed_dim"]);
     }
 }
