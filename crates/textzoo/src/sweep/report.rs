@@ -373,7 +373,7 @@ impl SweepReport {
                 .filter_map(|r| Some((r.benchmark?.1, r.ppl()?, label(r))))
                 .collect();
             if points.is_empty() {
-                h.push_str("<p class=\"meta\">no job benchmarked on this board (operation_mode=chain_tqeb gives emulated tokens/s)</p>");
+                h.push_str("<p class=\"meta\">no job benchmarked on this board (a chain_tqeb sweep benchmarks on benchmarking.board, default the deployment board)</p>");
             } else {
                 plot(
                     &mut h,
