@@ -27,6 +27,11 @@ Overrides are key.path=value; values are YAML: numbers, true/false, null, [a,b] 
 anything else a string (quote it in the shell when it has spaces). Strings may use
 ${section.key} and ${now:%Y_%m_%d_%H_%M_%S} interpolation.
 
+With --multirun (-m) an override may list values, and the sweep runs one job per
+combination: key=a,b,c  key=range(start,stop[,step])  key=choice(a,b)  ('a,b' quoted is one
+value). hydra.sweep.dir holds the jobs' run directories and sweep.csv / sweep.html;
+hydra.launcher.name=local (n_jobs at once) or slurm (one sbatch job array).
+
 Examples:
   textzoo operation_mode=chain_tqe
   textzoo operation_mode=prediction general.model_path=RUN/saved_models/model.safetensors \\
@@ -34,6 +39,8 @@ Examples:
   textzoo --config-path config_file_examples --config-name training.yaml training.max_steps=100
   textzoo --cfg model.name=tiny_gpt        (print the resolved configuration and exit)
   textzoo migrate-config zoo_user_config.yaml -o user_config.yaml  (from the STM32 model zoo)
+  textzoo -m model.embed_dim=32,64 preprocessing.tokenizer=word,bpe operation_mode=chain_tqeb
+  textzoo sweep-status DIR                 (the jobs of a sweep; sweep-report DIR rebuilds its report)
 
 Exit codes: 0 success, 2 invalid configuration or input, 1 failure while working.";
 
@@ -51,6 +58,10 @@ pub struct Args {
     /// Print the resolved configuration as YAML and exit without running anything.
     #[arg(long = "cfg", alias = "print-config")]
     pub cfg: bool,
+    /// Run a sweep: one job per combination of the override lists (key=a,b,c, range(…),
+    /// choice(…)), launched by hydra.launcher (local processes or a Slurm job array).
+    #[arg(long, short = 'm')]
+    pub multirun: bool,
     /// Overrides of the form section.key=value.
     #[arg(value_name = "KEY=VALUE")]
     pub overrides: Vec<String>,
@@ -75,6 +86,14 @@ pub enum Command {
     /// file, printing every key mapped and every key dropped with the reason. Relative paths
     /// of the old file are read from its folder and written absolute.
     MigrateConfig(MigrateArgs),
+    /// The state of each job of a sweep (and of its Slurm array).
+    SweepStatus(SweepDirArgs),
+    /// Rebuild a sweep's report (sweep.csv, sweep.html) from its directory, and end its MLflow
+    /// parent run; for sweeps submitted with hydra.launcher.wait=false.
+    SweepReport(SweepDirArgs),
+    /// Run one job of a sweep (what the launchers start; not for direct use).
+    #[command(hide = true)]
+    SweepJob(SweepJobArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -98,6 +117,26 @@ pub struct MigrateArgs {
     /// Overwrite the output file if it exists.
     #[arg(long)]
     pub force: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct SweepDirArgs {
+    /// The sweep directory (hydra.sweep.dir) a --multirun printed.
+    #[arg(value_name = "SWEEP_DIR")]
+    pub dir: PathBuf,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct SweepJobArgs {
+    #[arg(value_name = "SWEEP_DIR")]
+    pub dir: PathBuf,
+    /// The job number (hydra.job.num; the Slurm array index).
+    #[arg(value_name = "NUM")]
+    pub num: usize,
+    /// Threads when the job's configuration leaves general.num_threads at 0 (default: the
+    /// Slurm task's CPUs, else every core).
+    #[arg(long)]
+    pub threads: Option<usize>,
 }
 
 #[derive(Debug, clap::Args)]

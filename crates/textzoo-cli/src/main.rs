@@ -19,13 +19,15 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err:#}");
-            let code = err
-                .chain()
-                .find_map(|e| e.downcast_ref::<textzoo::Error>())
-                .map_or(1, textzoo::Error::exit_code);
-            ExitCode::from(code as u8)
+            ExitCode::from(exit_code(&err) as u8)
         }
     }
+}
+
+fn exit_code(err: &anyhow::Error) -> i32 {
+    err.chain()
+        .find_map(|e| e.downcast_ref::<textzoo::Error>())
+        .map_or(1, textzoo::Error::exit_code)
 }
 
 fn run(args: args::Args) -> anyhow::Result<()> {
@@ -34,6 +36,15 @@ fn run(args: args::Args) -> anyhow::Result<()> {
         Some(args::Command::ModelToC(m)) => return model_to_c(m),
         Some(args::Command::ModelCard(m)) => return model_card(m),
         Some(args::Command::MigrateConfig(m)) => return migrate_config(m),
+        Some(args::Command::SweepJob(j)) => return sweep_job(j),
+        Some(args::Command::SweepStatus(d)) => {
+            print!("{}", textzoo::sweep::status_text(&d.dir)?);
+            return Ok(());
+        }
+        Some(args::Command::SweepReport(d)) => {
+            textzoo::sweep::rebuild_report(&d.dir)?;
+            return Ok(());
+        }
         None => {}
     }
     let source = ConfigSource {
@@ -41,22 +52,105 @@ fn run(args: args::Args) -> anyhow::Result<()> {
         config_name: args.config_name,
         overrides: args.overrides,
     };
-    let now = chrono::Local::now();
-    let resolved = config::load(&source, now).map_err(textzoo::Error::from)?;
+    if args.multirun {
+        return multirun(&source);
+    }
     if args.cfg {
+        let resolved = config::load(&source, chrono::Local::now()).map_err(textzoo::Error::from)?;
         print!("{}", to_yaml(&resolved.config)?);
         return Ok(());
     }
-    config::check_paths(&resolved.config).map_err(textzoo::Error::from)?;
-    let threads = textzoo::pipeline::threads::configure(resolved.config.general.num_threads);
-    textzoo::interrupt::install();
-    let preflight = logging::console_only(|| Preflight::check(&resolved.config))?;
-    let dir = create_run_dir(&resolved.config.hydra.run.dir)?;
+    let (dir, result) = run_once(&source, None);
+    if let Some(dir) = dir {
+        println!("run directory: {}", dir.display());
+    }
+    result
+}
+
+/// One run: resolve, preflight, run directory, pipeline. Returns the run directory once it
+/// exists, and the outcome. `threads` applies when the configuration leaves
+/// `general.num_threads` at 0 (a sweep's share of the cores).
+fn run_once(
+    source: &ConfigSource,
+    threads: Option<usize>,
+) -> (Option<std::path::PathBuf>, anyhow::Result<()>) {
+    let prepared = (|| -> anyhow::Result<_> {
+        let now = chrono::Local::now();
+        let resolved = config::load(source, now).map_err(textzoo::Error::from)?;
+        config::check_paths(&resolved.config).map_err(textzoo::Error::from)?;
+        let wanted = match (resolved.config.general.num_threads, threads) {
+            (0, Some(n)) => n,
+            (n, _) => n,
+        };
+        let threads = textzoo::pipeline::threads::configure(wanted);
+        textzoo::interrupt::install();
+        let preflight = logging::console_only(|| Preflight::check(&resolved.config))?;
+        let dir = create_run_dir(&resolved.config.hydra.run.dir)?;
+        Ok((resolved, preflight, threads, dir))
+    })();
+    let (resolved, preflight, threads, dir) = match prepared {
+        Ok(p) => p,
+        Err(err) => return (None, Err(err)),
+    };
     let result = execute(&resolved, &dir, preflight, threads);
     if let Err(err) = &result {
         tracing::error!("{err:#}");
     }
-    println!("run directory: {}", dir.display());
+    (Some(dir), result)
+}
+
+/// `--multirun`: the sweep plans, launches and reports; its jobs are `sweep-job` runs.
+fn multirun(source: &ConfigSource) -> anyhow::Result<()> {
+    let binary = std::env::current_exe()
+        .and_then(std::fs::canonicalize)
+        .context("finding the textzoo binary the sweep's jobs run")?;
+    textzoo::interrupt::install();
+    match textzoo::sweep::multirun(source, chrono::Local::now(), binary)? {
+        textzoo::sweep::Outcome::Done { dir, failed, total } => {
+            println!("sweep directory: {}", dir.display());
+            if failed > 0 {
+                anyhow::bail!(
+                    "{failed} of {total} jobs did not finish (see sweep.html and .sweep/logs/ in {}); rerun the same command to retry them",
+                    dir.display()
+                );
+            }
+            Ok(())
+        }
+        textzoo::sweep::Outcome::Interrupted { dir } => {
+            println!("sweep directory: {}", dir.display());
+            Err(textzoo::Error::Interrupted.into())
+        }
+        textzoo::sweep::Outcome::Submitted { dir, job_id } => {
+            println!("Slurm job {job_id}; sweep directory: {}", dir.display());
+            Ok(())
+        }
+    }
+}
+
+/// `sweep-job DIR NUM`: job NUM of the sweep in DIR, as an ordinary run, with its status file
+/// written before and after.
+fn sweep_job(args: args::SweepJobArgs) -> anyhow::Result<()> {
+    use textzoo::sweep::{JobStatus, Manifest};
+    let manifest = Manifest::load(&args.dir)?;
+    let job = manifest.job(args.num)?;
+    let started = JobStatus::started(job);
+    started.save(&manifest.dir)?;
+    let threads = args.threads.or_else(|| {
+        std::env::var("SLURM_CPUS_PER_TASK")
+            .ok()
+            .and_then(|v| v.parse().ok())
+    });
+    let (dir, result) = run_once(&manifest.source_for(job), threads);
+    let (code, error) = match &result {
+        Ok(()) => (0, None),
+        Err(err) => (exit_code(err), Some(format!("{err:#}"))),
+    };
+    started
+        .ended(dir.clone(), code, error)
+        .save(&manifest.dir)?;
+    if let Some(dir) = dir {
+        println!("run directory: {}", dir.display());
+    }
     result
 }
 

@@ -11,6 +11,8 @@
 //!   `tracking`; and `migrate` (`textzoo migrate-config`: model zoo files to textzoo's);
 //! - `pipeline`: resolves where the model comes from, runs a mode's stages in order, hands
 //!   artifacts on and writes `metrics.json`. Nothing imports it.
+//! - `sweep`: `--multirun` (plans jobs, launches them locally or on Slurm as runs of the
+//!   binary, reports on them). It does not import the pipeline, and nothing imports it.
 //!
 //! `tests/layers.rs` checks these rules on the source tree.
 
@@ -29,6 +31,7 @@ pub mod nn;
 pub mod pipeline;
 pub mod prediction;
 pub mod quantization;
+pub mod sweep;
 pub mod tracking;
 pub mod training;
 pub mod util;

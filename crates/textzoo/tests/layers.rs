@@ -72,6 +72,19 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("tracking", &["config", "error", "util"]),
     // A tool beside the stages: reads model zoo files, writes textzoo configurations.
     ("migrate", &["config", "error", "util"]),
+    // Sweeps: plan, launch (jobs are runs of the binary) and report; beside the pipeline.
+    (
+        "sweep",
+        &[
+            "artifact",
+            "config",
+            "deployment",
+            "error",
+            "interrupt",
+            "tracking",
+            "util",
+        ],
+    ),
     // The top: may use everything; nothing may use it.
     (
         "pipeline",

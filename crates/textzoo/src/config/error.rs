@@ -48,6 +48,14 @@ pub enum ConfigError {
     },
     #[error("`{key}` = {}: no such file or directory", .path.display())]
     MissingPath { key: String, path: PathBuf },
+    #[error("sweep override `{given}`: {message}")]
+    Sweep { given: String, message: String },
+    #[error("sweep job {job} ({overrides}): {err}")]
+    InJob {
+        job: usize,
+        overrides: String,
+        err: Box<ConfigError>,
+    },
     #[error("interpolation `${{{reference}}}` in `{key}`: {message}")]
     Interpolation {
         key: String,

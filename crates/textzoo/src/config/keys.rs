@@ -6,6 +6,9 @@
 use super::error::{did_you_mean, ConfigError};
 use serde_json::{Map, Value};
 
+/// The one free-form mapping of the schema: `hydra.sweeper.params`.
+const SWEEP_PARAMS: &str = "hydra.sweeper.params";
+
 /// Checks `user` against `schema` (the serialized default configuration).
 pub fn check(user: &Map<String, Value>, schema: &Map<String, Value>) -> Result<(), ConfigError> {
     walk(user, schema, "")
@@ -34,6 +37,8 @@ fn walk(
             });
         };
         match (value, expected) {
+            // Its keys are the dotted keys of other settings, checked when a sweep plans.
+            (Value::Object(_), _) if dotted == SWEEP_PARAMS => {}
             (Value::Object(inner), Value::Object(inner_schema)) => {
                 walk(inner, inner_schema, &dotted)?
             }

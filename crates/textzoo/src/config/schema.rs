@@ -638,12 +638,16 @@ impl Tools {
 #[serde(deny_unknown_fields, default)]
 pub struct Mlflow {
     pub uri: String,
+    /// The MLflow run this run is a child of (tag `mlflow.parentRunId`); a sweep sets it for
+    /// its jobs so that `mlflow ui` groups them under the sweep's run.
+    pub parent_run_id: Option<String>,
 }
 
 impl Default for Mlflow {
     fn default() -> Self {
         Self {
             uri: "./experiments_outputs/mlruns".into(),
+            parent_run_id: None,
         }
     }
 }
@@ -666,4 +670,167 @@ impl Default for HydraRun {
 #[serde(deny_unknown_fields, default)]
 pub struct Hydra {
     pub run: HydraRun,
+    /// Where a `--multirun` sweep puts its jobs' run directories.
+    pub sweep: HydraSweep,
+    /// The job a run is within its sweep (set by the sweep for each job; 0 for a single run).
+    pub job: HydraJob,
+    /// How a `--multirun` sweep chooses its jobs from the override lists.
+    pub sweeper: Sweeper,
+    /// How a `--multirun` sweep runs its jobs.
+    pub launcher: Launcher,
+}
+
+/// `hydra.sweep`: as in Hydra, job `n` runs in `<dir>/<subdir>` (`subdir` defaults to the job
+/// number). `boards` is textzoo's: the boards the sweep report checks every model against.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct HydraSweep {
+    pub dir: PathBuf,
+    #[serde(deserialize_with = "string_or_number")]
+    pub subdir: String,
+    /// Boards whose flash and RAM each job's int8 model is checked against in the sweep
+    /// report; empty: each job's `deployment.hardware_setup.board`.
+    pub boards: Vec<Board>,
+}
+
+impl Default for HydraSweep {
+    fn default() -> Self {
+        Self {
+            dir: PathBuf::from("experiments_outputs/multirun/${now:%Y_%m_%d_%H_%M_%S}"),
+            subdir: "${hydra.job.num}".into(),
+            boards: Vec::new(),
+        }
+    }
+}
+
+/// A lone `${hydra.job.num}` interpolates to a number (OmegaConf keeps the type); a directory
+/// name takes it as text.
+fn string_or_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Text {
+        S(String),
+        U(u64),
+        I(i64),
+        F(f64),
+    }
+    Ok(match Text::deserialize(d)? {
+        Text::S(s) => s,
+        Text::U(n) => n.to_string(),
+        Text::I(n) => n.to_string(),
+        Text::F(n) => n.to_string(),
+    })
+}
+
+/// `time: 10` (minutes) and `time: "00:10:00"` alike.
+fn option_string_or_number<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<String>, D::Error> {
+    #[derive(Deserialize)]
+    struct Wrapped(#[serde(deserialize_with = "string_or_number")] String);
+    Ok(Option::<Wrapped>::deserialize(d)?.map(|w| w.0))
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct HydraJob {
+    pub num: usize,
+}
+
+/// `hydra.sweeper.name`: every combination (Hydra's basic sweeper) or a seeded random sample.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum SweeperKind {
+    #[default]
+    Basic,
+    Random,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Sweeper {
+    pub name: SweeperKind,
+    /// The most jobs a sweep may have; a bigger product is refused before anything runs.
+    pub max_jobs: usize,
+    /// `random`: how many distinct combinations to draw.
+    pub n_trials: usize,
+    /// `random`: the draw's seed.
+    pub seed: u64,
+    /// Sweep values kept in the configuration file, as Hydra's `hydra.sweeper.params`
+    /// (`model.embed_dim: 32,48,64`); a command-line override of the same key replaces its entry.
+    pub params: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Default for Sweeper {
+    fn default() -> Self {
+        Self {
+            name: SweeperKind::Basic,
+            max_jobs: 1000,
+            n_trials: 10,
+            seed: 0,
+            params: serde_json::Map::new(),
+        }
+    }
+}
+
+/// `hydra.launcher.name`.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum LauncherKind {
+    /// Child processes of this binary on this machine.
+    #[default]
+    Local,
+    /// One `sbatch` job array on a Slurm cluster.
+    Slurm,
+}
+
+/// `hydra.launcher`: the local keys (`n_jobs`) and the Slurm ones (the rest), as Hydra's
+/// joblib and Submitit launchers name them where they can.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Launcher {
+    pub name: LauncherKind,
+    /// Local: jobs run at once (each gets cores / `n_jobs` threads unless
+    /// `general.num_threads` says otherwise).
+    pub n_jobs: usize,
+    /// Slurm: tasks of the array running at once (`--array=…%K`); 0: as many as Slurm allows.
+    pub array_parallelism: usize,
+    pub partition: Option<String>,
+    /// Slurm's `--time` (minutes, `HH:MM:SS`, `D-HH:MM`, …).
+    #[serde(deserialize_with = "option_string_or_number")]
+    pub time: Option<String>,
+    pub cpus_per_task: Option<usize>,
+    /// Slurm's `--mem` (`4G`, `500M`, or megabytes as a number).
+    #[serde(deserialize_with = "option_string_or_number")]
+    pub mem: Option<String>,
+    pub account: Option<String>,
+    pub qos: Option<String>,
+    /// More `sbatch` arguments, each one `--flag=value`.
+    pub sbatch_args: Vec<String>,
+    /// Shell lines each Slurm task runs before textzoo (`module load …`, `source venv/bin/activate`).
+    pub setup: Vec<String>,
+    /// Slurm: wait for the array to finish (polling `squeue`); `false` returns once submitted.
+    pub wait: bool,
+    /// Slurm: seconds between two `squeue` polls.
+    pub poll_seconds: f64,
+}
+
+impl Default for Launcher {
+    fn default() -> Self {
+        Self {
+            name: LauncherKind::Local,
+            n_jobs: 1,
+            array_parallelism: 0,
+            partition: None,
+            time: None,
+            cpus_per_task: None,
+            mem: None,
+            account: None,
+            qos: None,
+            sbatch_args: Vec::new(),
+            setup: Vec::new(),
+            wait: true,
+            poll_seconds: 5.0,
+        }
+    }
 }

@@ -104,6 +104,7 @@ pub fn ranges(cfg: &Config) -> Result<(), ConfigError> {
     at_least("model.hidden_dim", m.hidden_dim, 1)?;
     within("model.dropout", m.dropout, 0.0, 1.0, false)?;
     training_ranges(cfg)?;
+    sweep_ranges(cfg)?;
 
     let q = &cfg.quantization;
     if !(q.percentile > 50.0 && q.percentile <= 100.0) {
@@ -164,6 +165,69 @@ pub fn ranges(cfg: &Config) -> Result<(), ConfigError> {
     }
     at_least("benchmarking.num_tokens", cfg.benchmarking.num_tokens, 1)?;
     at_least("benchmarking.repeats", cfg.benchmarking.repeats, 1)?;
+    Ok(())
+}
+
+/// `hydra.sweeper` and `hydra.launcher`: checked on every run, so a sweep's settings are
+/// refused before its first job as any other key would be.
+fn sweep_ranges(cfg: &Config) -> Result<(), ConfigError> {
+    let s = &cfg.hydra.sweeper;
+    at_least("hydra.sweeper.max_jobs", s.max_jobs, 1)?;
+    at_least("hydra.sweeper.n_trials", s.n_trials, 1)?;
+    let l = &cfg.hydra.launcher;
+    at_least("hydra.launcher.n_jobs", l.n_jobs, 1)?;
+    if let Some(cpus) = l.cpus_per_task {
+        at_least("hydra.launcher.cpus_per_task", cpus, 1)?;
+    }
+    if !(l.poll_seconds.is_finite() && l.poll_seconds >= 0.1) {
+        return Err(out_of_range(
+            "hydra.launcher.poll_seconds",
+            l.poll_seconds,
+            "must be at least 0.1",
+        ));
+    }
+    if let Some(time) = &l.time {
+        let ok = !time.is_empty()
+            && time
+                .chars()
+                .all(|c| c.is_ascii_digit() || c == ':' || c == '-')
+            && time.starts_with(|c: char| c.is_ascii_digit());
+        if !ok {
+            return Err(out_of_range(
+                "hydra.launcher.time",
+                time,
+                "must be a Slurm time: MM, MM:SS, HH:MM:SS, D-HH, D-HH:MM or D-HH:MM:SS",
+            ));
+        }
+    }
+    for (key, value) in [
+        ("hydra.launcher.partition", &l.partition),
+        ("hydra.launcher.mem", &l.mem),
+        ("hydra.launcher.account", &l.account),
+        ("hydra.launcher.qos", &l.qos),
+    ] {
+        if let Some(v) = value {
+            if v.is_empty() || v.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                return Err(out_of_range(key, v, "must be one word without spaces"));
+            }
+        }
+    }
+    for arg in &l.sbatch_args {
+        if !arg.starts_with('-') || arg.contains(['\n', '\r']) {
+            return Err(out_of_range(
+                "hydra.launcher.sbatch_args",
+                arg,
+                "each entry must be one sbatch option on one line, e.g. --gres=gpu:1",
+            ));
+        }
+    }
+    if l.setup.iter().any(|line| line.contains(['\n', '\r'])) {
+        return Err(out_of_range(
+            "hydra.launcher.setup",
+            format!("{:?}", l.setup),
+            "one shell line per entry",
+        ));
+    }
     Ok(())
 }
 

@@ -104,6 +104,22 @@ struct RunMeta<'a> {
 /// Writes `record` as a new run of the experiment named `record.experiment` (created if
 /// needed) and returns the run's directory in the store.
 pub fn log_to_file_store(root: &Path, record: &Record) -> Result<PathBuf> {
+    let run = create_run(root, &record.experiment)?;
+    write_run(&run, record)?;
+    Ok(run.dir)
+}
+
+/// A run's place in a file store.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoreRun {
+    pub experiment_id: String,
+    pub run_id: String,
+    pub dir: PathBuf,
+}
+
+/// Creates an empty run (a new directory with a fresh id) of the experiment named
+/// `experiment`, created if needed. Nothing lists it until [`write_run`] writes its meta.yaml.
+pub fn create_run(root: &Path, experiment: &str) -> Result<StoreRun> {
     let root = std::path::absolute(root).map_err(|e| Error::io("resolving mlflow.uri", e))?;
     let io = |what: &str, path: &Path, e| Error::io(format!("{what} {}", path.display()), e);
     if !root.exists() {
@@ -111,20 +127,33 @@ pub fn log_to_file_store(root: &Path, record: &Record) -> Result<PathBuf> {
     }
     let trash = root.join(".trash");
     std::fs::create_dir_all(&trash).map_err(|e| io("creating", &trash, e))?;
-    let experiment_id = match find_experiment(&root, &record.experiment)? {
+    let experiment_id = match find_experiment(&root, experiment)? {
         Some(id) => id,
-        None => create_experiment(&root, &record.experiment)?,
+        None => create_experiment(&root, experiment)?,
     };
     let experiment_dir = root.join(&experiment_id);
-    let (run_id, run_dir) = loop {
+    loop {
         let id = random_hex(16);
         let dir = experiment_dir.join(&id);
         match std::fs::create_dir(&dir) {
-            Ok(()) => break (id, dir),
+            Ok(()) => {
+                return Ok(StoreRun {
+                    experiment_id,
+                    run_id: id,
+                    dir,
+                })
+            }
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
             Err(e) => return Err(io("creating", &dir, e)),
         }
-    };
+    }
+}
+
+/// Writes (or rewrites: a sweep's parent run is written when it starts and again when it ends)
+/// `record`'s params, tags, metrics and artifacts into `run`, then its meta.yaml.
+pub fn write_run(run: &StoreRun, record: &Record) -> Result<()> {
+    let io = |what: &str, path: &Path, e| Error::io(format!("{what} {}", path.display()), e);
+    let run_dir = &run.dir;
     let artifacts = run_dir.join("artifacts");
     for sub in ["params", "metrics", "tags", "artifacts"] {
         let dir = run_dir.join(sub);
@@ -147,16 +176,16 @@ pub fn log_to_file_store(root: &Path, record: &Record) -> Result<PathBuf> {
             .collect();
         write_value(&run_dir.join("metrics"), key, &text)?;
     }
-    copy_tree(&record.run_dir, &artifacts)?;
+    copy_artifacts(record, &artifacts)?;
     // meta.yaml last: until it exists, mlflow does not list a half-written run.
     let artifact_uri = absolute(&artifacts);
     let meta = RunMeta {
         artifact_uri: &artifact_uri,
         end_time: record.end_ms,
         entry_point_name: "",
-        experiment_id: &experiment_id,
+        experiment_id: &run.experiment_id,
         lifecycle_stage: "active",
-        run_id: &run_id,
+        run_id: &run.run_id,
         run_name: &record.run_name,
         source_name: "",
         source_type: 4, // SourceType.LOCAL
@@ -166,8 +195,7 @@ pub fn log_to_file_store(root: &Path, record: &Record) -> Result<PathBuf> {
         tags: Vec::new(),
         user_id: &record.user,
     };
-    write_yaml(&run_dir.join("meta.yaml"), &meta)?;
-    Ok(run_dir)
+    write_yaml(&run_dir.join("meta.yaml"), &meta)
 }
 
 /// Key names become file names; MLflow allows `/` in them (sub-directories) but never `..`.
@@ -283,36 +311,32 @@ fn create_experiment_with_id(root: &Path, id: &str, name: &str) -> Result<()> {
     write_yaml(&dir.join("meta.yaml"), &meta)
 }
 
-/// Hard-links (or, across file systems, copies) the run directory into `artifacts/`: run
+/// Hard-links (or, across file systems, copies) the record's artifacts into `artifacts/`: run
 /// files are replaced by rename, never rewritten in place, so a link cannot change later.
-fn copy_tree(from: &Path, to: &Path) -> Result<()> {
-    fn walk(root: &Path, dir: &Path, to: &Path) -> Result<()> {
-        let entries = std::fs::read_dir(dir)
-            .map_err(|e| Error::io(format!("reading {}", dir.display()), e))?;
-        for entry in entries.filter_map(|e| e.ok()) {
-            let path = entry.path();
-            let rel = path.strip_prefix(root).unwrap_or(&path);
-            let rel_text = rel.to_string_lossy().replace('\\', "/");
-            if SKIPPED_ARTIFACTS.contains(&rel_text.as_str()) {
-                continue;
-            }
-            let Ok(kind) = entry.file_type() else {
-                continue;
-            };
-            let target = to.join(rel);
-            if kind.is_dir() {
-                std::fs::create_dir_all(&target)
-                    .map_err(|e| Error::io(format!("creating {}", target.display()), e))?;
-                walk(root, &path, to)?;
-            } else if kind.is_file() && std::fs::hard_link(&path, &target).is_err() {
-                std::fs::copy(&path, &target).map_err(|e| {
-                    Error::io(format!("copying {} as an artifact", path.display()), e)
-                })?;
-            }
+fn copy_artifacts(record: &Record, to: &Path) -> Result<()> {
+    for rel in record_artifacts(record) {
+        let path = record.run_dir.join(&rel);
+        let target = to.join(&rel);
+        if let Some(parent) = target.parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| Error::io(format!("creating {}", parent.display()), e))?;
         }
-        Ok(())
+        // A rewrite (a sweep's parent run) replaces the earlier link.
+        let _ = std::fs::remove_file(&target);
+        if std::fs::hard_link(&path, &target).is_err() {
+            std::fs::copy(&path, &target)
+                .map_err(|e| Error::io(format!("copying {} as an artifact", path.display()), e))?;
+        }
     }
-    walk(from, from, to)
+    Ok(())
+}
+
+/// The files a record logs as artifacts, relative to its run directory.
+pub fn record_artifacts(record: &Record) -> Vec<PathBuf> {
+    match &record.artifacts {
+        Some(files) => files.clone(),
+        None => artifact_files(&record.run_dir),
+    }
 }
 
 /// Files of the run directory that are tracked as artifacts, relative to it.

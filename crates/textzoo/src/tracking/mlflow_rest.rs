@@ -7,7 +7,7 @@
 //! a tracking server restarting should not cost a run its MLflow entry. When the server stays
 //! unreachable the caller warns; the run directory already holds every result.
 
-use super::mlflow_file::artifact_files;
+use super::mlflow_file::record_artifacts;
 use super::record::{Record, Scalar};
 use crate::error::{Error, Result};
 use serde_json::{json, Value};
@@ -221,13 +221,23 @@ fn refused(base: &str, endpoint: &str, status: u16, code: &str, message: &str) -
 
 /// Logs `record` as a new run on the server at `base` (`http(s)://host:port[/prefix]`).
 pub fn log_to_server(base: &str, record: &Record) -> Result<()> {
+    let run = create_server_run(base, record)?;
+    finish_server_run(&run, record)
+}
+
+/// A run on a tracking server.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ServerRun {
+    pub base: String,
+    pub experiment_id: String,
+    pub run_id: String,
+    pub artifact_uri: String,
+}
+
+/// Creates the run with `record`'s name, start time and tags (status RUNNING).
+pub fn create_server_run(base: &str, record: &Record) -> Result<ServerRun> {
     let client = Client::new(base);
     let experiment_id = client.experiment_id(&record.experiment)?;
-    let tags: Vec<Value> = record
-        .tags
-        .iter()
-        .map(|(k, v)| json!({ "key": k, "value": v }))
-        .collect();
     let created = client.post_ok(
         "mlflow/runs/create",
         &json!({
@@ -235,7 +245,7 @@ pub fn log_to_server(base: &str, record: &Record) -> Result<()> {
             "run_name": record.run_name,
             "start_time": record.start_ms,
             "user_id": record.user,
-            "tags": tags.iter().take(MAX_TAGS).collect::<Vec<_>>(),
+            "tags": tag_values(record).iter().take(MAX_TAGS).collect::<Vec<_>>(),
         }),
     )?;
     let info = &created["run"]["info"];
@@ -243,8 +253,28 @@ pub fn log_to_server(base: &str, record: &Record) -> Result<()> {
         .as_str()
         .ok_or_else(|| Error::Tracking("runs/create returned no run_id".into()))?
         .to_string();
-    let artifact_uri = info["artifact_uri"].as_str().unwrap_or("").to_string();
-    let logged = log_contents(&client, &run_id, record, &tags, &artifact_uri);
+    Ok(ServerRun {
+        base: base.to_string(),
+        experiment_id,
+        run_id,
+        artifact_uri: info["artifact_uri"].as_str().unwrap_or("").to_string(),
+    })
+}
+
+fn tag_values(record: &Record) -> Vec<Value> {
+    record
+        .tags
+        .iter()
+        .map(|(k, v)| json!({ "key": k, "value": v }))
+        .collect()
+}
+
+/// Sends `record`'s params, remaining tags, metrics and artifacts to `run`, then its status.
+pub fn finish_server_run(run: &ServerRun, record: &Record) -> Result<()> {
+    let client = Client::new(&run.base);
+    let run_id = &run.run_id;
+    let tags = tag_values(record);
+    let logged = log_contents(&client, run_id, record, &tags, &run.artifact_uri);
     let status = if logged.is_ok() {
         record.status.name()
     } else {
@@ -262,7 +292,11 @@ pub fn log_to_server(base: &str, record: &Record) -> Result<()> {
     logged
         .and(finished)
         .map_err(|err| Error::Tracking(format!("run {run_id} only partly logged: {err}")))?;
-    tracing::info!("MLflow run logged to {base}/#/experiments/{experiment_id}/runs/{run_id}");
+    tracing::info!(
+        "MLflow run logged to {}/#/experiments/{}/runs/{run_id}",
+        run.base,
+        run.experiment_id
+    );
     Ok(())
 }
 
@@ -309,7 +343,7 @@ fn log_contents(
 }
 
 fn upload_artifacts(client: &Client, artifact_path: &str, record: &Record) -> Result<()> {
-    for rel in artifact_files(&record.run_dir) {
+    for rel in record_artifacts(record) {
         let path = record.run_dir.join(&rel);
         let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
         if size > MAX_ARTIFACT_BYTES {

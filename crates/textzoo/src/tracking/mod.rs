@@ -15,9 +15,11 @@ mod record;
 mod report;
 mod tensorboard;
 
-pub use mlflow_file::{local_store_root, log_to_file_store};
-pub use mlflow_rest::log_to_server;
-pub use record::{Record, Scalar, Status};
+pub use mlflow_file::{create_run, local_store_root, log_to_file_store, write_run, StoreRun};
+pub use mlflow_rest::{create_server_run, finish_server_run, log_to_server, ServerRun};
+pub use plots::scatter_chart;
+pub use record::{absolute, final_metrics, now_ms, user_name, Record, Scalar, Status};
+pub use report::esc as html_escape;
 pub use tensorboard::{masked_crc32c, read_records, tfrecord_frame, write_events};
 
 use crate::config::Config;

@@ -365,6 +365,90 @@ fn find_layers(value: &Value) -> Option<Vec<Map<String, Value>>> {
     }
 }
 
+/// A scatter plot of labelled points with one highlighted subset joined by a line (a sweep's
+/// Pareto front); `None` when there is no point. Used by the sweep report.
+pub fn scatter_chart(
+    title: &str,
+    x_desc: &str,
+    y_desc: &str,
+    points: &[(f64, f64, String)],
+    front: &[(f64, f64, String)],
+) -> std::result::Result<Option<String>, String> {
+    scatter(title, x_desc, y_desc, points, front).map_err(|e| e.to_string())
+}
+
+fn scatter(
+    title: &str,
+    x_desc: &str,
+    y_desc: &str,
+    points: &[(f64, f64, String)],
+    front: &[(f64, f64, String)],
+) -> PlotResult<Option<String>> {
+    let finite = |p: &&(f64, f64, String)| p.0.is_finite() && p.1.is_finite();
+    let points: Vec<&(f64, f64, String)> = points.iter().filter(finite).collect();
+    if points.is_empty() {
+        return Ok(None);
+    }
+    let (x0, x1) = padded(points.iter().map(|p| p.0), 0.08);
+    let (y0, y1) = padded(points.iter().map(|p| p.1), 0.08);
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
+        root.fill(&WHITE)?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 18))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(70)
+            .build_cartesian_2d(x0..x1, y0..y1)?;
+        chart
+            .configure_mesh()
+            .x_desc(x_desc)
+            .y_desc(y_desc)
+            .x_label_formatter(&|v| short_number(*v))
+            .y_label_formatter(&|v| short_number(*v))
+            .draw()?;
+        chart
+            .draw_series(
+                points
+                    .iter()
+                    .map(|p| Circle::new((p.0, p.1), 4, TRAIN.mix(0.6).filled())),
+            )?
+            .label("job")
+            .legend(|(x, y)| Circle::new((x + 10, y), 4, TRAIN.filled()));
+        let mut line: Vec<(f64, f64)> = front
+            .iter()
+            .filter(|p| p.0.is_finite() && p.1.is_finite())
+            .map(|p| (p.0, p.1))
+            .collect();
+        line.sort_by(|a, b| a.0.total_cmp(&b.0));
+        if !line.is_empty() {
+            chart
+                .draw_series(LineSeries::new(line.clone(), VALIDATION.stroke_width(2)))?
+                .label("Pareto front")
+                .legend(|(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 20, y)], VALIDATION.stroke_width(2))
+                });
+            chart.draw_series(line.iter().map(|&p| Circle::new(p, 5, VALIDATION.filled())))?;
+        }
+        chart.draw_series(points.iter().map(|p| {
+            Text::new(
+                p.2.clone(),
+                (p.0, p.1),
+                ("sans-serif", 11).into_font().color(&BLACK),
+            )
+        }))?;
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .position(SeriesLabelPosition::UpperRight)
+            .draw()?;
+        root.present()?;
+    }
+    Ok(Some(svg))
+}
+
 /// The range of `values` widened by `pad` (a fraction), never empty.
 fn padded(values: impl Iterator<Item = f64>, pad: f64) -> (f64, f64) {
     let (lo, hi) = values

@@ -27,6 +27,8 @@ pub struct Scalar {
 /// How the run ended, in MLflow's terms.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
+    /// Started and not ended yet (a sweep's parent run while its jobs run).
+    Running,
     Finished,
     Failed,
     Killed,
@@ -36,6 +38,7 @@ impl Status {
     /// The name the REST API uses.
     pub fn name(self) -> &'static str {
         match self {
+            Status::Running => "RUNNING",
             Status::Finished => "FINISHED",
             Status::Failed => "FAILED",
             Status::Killed => "KILLED",
@@ -45,6 +48,7 @@ impl Status {
     /// The integer the file store writes (`RunStatus` enum).
     pub fn code(self) -> u8 {
         match self {
+            Status::Running => 1,
             Status::Finished => 3,
             Status::Failed => 4,
             Status::Killed => 5,
@@ -69,6 +73,9 @@ pub struct Record {
     pub end_ms: i64,
     pub status: Status,
     pub user: String,
+    /// The files of `run_dir` (relative) logged as artifacts; `None`: the whole run directory
+    /// but the token cache and the resume checkpoint.
+    pub artifacts: Option<Vec<PathBuf>>,
 }
 
 impl Record {
@@ -152,6 +159,10 @@ impl Record {
         tags.insert("textzoo.model".into(), name_of(&run.config.model.name));
         tags.insert("textzoo.run_dir".into(), absolute(run.dir));
         tags.insert("textzoo.status".into(), status.name().to_lowercase());
+        if let Some(parent) = &run.config.mlflow.parent_run_id {
+            // A sweep's job: `mlflow ui` nests it under the sweep's run.
+            tags.insert("mlflow.parentRunId".into(), parent.clone());
+        }
         if let Some(err) = error {
             tags.insert("textzoo.error".into(), truncate(&format!("{err}"), 5000));
         }
@@ -168,6 +179,7 @@ impl Record {
             end_ms: end_ms.max(start_ms),
             status,
             user,
+            artifacts: None,
         })
     }
 
@@ -416,7 +428,7 @@ pub fn absolute(path: &Path) -> String {
 
 /// The login name, as MLflow's `getpass.getuser()` finds it: the environment first, then the
 /// password entry of the process's user id.
-fn user_name() -> String {
+pub fn user_name() -> String {
     for var in ["LOGNAME", "USER", "LNAME", "USERNAME"] {
         if let Ok(name) = std::env::var(var) {
             if !name.is_empty() {

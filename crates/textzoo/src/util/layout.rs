@@ -18,3 +18,15 @@ pub const BENCHMARK_DIR: &str = "benchmark";
 /// A deployment's C project, unless `deployment.c_project_path` says otherwise.
 pub const C_PROJECT_DIR: &str = "c_project";
 pub const REPORT_FILE: &str = "report.html";
+
+// A sweep directory (`hydra.sweep.dir`): the jobs' run directories beside these.
+/// What the sweep runs: the job list, the binary, the launcher; Slurm tasks read it.
+pub const SWEEP_MANIFEST: &str = ".sweep/manifest.json";
+/// One `<num>.json` per job: its state, exit code and run directory.
+pub const SWEEP_STATUS_DIR: &str = ".sweep/status";
+/// One `<num>.log` per job: the job's console output.
+pub const SWEEP_LOG_DIR: &str = ".sweep/logs";
+/// The Slurm batch script of the job array.
+pub const SWEEP_SBATCH_FILE: &str = ".sweep/array.sbatch";
+pub const SWEEP_CSV: &str = "sweep.csv";
+pub const SWEEP_HTML: &str = "sweep.html";
