@@ -32,6 +32,8 @@ fn run(args: args::Args) -> anyhow::Result<()> {
     match args.command {
         Some(args::Command::CombineCorpus(c)) => return combine_corpus(c),
         Some(args::Command::ModelToC(m)) => return model_to_c(m),
+        Some(args::Command::Export(e)) => return export(e),
+        Some(args::Command::Check(c)) => return check(c),
         None => {}
     }
     let source = ConfigSource {
@@ -118,6 +120,45 @@ fn model_to_c(args: args::ModelToCArgs) -> anyhow::Result<()> {
         args.output.display()
     );
     Ok(())
+}
+
+fn export(args: args::ExportArgs) -> anyhow::Result<()> {
+    use textzoo::artifact::ModelFile;
+    use textzoo::config::ExportFormat;
+    let formats: Vec<ExportFormat> = args
+        .format
+        .iter()
+        .map(|f| match f {
+            args::FormatArg::Onnx => ExportFormat::Onnx,
+            args::FormatArg::Tflite => ExportFormat::Tflite,
+        })
+        .collect();
+    let model = logging::console_only(|| ModelFile::open(&args.model))?;
+    let (float, int8) = match &model {
+        ModelFile::Float(f) => (Some(f), None),
+        ModelFile::Int8(q) => (None, Some(q)),
+    };
+    let input = textzoo::export::ExportInput {
+        float,
+        int8,
+        formats: &formats,
+        include_embedding: args.include_embedding,
+        dir: args.output.clone(),
+    };
+    textzoo::export::check(&input)?;
+    let report = logging::console_only(|| textzoo::export::export(&input))?;
+    println!("{}", report.render());
+    Ok(())
+}
+
+fn check(args: args::CheckArgs) -> anyhow::Result<()> {
+    let report = textzoo::export::check::check_file(&args.file, args.board.as_deref())?;
+    println!("{}", report.render());
+    if report.ok() {
+        Ok(())
+    } else {
+        Err(anyhow::anyhow!("{}", report.verdict()))
+    }
 }
 
 fn combine_corpus(args: args::CombineArgs) -> anyhow::Result<()> {

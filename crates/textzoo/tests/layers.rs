@@ -70,6 +70,12 @@ const ALLOWED: &[(&str, &[&str])] = &[
         ],
     ),
     ("tracking", &["config", "error", "util"]),
+    // Interchange exports (ONNX, TFLite), model checks, the ST Edge AI hand-off: a stage
+    // reading the model files like the others.
+    (
+        "export",
+        &["artifact", "config", "error", "models", "nn", "util"],
+    ),
     // The top: may use everything; nothing may use it.
     (
         "pipeline",
@@ -81,6 +87,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "deployment",
             "error",
             "evaluation",
+            "export",
             "lm",
             "prediction",
             "quantization",

@@ -18,6 +18,7 @@ use crate::data::{self, PreparedData, Target, TokenizerSource};
 use crate::deployment::{self, DeployInput};
 use crate::error::{Error, Result};
 use crate::evaluation;
+use crate::export::{self, ExportInput};
 use crate::lm::{Int8Lm, LanguageModel};
 use crate::prediction;
 use crate::quantization::{self, QuantizeInput};
@@ -58,6 +59,13 @@ impl Preflight {
                 };
                 crate::lm::check_prompt(&config.prediction.prompt, model, tokenizer)?;
             }
+        }
+        if list.contains(&Service::Quantization) && !config.quantization.export.is_empty() {
+            let kind = match &models.float {
+                Some(f) => f.meta.config.kind,
+                None => config.model.name,
+            };
+            export::check_kind(kind, &config.quantization.export)?;
         }
         if list.contains(&Service::Deployment) {
             if let Some(int8) = &models.int8 {
@@ -221,6 +229,17 @@ impl Pipeline {
             output: self.dir.join(INT8_MODEL_FILE),
         })?;
         report.record(&mut self.metrics);
+        let q = &self.config.quantization;
+        if !q.export.is_empty() {
+            let exported = export::export(&ExportInput {
+                float: Some(float),
+                int8: Some(&report.int8),
+                formats: &q.export,
+                include_embedding: q.include_embedding,
+                dir: self.dir.join(INT8_MODEL_FILE).with_file_name(""),
+            })?;
+            exported.record(&mut self.metrics);
+        }
         self.models.int8 = Some(report.int8);
         Ok(())
     }

@@ -1,0 +1,1 @@
+//! ST Edge AI hand-off (in progress).
