@@ -146,19 +146,21 @@ pub fn export(input: &ExportInput) -> Result<ExportReport> {
                 }
             }
             ExportFormat::Tflite => {
-                let Some(s) = &int8 else { continue };
+                let (Some(s), Some(q)) = (&int8, input.int8) else {
+                    continue;
+                };
                 if input.include_embedding {
-                    let bytes = tflite::write(s, true)?;
+                    let bytes = tflite::write(s, &q.model, true)?;
                     files.push(write(&input.dir, TFLITE_FILE, "tflite_int8", &bytes)?);
                 } else {
-                    let bytes = tflite::write(s, false)?;
+                    let bytes = tflite::write(s, &q.model, false)?;
                     files.push(write(
                         &input.dir,
                         TFLITE_NO_EMBEDDING_FILE,
                         "tflite_int8_no_embedding",
                         &bytes,
                     )?);
-                    let header = tflite::embedding_header(s)?;
+                    let header = tflite::embedding_header(&q.model, s)?;
                     files.push(write(
                         &input.dir,
                         EMBEDDING_HEADER,
