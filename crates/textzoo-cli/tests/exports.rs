@@ -42,6 +42,22 @@ fn trained(tmp: &Path, kind: &str, extra: &[&str]) -> PathBuf {
     args.extend_from_slice(extra);
     let ran = textzoo(&with(&base, &args));
     assert_eq!(ran.code, 0, "{}", ran.all());
+    // The other TFLite flavour, from the int8 file with the export subcommand.
+    let qdir = run.join("quantized_models");
+    let int8 = qdir.join("model_int8.safetensors");
+    let (model, out) = (int8.display().to_string(), qdir.display().to_string());
+    let ran = textzoo(&[
+        "export",
+        &model,
+        "--format",
+        "tflite",
+        "--include-embedding",
+        "false",
+        "-o",
+        &out,
+    ]);
+    assert_eq!(ran.code, 0, "{}", ran.all());
+    assert!(qdir.join("embedding.h").exists());
     run
 }
 
