@@ -155,8 +155,10 @@ fn check(args: args::CheckArgs) -> anyhow::Result<()> {
     let report = textzoo::export::check::check_file(&args.file, args.board.as_deref())?;
     println!("{}", report.render());
     if report.ok() {
+        println!("{}", report.verdict());
         Ok(())
     } else {
+        // Exit code 1, the verdict as the last line.
         Err(anyhow::anyhow!("{}", report.verdict()))
     }
 }

@@ -181,6 +181,143 @@ fn tiny_gpt_exports_agree_with_textzoo_in_onnxruntime_and_litert() {
     let run = trained(tmp.path(), "tiny_gpt", &[]);
     let m = measure(&run, 16);
     assert_agreement("tiny_gpt", &m);
+    // `textzoo check` on textzoo's own files.
+    let q = run.join("quantized_models");
+    for (file, expect) in [
+        ("model_int8.tflite", "inputs: input_ids int32[1, 8]"),
+        (
+            "model_int8_no_embedding.tflite",
+            "inputs: x0 int8[1, 8, 16]",
+        ),
+        ("model_qdq.onnx", "quantization: QDQ"),
+        ("model_float.onnx", "LayerNormalization ×3"),
+        ("model_int8.safetensors", "exportable to ONNX QDQ / TFLite"),
+    ] {
+        let path = q.join(file).display().to_string();
+        let ran = textzoo(&["check", &path, "--board", "STM32H7"]);
+        assert_eq!(ran.code, 0, "{file}: {}", ran.all());
+        assert!(ran.stdout.contains(expect), "{file}: {}", ran.all());
+        assert!(
+            ran.stdout.trim_end().ends_with("verdict: OK"),
+            "{}",
+            ran.all()
+        );
+    }
+    // Same model, same bytes.
+    let again = tmp.path().join("again");
+    let model = q.join("model_int8.safetensors").display().to_string();
+    let out = again.display().to_string();
+    let ran = textzoo(&["export", &model, "-f", "onnx,tflite", "-o", &out]);
+    assert_eq!(ran.code, 0, "{}", ran.all());
+    for f in ["model_qdq.onnx", "model_int8.tflite"] {
+        assert!(
+            std::fs::read(q.join(f)).unwrap() == std::fs::read(again.join(f)).unwrap(),
+            "{f} differs between two exports of the same model"
+        );
+    }
+}
+
+#[test]
+fn check_reads_files_litert_wrote_and_flags_their_problems() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = Command::new(python())
+        .arg(workspace_root().join("tests/python/make_tflite.py"))
+        .arg(tmp.path())
+        .output()
+        .expect("run python");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let clean = tmp.path().join("float_add.tflite").display().to_string();
+    let ran = textzoo(&["check", &clean]);
+    assert_eq!(ran.code, 0, "{}", ran.all());
+    assert!(
+        ran.stdout.contains("operators (1): ADD ×1"),
+        "{}",
+        ran.all()
+    );
+    assert!(
+        ran.stdout.contains("inputs: x float32[1, 4]"),
+        "{}",
+        ran.all()
+    );
+    let bad = tmp
+        .path()
+        .join("int8_with_problems.tflite")
+        .display()
+        .to_string();
+    let ran = textzoo(&["check", &bad, "--board", "STM32N6570-DK"]);
+    assert_eq!(ran.code, 1, "{}", ran.all());
+    assert!(
+        ran.stderr.contains("verdict: FAIL (2 problems"),
+        "{}",
+        ran.all()
+    );
+    assert!(
+        ran.stdout
+            .contains("problem: random operator RANDOM_UNIFORM"),
+        "{}",
+        ran.all()
+    );
+    assert!(
+        ran.stdout
+            .contains("problem: float operator ADD left in an int8 graph"),
+        "{}",
+        ran.all()
+    );
+    // On a Linux board the float ADD is a note; the random operator stays a problem.
+    let ran = textzoo(&["check", &bad, "--board", "STM32MP257F-EV1"]);
+    assert_eq!(ran.code, 1, "{}", ran.all());
+    assert!(
+        ran.stdout.contains("note: float operator ADD"),
+        "{}",
+        ran.all()
+    );
+    // Bad input: exit 2 with what is allowed.
+    let ran = textzoo(&["check", &clean, "--board", "STM32F4"]);
+    assert_eq!(ran.code, 2, "{}", ran.all());
+    assert!(ran.stderr.contains("allowed: STM32H7"), "{}", ran.all());
+    let txt = tmp.path().join("notes.txt");
+    std::fs::write(&txt, "x").unwrap();
+    let ran = textzoo(&["check", &txt.display().to_string()]);
+    assert_eq!(ran.code, 2, "{}", ran.all());
+    assert!(
+        ran.stderr.contains("allowed: .safetensors, .onnx, .tflite"),
+        "{}",
+        ran.all()
+    );
+    // A truncated file is a failed check, not a crash.
+    let cut = tmp.path().join("cut.tflite");
+    std::fs::write(
+        &cut,
+        &std::fs::read(tmp.path().join("float_add.tflite")).unwrap()[..40],
+    )
+    .unwrap();
+    let ran = textzoo(&["check", &cut.display().to_string()]);
+    assert_eq!(ran.code, 1, "{}", ran.all());
+}
+
+#[test]
+fn exports_of_unimplemented_kinds_and_missing_models_are_refused_before_work() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("gru");
+    let base = tiny(&run);
+    let ran = textzoo(&with(
+        &base,
+        &[
+            "operation_mode=chain_tqe",
+            "model.name=gru",
+            "quantization.export=[onnx]",
+        ],
+    ));
+    assert_eq!(ran.code, 2, "{}", ran.all());
+    assert!(ran.stderr.contains("not implemented yet"), "{}", ran.all());
+    assert!(is_absent_or_empty(&run));
+    let ran = textzoo(&with(&base, &["quantization.export=[onnx,pdf]"]));
+    assert_eq!(ran.code, 2, "{}", ran.all());
+    assert!(ran.stderr.contains("tflite"), "{}", ran.all());
 }
 
 #[test]

@@ -75,14 +75,15 @@ struct G {
 }
 
 impl G {
+    /// An int8 activation, its name made unique with a counter (except the graph output).
     fn act(&mut self, name: &str, shape: &[usize], a: ActParam) -> i32 {
         self.n += 1;
-        self.m.activation(
-            &format!("{name}:{}", self.n),
-            shape,
-            ttype::INT8,
-            Some(q(a)),
-        )
+        let name = if name == "logits" {
+            name.to_string()
+        } else {
+            format!("{name}:{}", self.n)
+        };
+        self.m.activation(&name, shape, ttype::INT8, Some(q(a)))
     }
 
     fn shape_const(&mut self, name: &str, shape: &[usize]) -> i32 {

@@ -143,6 +143,9 @@ pub mod op {
             99 => "SQUARED_DIFFERENCE",
             114 => "QUANTIZE",
             126 => "BATCH_MATMUL",
+            147 => "RANDOM_STANDARD_NORMAL",
+            148 => "RANDOM_UNIFORM",
+            149 => "MULTINOMIAL",
             150 => "GELU",
             _ => return format!("BUILTIN_{code}"),
         };
