@@ -327,3 +327,139 @@ fn tiny_bert_generator_exports_agree_with_textzoo_in_onnxruntime_and_litert() {
     let m = measure(&run, 16);
     assert_agreement("tiny_bert_generator", &m);
 }
+
+/// A stand-in for `stedgeai` (the real tool is not installed here): records its arguments in
+/// `<output>/args.txt` and writes a report in the analyze report's layout.
+const STAND_IN: &str = r#"#!/bin/sh
+action="$1"
+out=""
+prev=""
+for a in "$@"; do
+  if [ "$prev" = "--output" ]; then out="$a"; fi
+  prev="$a"
+done
+mkdir -p "$out"
+printf '%s\n' "$@" > "$out/args.txt"
+cat > "$out/network_${action}_report.txt" <<'REPORT'
+ model file         :   model_int8.tflite
+ macc               :   1,234,567
+ weights (ro)       :   45,312 B (44.25 KiB) (1 segment)
+ activations (rw)   :   3,072 B (3.00 KiB) (1 segment) *
+
+ m_id   layer (type,original)          oshape          param/size      macc      connected to
+ ------ ------------------------------ --------------- --------------- --------- ------------
+ 0      input_ids (Input, )            [b:1,c:8]
+ 1      tok (Gather, GATHER)           [b:1,h:8,c:16]  4,800/4,800     0         input_ids
+REPORT
+echo "stand-in stedgeai $action done"
+"#;
+
+#[test]
+fn benchmarking_and_deployment_hand_the_tflite_to_stedgeai() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let exe = tmp.path().join("stedgeai");
+    std::fs::write(&exe, STAND_IN).unwrap();
+    std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let train = tmp.path().join("train");
+    let base = tiny(&train);
+    let ran = textzoo(&with(
+        &base,
+        &["operation_mode=chain_tqe", "model.name=tiny_gpt"],
+    ));
+    assert_eq!(ran.code, 0, "{}", ran.all());
+    let model = format!(
+        "general.model_path={}",
+        train
+            .join("quantized_models/model_int8.safetensors")
+            .display()
+    );
+    let tool = format!("tools.stedgeai.path_to_stedgeai={}", exe.display());
+    // Benchmarking: `analyze` for the board's target.
+    let run = tmp.path().join("bench");
+    let base = tiny(&run);
+    let ran = textzoo(&with(
+        &base,
+        &[
+            "operation_mode=benchmarking",
+            &model,
+            &tool,
+            "deployment.hardware_setup.board=STM32N6570-DK",
+            "benchmarking.emulate=false",
+            "benchmarking.repeats=1",
+            "benchmarking.num_tokens=2",
+            "prediction.prompt=alice was",
+        ],
+    ));
+    assert_eq!(ran.code, 0, "{}", ran.all());
+    let args = std::fs::read_to_string(run.join("stedgeai/analyze/args.txt")).unwrap();
+    let args: Vec<&str> = args.lines().collect();
+    let tflite = run.join("stedgeai/model_int8.tflite").display().to_string();
+    let output = run.join("stedgeai/analyze").display().to_string();
+    assert_eq!(
+        args,
+        [
+            "analyze",
+            "--model",
+            &tflite,
+            "--target",
+            "stm32n6",
+            "--optimization",
+            "balanced",
+            "--output",
+            &output,
+            "--workspace",
+            &format!("{output}/workspace"),
+        ]
+    );
+    let metrics: Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("metrics.json")).unwrap()).unwrap();
+    assert_eq!(metrics["stedgeai"]["macc"], 1_234_567, "{metrics}");
+    assert_eq!(metrics["stedgeai"]["weights_bytes"], 45_312);
+    assert_eq!(metrics["stedgeai"]["activations_bytes"], 3_072);
+    assert_eq!(metrics["stedgeai"]["layers"], 2);
+    assert!(
+        metrics["benchmark"].is_object(),
+        "textzoo's own figures stay: {metrics}"
+    );
+    assert!(
+        ran.stdout.contains("ST Edge AI: MACC 1234567"),
+        "{}",
+        ran.all()
+    );
+    // Deployment with the older key: `generate`.
+    let run = tmp.path().join("deploy");
+    let base = tiny(&run);
+    let old = format!("tools.stm32ai.path_to_stm32ai={}", exe.display());
+    let ran = textzoo(&with(
+        &base,
+        &[
+            "operation_mode=deployment",
+            &model,
+            &old,
+            "tools.stedgeai.optimization=time",
+        ],
+    ));
+    assert_eq!(ran.code, 0, "{}", ran.all());
+    let args = std::fs::read_to_string(run.join("stedgeai/generate/args.txt")).unwrap();
+    assert!(args.starts_with("generate\n--model\n"), "{args}");
+    assert!(
+        args.contains("--target\nstm32h7\n--optimization\ntime\n"),
+        "{args}"
+    );
+    assert!(run.join("c_project").is_dir());
+    // A path that is not a file: exit 2 before any run directory.
+    let run = tmp.path().join("missing");
+    let base = tiny(&run);
+    let ran = textzoo(&with(
+        &base,
+        &[
+            "operation_mode=deployment",
+            &model,
+            "tools.stedgeai.path_to_stedgeai=/nonexistent/stedgeai",
+        ],
+    ));
+    assert_eq!(ran.code, 2, "{}", ran.all());
+    assert!(ran.stderr.contains("path_to_stedgeai"), "{}", ran.all());
+    assert!(is_absent_or_empty(&run));
+}
