@@ -463,3 +463,40 @@ fn benchmarking_and_deployment_hand_the_tflite_to_stedgeai() {
     assert!(ran.stderr.contains("path_to_stedgeai"), "{}", ran.all());
     assert!(is_absent_or_empty(&run));
 }
+
+/// The closing note's measurements at a larger size (vocab 2000, window 32, width 64, 2
+/// layers, 4 heads, 200 training steps): `cargo test --workspace --test exports --
+/// --ignored --nocapture`. Not part of CI (minutes of training); prints the agreement rates
+/// and the file sizes.
+#[test]
+#[ignore]
+fn agreement_and_sizes_at_a_larger_size() {
+    let tmp = tempfile::tempdir().unwrap();
+    for kind in ["tiny_gpt", "tiny_bert_generator"] {
+        let run = trained(
+            tmp.path(),
+            kind,
+            &[
+                "preprocessing.vocab_size=2000",
+                "model.seq_len=32",
+                "model.embed_dim=64",
+                "model.num_heads=4",
+                "model.num_layers=2",
+                "model.ffn_dim=256",
+                "model.hidden_dim=64",
+                "training.max_steps=200",
+                "training.batch_size=16",
+            ],
+        );
+        let m = measure(&run, 64);
+        assert_agreement(kind, &m);
+        for entry in std::fs::read_dir(run.join("quantized_models")).unwrap() {
+            let e = entry.unwrap();
+            eprintln!(
+                "{kind}: {} {} bytes",
+                e.file_name().to_string_lossy(),
+                e.metadata().unwrap().len()
+            );
+        }
+    }
+}
