@@ -78,6 +78,11 @@ fn windows(tokenizer: &textzoo::data::TextTokenizer, seq_len: usize, n: usize) -
 /// Writes textzoo's reference outputs for the run's exports and returns the Python
 /// measurements.
 fn measure(run: &Path, n: usize) -> Value {
+    measure_formats(run, n, true)
+}
+
+/// [`measure`]; `int8_exports` false: the float ONNX only (`gru`, `lstm`).
+fn measure_formats(run: &Path, n: usize, int8_exports: bool) -> Value {
     let qdir = run.join("quantized_models");
     let float = match ModelFile::open(&run.join("saved_models/model.safetensors")).unwrap() {
         ModelFile::Float(f) => f,
@@ -99,8 +104,10 @@ fn measure(run: &Path, n: usize) -> Value {
     let (mut fl, mut ql, mut x0) = (Vec::new(), Vec::new(), Vec::new());
     for w in &ws {
         fl.extend(fmodel.window_logits(w, 1, w.len()));
-        ql.extend(lm.window_logits(w, 1, w.len()));
-        x0.push(textzoo::export::tflite::embedded_window(&int8.model, w).unwrap());
+        if int8_exports {
+            ql.extend(lm.window_logits(w, 1, w.len()));
+            x0.push(textzoo::export::tflite::embedded_window(&int8.model, w).unwrap());
+        }
     }
     let mut tflite = vec![json!({
         "name": "tflite_int8",
@@ -115,7 +122,7 @@ fn measure(run: &Path, n: usize) -> Value {
             "inputs": x0,
         }));
     }
-    let reference = json!({
+    let mut reference = json!({
         "vocab_size": cfg.vocab_size,
         "rows": rows,
         "windows": ws,
@@ -125,6 +132,11 @@ fn measure(run: &Path, n: usize) -> Value {
         "onnx_qdq": qdir.join("model_qdq.onnx"),
         "tflite": tflite,
     });
+    if !int8_exports {
+        let r = reference.as_object_mut().unwrap();
+        r.remove("onnx_qdq");
+        r.remove("tflite");
+    }
     let path = run.join("reference.json");
     std::fs::write(&path, reference.to_string()).unwrap();
     let out = Command::new(python())
@@ -309,7 +321,7 @@ fn exports_of_unimplemented_kinds_and_missing_models_are_refused_before_work() {
         &[
             "operation_mode=chain_tqe",
             "model.name=gru",
-            "quantization.export=[onnx]",
+            "quantization.export=[tflite]",
         ],
     ));
     assert_eq!(ran.code, 2, "{}", ran.all());
@@ -497,6 +509,52 @@ fn agreement_and_sizes_at_a_larger_size() {
                 e.file_name().to_string_lossy(),
                 e.metadata().unwrap().len()
             );
+        }
+    }
+}
+
+#[test]
+fn gru_and_lstm_float_onnx_agrees_with_textzoo_and_int8_exports_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    for kind in ["gru", "lstm"] {
+        let run = tmp.path().join(kind);
+        let base = tiny(&run);
+        let model = format!("model.name={kind}");
+        let ran = textzoo(&with(
+            &base,
+            &[
+                "operation_mode=chain_tqe",
+                &model,
+                "model.num_layers=2",
+                "training.max_steps=30",
+                "training.batch_size=8",
+                "quantization.num_samples=32",
+                "quantization.export=[onnx]",
+            ],
+        ));
+        assert_eq!(ran.code, 0, "{}", ran.all());
+        let q = run.join("quantized_models");
+        assert!(!q.join("model_qdq.onnx").exists());
+        let m = measure_formats(&run, 16, false);
+        eprintln!("{kind}: {m:#}");
+        assert!(
+            f(&m, &["onnx_float", "max_abs_error"]) < 1e-4,
+            "{kind}: {m}"
+        );
+        assert_eq!(
+            f(&m, &["onnx_float", "greedy_agreement"]),
+            1.0,
+            "{kind}: {m}"
+        );
+        let ops = m["onnx_float"]["ops"].to_string();
+        assert!(ops.contains(&kind.to_uppercase()), "{ops}");
+        // The int8 model alone: QDQ and TFLite are not implemented, and say so (exit 2).
+        let int8 = q.join("model_int8.safetensors").display().to_string();
+        let out = tmp.path().join("x").display().to_string();
+        for format in ["onnx", "tflite"] {
+            let ran = textzoo(&["export", &int8, "-f", format, "-o", &out]);
+            assert_eq!(ran.code, 2, "{}", ran.all());
+            assert!(ran.stderr.contains("not implemented yet"), "{}", ran.all());
         }
     }
 }

@@ -72,16 +72,22 @@ impl ExportReport {
     }
 }
 
+fn is_transformer(kind: textzoo_rt::Kind) -> bool {
+    matches!(
+        kind,
+        textzoo_rt::Kind::TinyGpt | textzoo_rt::Kind::TinyBertGenerator
+    )
+}
+
 /// Refuses model kinds whose exports are not implemented, before any work (the model kind is
-/// known before the model exists when a run trains it).
+/// known before the model exists when a run trains it): `gru`/`lstm` have the float ONNX
+/// export only.
 pub fn check_kind(kind: textzoo_rt::Kind, formats: &[ExportFormat]) -> Result<()> {
-    use textzoo_rt::Kind;
-    if formats.is_empty() || matches!(kind, Kind::TinyGpt | Kind::TinyBertGenerator) {
+    if is_transformer(kind) || !formats.contains(&ExportFormat::Tflite) {
         return Ok(());
     }
     Err(Error::Usage(format!(
-        "quantization.export: {} export of `{}` models is not implemented yet (implemented: tiny_gpt, tiny_bert_generator); remove quantization.export or choose another model.name",
-        formats.iter().map(|f| f.name()).collect::<Vec<_>>().join(", "),
+        "quantization.export: TFLite export of `{}` models is not implemented yet (implemented: tiny_gpt, tiny_bert_generator; gru and lstm export float ONNX only); remove tflite or choose another model.name",
         kind.name()
     )))
 }
@@ -95,19 +101,42 @@ pub fn check(input: &ExportInput) -> Result<()> {
     Ok(())
 }
 
-/// What one format writes from the input: the specs it is built from.
-fn plan(input: &ExportInput, f: ExportFormat) -> Result<(Option<spec::Spec>, Option<spec::Spec>)> {
+/// What one format writes from the input.
+enum Plan {
+    /// Float ONNX of a recurrent model (its QDQ export is not implemented).
+    RecurrentFloat,
+    /// Transformer specs built from the float and/or int8 model.
+    Transformer(Option<spec::Spec>, Option<spec::Spec>),
+}
+
+fn plan(input: &ExportInput, f: ExportFormat) -> Result<Plan> {
+    let kind = match (input.float, input.int8) {
+        (Some(m), _) => m.meta.config.kind,
+        (None, Some(q)) => q.model.config.kind,
+        (None, None) => {
+            return Err(Error::Usage(
+                "export needs a float or an int8 model (general.model_path)".into(),
+            ))
+        }
+    };
+    check_kind(kind, &[f])?;
+    if !is_transformer(kind) {
+        if input.float.is_none() {
+            return Err(Error::Usage(format!(
+                "ONNX export of an int8 `{}` model (QDQ) is not implemented yet; export its float model instead",
+                kind.name()
+            )));
+        }
+        return Ok(Plan::RecurrentFloat);
+    }
     let float = input.float.map(spec::Spec::from_float).transpose()?;
     let int8 = input.int8.map(spec::Spec::from_int8).transpose()?;
     match f {
-        ExportFormat::Onnx if float.is_none() && int8.is_none() => Err(Error::Usage(
-            "ONNX export needs a float or an int8 model (general.model_path)".into(),
-        )),
         ExportFormat::Tflite if int8.is_none() => Err(Error::Usage(
             "TFLite export writes the int8 model: give an int8 model, or quantize first (operation_mode=quantization or a chain with quantization)".into(),
         )),
-        ExportFormat::Onnx => Ok((float, int8)),
-        ExportFormat::Tflite => Ok((None, int8)),
+        ExportFormat::Onnx => Ok(Plan::Transformer(float, int8)),
+        ExportFormat::Tflite => Ok(Plan::Transformer(None, int8)),
     }
 }
 
@@ -130,7 +159,19 @@ pub fn export(input: &ExportInput) -> Result<ExportReport> {
     formats.sort();
     formats.dedup();
     for f in formats {
-        let (float, int8) = plan(input, f)?;
+        let (float, int8) = match plan(input, f)? {
+            Plan::RecurrentFloat => {
+                if let Some(m) = input.float {
+                    let bytes = onnx::recurrent::write(m)?;
+                    files.push(write(&input.dir, ONNX_FLOAT_FILE, "onnx_float", &bytes)?);
+                }
+                if input.int8.is_some() {
+                    tracing::warn!("ONNX QDQ export of gru/lstm is not implemented yet: only the float ONNX was written");
+                }
+                continue;
+            }
+            Plan::Transformer(float, int8) => (float, int8),
+        };
         match f {
             ExportFormat::Onnx => {
                 if let Some(s) = &float {

@@ -2,6 +2,7 @@
 
 pub mod graph;
 pub mod proto;
+pub mod recurrent;
 mod transformer;
 
 use crate::export::spec::Spec;
