@@ -537,8 +537,10 @@ fn gru_and_lstm_float_onnx_agrees_with_textzoo_and_int8_exports_are_refused() {
         assert!(!q.join("model_qdq.onnx").exists());
         let m = measure_formats(&run, 16, false);
         eprintln!("{kind}: {m:#}");
+        // Relative to the logits (a wrong gate order is off by their whole size).
+        let logit = f(&m, &["onnx_float", "max_abs_logit"]);
         assert!(
-            f(&m, &["onnx_float", "max_abs_error"]) < 1e-4,
+            f(&m, &["onnx_float", "max_abs_error"]) < 1e-3 * logit,
             "{kind}: {m}"
         );
         assert_eq!(

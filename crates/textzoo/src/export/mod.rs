@@ -106,7 +106,7 @@ enum Plan {
     /// Float ONNX of a recurrent model (its QDQ export is not implemented).
     RecurrentFloat,
     /// Transformer specs built from the float and/or int8 model.
-    Transformer(Option<spec::Spec>, Option<spec::Spec>),
+    Transformer(Box<(Option<spec::Spec>, Option<spec::Spec>)>),
 }
 
 fn plan(input: &ExportInput, f: ExportFormat) -> Result<Plan> {
@@ -135,8 +135,8 @@ fn plan(input: &ExportInput, f: ExportFormat) -> Result<Plan> {
         ExportFormat::Tflite if int8.is_none() => Err(Error::Usage(
             "TFLite export writes the int8 model: give an int8 model, or quantize first (operation_mode=quantization or a chain with quantization)".into(),
         )),
-        ExportFormat::Onnx => Ok(Plan::Transformer(float, int8)),
-        ExportFormat::Tflite => Ok(Plan::Transformer(None, int8)),
+        ExportFormat::Onnx => Ok(Plan::Transformer(Box::new((float, int8)))),
+        ExportFormat::Tflite => Ok(Plan::Transformer(Box::new((None, int8)))),
     }
 }
 
@@ -170,7 +170,7 @@ pub fn export(input: &ExportInput) -> Result<ExportReport> {
                 }
                 continue;
             }
-            Plan::Transformer(float, int8) => (float, int8),
+            Plan::Transformer(specs) => *specs,
         };
         match f {
             ExportFormat::Onnx => {
