@@ -22,11 +22,12 @@ pub struct ActParam {
 
 /// Every activation (by calibration tap name: `x0`, `blocks.{i}.ln1`, …, `ln_f`) and every
 /// int8 weight (by its tensor name in the int8 file: `tok_emb`, `blocks.{i}.attn.q.weight`,
-/// `rnn.{l}.weight_ih`, …; symmetric, zero point 0, one scale per row).
+/// `rnn.{l}.weight_ih`, …; symmetric, zero point 0, one scale per row, kept as f32 — the
+/// precision ONNX and TFLite carry scales in — so the record stays small beside the weights).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct QuantParams {
     pub activations: BTreeMap<String, ActParam>,
-    pub weights: BTreeMap<String, Vec<f64>>,
+    pub weights: BTreeMap<String, Vec<f32>>,
 }
 
 impl QuantParams {
@@ -39,10 +40,16 @@ impl QuantParams {
     }
 
     /// The per-row scales of weight `name`, or the reason they are missing.
-    pub fn weight(&self, name: &str) -> Result<&[f64], String> {
+    pub fn weight(&self, name: &str) -> Result<Vec<f64>, String> {
         self.weights
             .get(name)
-            .map(|v| v.as_slice())
+            .map(|v| v.iter().map(|&x| x as f64).collect())
             .ok_or_else(|| format!("no quantization parameters for weight `{name}`"))
+    }
+
+    /// Records the per-row scales of weight `name`.
+    pub fn set_weight(&mut self, name: &str, scales: &[f64]) {
+        let v = scales.iter().map(|&x| x as f32).collect();
+        self.weights.insert(name.into(), v);
     }
 }

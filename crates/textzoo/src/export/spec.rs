@@ -204,7 +204,7 @@ fn from_int8(
 ) -> std::result::Result<Spec, String> {
     let c = cfg.embed_dim;
     let lin = |l: &Linear, name: &str, s_in: ActParam| -> std::result::Result<Lin, String> {
-        let ws = qp.weight(name)?.to_vec();
+        let ws = qp.weight(name)?;
         if ws.len() != l.out_dim {
             return Err(format!(
                 "`{name}` has {} scales for {} rows",
@@ -264,7 +264,7 @@ fn from_int8(
         x = acts.y;
     }
     let lnf = qp.act("ln_f")?;
-    let tok_scales = qp.weight("tok_emb")?.to_vec();
+    let tok_scales = qp.weight("tok_emb")?;
     let head = match &m.head_w {
         Some(w) => {
             let l = Linear {
@@ -288,7 +288,7 @@ fn from_int8(
         },
         pos: Table::Int8 {
             q: m.pos_emb.clone(),
-            scales: qp.weight("pos_emb")?.to_vec(),
+            scales: qp.weight("pos_emb")?,
         },
         x0: Some(x0),
         blocks,

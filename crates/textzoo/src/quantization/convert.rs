@@ -173,8 +173,7 @@ impl Source<'_> {
 
     /// Records the per-row scales of the int8 weight `name`.
     fn weight(&self, name: &str, scales: &[f64]) {
-        let mut rec = self.rec.borrow_mut();
-        rec.weights.insert(name.into(), scales.to_vec());
+        self.rec.borrow_mut().set_weight(name, scales);
     }
 }
 
@@ -433,7 +432,7 @@ pub fn convert_recurrent(
     let emb = param(ps, "tok_emb")?;
     let (tok_emb, es) = quantize_weights(emb, v, e, Granularity::PerTensor);
     let s_emb = es[0];
-    rec.weights.insert("tok_emb".into(), es.clone());
+    rec.set_weight("tok_emb", &es);
     let mut layers = Vec::new();
     for l in 0..cfg.num_layers {
         let p = |n: &str| param(ps, &format!("rnn.{l}.{n}"));
@@ -441,10 +440,8 @@ pub fn convert_recurrent(
         let s_in = if l == 0 { s_emb } else { state };
         let (w_ih, sih) = quantize_weights(p("weight_ih")?, g, in_dim, st.granularity);
         let (w_hh, shh) = quantize_weights(p("weight_hh")?, g, h, st.granularity);
-        rec.weights
-            .insert(format!("rnn.{l}.weight_ih"), sih.clone());
-        rec.weights
-            .insert(format!("rnn.{l}.weight_hh"), shh.clone());
+        rec.set_weight(&format!("rnn.{l}.weight_ih"), &sih);
+        rec.set_weight(&format!("rnn.{l}.weight_hh"), &shh);
         let rq = |s: &[f64], s_x: f64| -> (Vec<i32>, Vec<i32>) {
             s.iter()
                 .map(|w| {
@@ -496,7 +493,7 @@ pub fn convert_recurrent(
     let (head_w, hs) = match ps.entry("head.weight") {
         Some(en) => {
             let (w, s) = quantize_weights(ps.get(en.id), v, h, st.granularity);
-            rec.weights.insert("head.weight".into(), s.clone());
+            rec.set_weight("head.weight", &s);
             (Some(w), s)
         }
         None => (None, es),
