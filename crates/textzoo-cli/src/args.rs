@@ -94,6 +94,13 @@ pub enum Command {
     /// Run one job of a sweep (what the launchers start; not for direct use).
     #[command(hide = true)]
     SweepJob(SweepJobArgs),
+    /// Export a model file for other runtimes and tools: ONNX (float from a float model, QDQ
+    /// from an int8 model) and TFLite int8 (from an int8 model), the formats ST Edge AI,
+    /// Netron, onnxruntime and LiteRT read.
+    Export(ExportArgs),
+    /// Inspect a model file (.safetensors, .onnx, .tflite): format and version, operators,
+    /// tensor types, quantization, size, and warnings for the board; exit 0 (ok) or 1.
+    Check(CheckArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -137,6 +144,40 @@ pub struct SweepJobArgs {
     /// Slurm task's CPUs, else every core).
     #[arg(long)]
     pub threads: Option<usize>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ExportArgs {
+    /// The model file (float `saved_models/model.safetensors` or int8
+    /// `quantized_models/model_int8.safetensors`).
+    #[arg(value_name = "MODEL")]
+    pub model: PathBuf,
+    /// Formats to write (comma-separated or repeated).
+    #[arg(long, short = 'f', value_enum, value_delimiter = ',', required = true)]
+    pub format: Vec<FormatArg>,
+    /// Directory to write to (created if needed).
+    #[arg(long, short = 'o', value_name = "DIR")]
+    pub output: PathBuf,
+    /// TFLite flavour: `true` puts the token embedding in the graph (int32 token ids in),
+    /// `false` takes the int8 embedded window in and writes the table as `embedding.h`.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
+    pub include_embedding: bool,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum FormatArg {
+    Onnx,
+    Tflite,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CheckArgs {
+    /// The model file to inspect.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// Board to check the operators against (as deployment.hardware_setup.board).
+    #[arg(long, value_name = "BOARD")]
+    pub board: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]

@@ -45,6 +45,8 @@ fn run(args: args::Args) -> anyhow::Result<()> {
             textzoo::sweep::rebuild_report(&d.dir)?;
             return Ok(());
         }
+        Some(args::Command::Export(e)) => return export(e),
+        Some(args::Command::Check(c)) => return check(c),
         None => {}
     }
     let source = ConfigSource {
@@ -258,6 +260,47 @@ fn migrate_config(args: args::MigrateArgs) -> anyhow::Result<()> {
             .map_or(String::new(), |n| n.to_string_lossy().into_owned())
     );
     Ok(())
+}
+
+fn export(args: args::ExportArgs) -> anyhow::Result<()> {
+    use textzoo::artifact::ModelFile;
+    use textzoo::config::ExportFormat;
+    let formats: Vec<ExportFormat> = args
+        .format
+        .iter()
+        .map(|f| match f {
+            args::FormatArg::Onnx => ExportFormat::Onnx,
+            args::FormatArg::Tflite => ExportFormat::Tflite,
+        })
+        .collect();
+    let model = logging::console_only(|| ModelFile::open(&args.model))?;
+    let (float, int8) = match &model {
+        ModelFile::Float(f) => (Some(f), None),
+        ModelFile::Int8(q) => (None, Some(q)),
+    };
+    let input = textzoo::export::ExportInput {
+        float,
+        int8,
+        formats: &formats,
+        include_embedding: args.include_embedding,
+        dir: args.output.clone(),
+    };
+    textzoo::export::check(&input)?;
+    let report = logging::console_only(|| textzoo::export::export(&input))?;
+    println!("{}", report.render());
+    Ok(())
+}
+
+fn check(args: args::CheckArgs) -> anyhow::Result<()> {
+    let report = textzoo::export::check::check_file(&args.file, args.board.as_deref())?;
+    println!("{}", report.render());
+    if report.ok() {
+        println!("{}", report.verdict());
+        Ok(())
+    } else {
+        // Exit code 1, the verdict as the last line.
+        Err(anyhow::anyhow!("{}", report.verdict()))
+    }
 }
 
 fn combine_corpus(args: args::CombineArgs) -> anyhow::Result<()> {

@@ -7,7 +7,8 @@
 //! metadata map in no fixed order, so the header is compared parsed, not as bytes; the
 //! `source` path inside the quantization settings names where the float file was read; the
 //! `checksum` metadata key, the checksum of the tensor data that int8 files carry since they
-//! were recorded, is dropped from both sides: the data it covers is compared bit for bit).
+//! were recorded, is dropped from both sides: the data it covers is compared bit for bit; so
+//! is `quant_params`, the scales and zero points the tensors were made with, recorded since).
 //!
 //! One deliberate exception: `tiny_bert_generator/model_int8.safetensors` was regenerated when
 //! calibration moved onto the float model's own forward. Its last block is folded (keys and
@@ -33,8 +34,10 @@ fn parts(path: &Path) -> (Value, Vec<u8>) {
     let mut settings: Value = serde_json::from_str(meta["quantization"].as_str().unwrap()).unwrap();
     settings.as_object_mut().unwrap().remove("source");
     meta.insert("quantization".into(), settings);
-    // Newer files carry the checksum of their data, which is compared directly below.
+    // Newer files carry the checksum of their data, which is compared directly below, and
+    // the scales and zero points behind the tensors (what the ONNX/TFLite exports read).
     meta.remove("checksum");
+    meta.remove("quant_params");
     (header, bytes[8 + n..].to_vec())
 }
 

@@ -678,6 +678,23 @@ fn blocks(
 // ----------------------------------------------------------------------------
 // Public entry points
 
+/// The int8 embedded window `x0[len, C]` of `tokens` at positions `0..len`: what a graph that
+/// leaves the embedding outside (the TFLite export without embedding) takes as its input.
+pub fn embed_window(m: &Transformer, cfg: &ModelConfig, tokens: &[u32]) -> Result<Vec<i8>, String> {
+    if tokens.len() > cfg.seq_len {
+        return Err(format!(
+            "window of {} tokens (at most {})",
+            tokens.len(),
+            cfg.seq_len
+        ));
+    }
+    check_tokens(cfg, tokens)?;
+    let c = cfg.embed_dim;
+    let mut out = vec![0i8; tokens.len() * c];
+    embed(m, c, &mut out, tokens, 0);
+    Ok(out)
+}
+
 /// Checks tokens against the vocabulary (a bad token id is the caller's error, not a panic
 /// deep in a kernel).
 /// A state planned for other sizes would read outside its arena: refused.

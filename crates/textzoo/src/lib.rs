@@ -23,6 +23,7 @@ pub mod data;
 pub mod deployment;
 pub mod error;
 pub mod evaluation;
+pub mod export;
 pub mod interrupt;
 pub mod lm;
 pub mod migrate;

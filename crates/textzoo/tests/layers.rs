@@ -85,6 +85,12 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "util",
         ],
     ),
+    // Interchange exports (ONNX, TFLite), model checks, the ST Edge AI hand-off: a stage
+    // reading the model files like the others.
+    (
+        "export",
+        &["artifact", "config", "error", "models", "nn", "util"],
+    ),
     // The top: may use everything; nothing may use it.
     (
         "pipeline",
@@ -96,6 +102,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "deployment",
             "error",
             "evaluation",
+            "export",
             "lm",
             "prediction",
             "quantization",

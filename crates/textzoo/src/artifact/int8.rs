@@ -1,6 +1,7 @@
 //! The int8 model file (`textzoo.int8.v1`): the `textzoo-rt` structs as safetensors tensors,
 //! with the model config, the tokenizer and the quantization settings in the metadata.
 
+use super::qparams::{QuantParams, QUANT_PARAMS_KEY};
 use super::{config_and_tokenizer, load_as, seal, ModelMeta, INT8_FORMAT};
 use crate::data::TextTokenizer;
 use crate::error::{Error, Result};
@@ -15,6 +16,9 @@ pub struct Int8File {
     pub path: PathBuf,
     pub model: Int8Model,
     pub tokenizer: TextTokenizer,
+    /// The scales and zero points quantization chose (`None` in files written before they
+    /// were recorded); what the ONNX and TFLite exports describe the int8 tensors with.
+    pub params: Option<QuantParams>,
 }
 
 /// Writes the int8 model file (atomically) with the model config, tokenizer and settings, and
@@ -26,7 +30,18 @@ pub fn save(
     meta: &ModelMeta,
     settings: &serde_json::Value,
 ) -> Result<()> {
-    let info = HashMap::from([
+    save_with_params(path, model, meta, settings, None)
+}
+
+/// [`save`], with the quantization parameters recorded beside the model when given.
+pub fn save_with_params(
+    path: &Path,
+    model: &Int8Model,
+    meta: &ModelMeta,
+    settings: &serde_json::Value,
+    params: Option<&QuantParams>,
+) -> Result<()> {
+    let mut info = HashMap::from([
         (
             "model_config".to_string(),
             serde_json::to_string(&meta.config).map_err(|e| Error::Internal(e.to_string()))?,
@@ -38,6 +53,10 @@ pub fn save(
             env!("CARGO_PKG_VERSION").to_string(),
         ),
     ]);
+    if let Some(p) = params {
+        let json = serde_json::to_string(p).map_err(|e| Error::Internal(e.to_string()))?;
+        info.insert(QUANT_PARAMS_KEY.to_string(), json);
+    }
     let bytes = seal(path, info, |info| {
         model
             .to_bytes(info)
@@ -67,10 +86,20 @@ pub(super) fn from_bytes(
             "is damaged: its runtime model and its model_config disagree",
         ));
     }
+    let params = match info.get(QUANT_PARAMS_KEY) {
+        Some(json) => Some(serde_json::from_str(json).map_err(|e| {
+            Error::input(
+                path,
+                format!("is damaged: unreadable `{QUANT_PARAMS_KEY}`: {e}"),
+            )
+        })?),
+        None => None,
+    };
     Ok(Int8File {
         path: path.to_path_buf(),
         model,
         tokenizer,
+        params,
     })
 }
 

@@ -15,10 +15,12 @@
 pub mod float;
 pub mod foreign;
 pub mod int8;
+pub mod qparams;
 pub mod zoo;
 
 pub use float::{CheckpointState, FloatFile, ModelMeta};
 pub use int8::Int8File;
+pub use qparams::{ActParam, QuantParams};
 
 use crate::data::TextTokenizer;
 use crate::error::{Error, Result};

@@ -433,6 +433,30 @@ pub struct Quantization {
     pub granularity: Granularity,
     /// Representative windows used for calibration.
     pub num_samples: usize,
+    /// Interchange files written beside the int8 model (`quantized_models/`): the float and
+    /// QDQ ONNX graphs, the int8 TFLite flatbuffer.
+    pub export: Vec<ExportFormat>,
+    /// TFLite flavour: the token embedding inside the graph (int32 token ids in), or outside
+    /// it (`false`: the int8 embedded window in, the table written as `embedding.h`), as the
+    /// zoo deploys both.
+    pub include_embedding: bool,
+}
+
+/// An interchange format `quantization.export` and `textzoo export` write.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum ExportFormat {
+    Onnx,
+    Tflite,
+}
+
+impl ExportFormat {
+    pub fn name(self) -> &'static str {
+        match self {
+            ExportFormat::Onnx => "onnx",
+            ExportFormat::Tflite => "tflite",
+        }
+    }
 }
 
 impl Default for Quantization {
@@ -442,6 +466,8 @@ impl Default for Quantization {
             percentile: 99.99,
             granularity: Granularity::PerChannel,
             num_samples: 200,
+            export: Vec::new(),
+            include_embedding: true,
         }
     }
 }

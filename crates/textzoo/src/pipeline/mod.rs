@@ -15,10 +15,13 @@ pub use source::Models;
 
 use crate::benchmarking::{self, BenchInput};
 use crate::config::{mode_name, services, Config, Service};
+use crate::config::{Board, ExportFormat};
 use crate::data::{self, PreparedData, Target, TokenizerSource};
 use crate::deployment::{self, DeployInput};
 use crate::error::{Error, Result};
 use crate::evaluation;
+use crate::export::stedgeai::{self, Action, StEdgeAiInput};
+use crate::export::{self, ExportInput};
 use crate::lm::{Int8Lm, LanguageModel};
 use crate::prediction;
 use crate::quantization::{self, QuantizeInput};
@@ -73,6 +76,31 @@ impl Preflight {
                 benchmarking::board_log::read(log)?;
             }
         }
+        if list.contains(&Service::Quantization) && !config.quantization.export.is_empty() {
+            let kind = match &models.float {
+                Some(f) => f.meta.config.kind,
+                None => config.model.name,
+            };
+            export::check_kind(kind, &config.quantization.export)?;
+        }
+        let hands_off =
+            list.contains(&Service::Benchmarking) || list.contains(&Service::Deployment);
+        if let (true, Some(exe)) = (hands_off, config.tools.stedgeai_path()) {
+            stedgeai::check_exe(exe)?;
+            let kind = match (&models.int8, &models.float) {
+                (Some(q), _) => q.model.config.kind,
+                (None, Some(f)) => f.meta.config.kind,
+                (None, None) => config.model.name,
+            };
+            export::check_kind(kind, &[ExportFormat::Tflite])?;
+            for board in [config.deployment.hardware_setup.board, bench_board(config)] {
+                if stedgeai::target(board).is_none() {
+                    return Err(Error::Usage(
+                        "tools.stedgeai.path_to_stedgeai is set but the board is `host`, which ST Edge AI does not target; choose an STM32 board or leave the key empty".into(),
+                    ));
+                }
+            }
+        }
         if list.contains(&Service::Deployment) {
             if let Some(int8) = &models.int8 {
                 deployment::check(&deploy_input(config, int8, PathBuf::new()))?;
@@ -106,6 +134,11 @@ fn prepare_for_model(
     let mut cfg = config.clone();
     cfg.model.seq_len = seq_len;
     data::prepare(&cfg, TokenizerSource::Given(tokenizer))
+}
+
+/// The board benchmarking analyses against.
+fn bench_board(config: &Config) -> Board {
+    (config.benchmarking.board).unwrap_or(config.deployment.hardware_setup.board)
 }
 
 fn deploy_input<'a>(
@@ -260,6 +293,17 @@ impl Pipeline {
             output: self.dir.join(INT8_MODEL_FILE),
         })?;
         report.record(&mut self.metrics);
+        let q = &self.config.quantization;
+        if !q.export.is_empty() {
+            let exported = export::export(&ExportInput {
+                float: Some(float),
+                int8: Some(&report.int8),
+                formats: &q.export,
+                include_embedding: q.include_embedding,
+                dir: self.dir.join(INT8_MODEL_FILE).with_file_name(""),
+            })?;
+            exported.record(&mut self.metrics);
+        }
         self.models.int8 = Some(report.int8);
         Ok(())
     }
@@ -309,21 +353,61 @@ impl Pipeline {
             .unwrap_or_else(|| self.dir.join(C_PROJECT_DIR));
         let report = deployment::deploy(&deploy_input(&self.config, int8, dir))?;
         report.record(&mut self.metrics);
-        Ok(())
+        let board = self.config.deployment.hardware_setup.board;
+        self.stedgeai(Action::Generate, board)
+    }
+
+    /// The ST Edge AI hand-off, when `tools.stedgeai.path_to_stedgeai` is set: the int8 model
+    /// exported to `RUN/stedgeai/`, `stedgeai analyze|generate` on it, its figures into
+    /// `metrics.json` (`stedgeai`) and `RUN/stedgeai/<action>.json`.
+    fn stedgeai(&mut self, action: Action, board: Board) -> Result<()> {
+        let Some(exe) = self.config.tools.stedgeai_path() else {
+            return Ok(());
+        };
+        let int8 = self.models.int8.as_ref().ok_or_else(|| missing("int8"))?;
+        let out = self.dir.join("stedgeai");
+        let q = &self.config.quantization;
+        let exported = export::export(&ExportInput {
+            float: None,
+            int8: Some(int8),
+            formats: &[ExportFormat::Tflite],
+            include_embedding: q.include_embedding,
+            dir: out.clone(),
+        })?;
+        let model = exported
+            .files
+            .iter()
+            .find(|f| f.kind.starts_with("tflite"))
+            .map(|f| f.path.clone())
+            .ok_or_else(|| Error::Internal("no .tflite exported for ST Edge AI".into()))?;
+        let report = stedgeai::run(&StEdgeAiInput {
+            exe,
+            model: &model,
+            board,
+            optimization: &self.config.tools.stedgeai.optimization,
+            action,
+            output: out.join(format!("{action:?}").to_lowercase()),
+        })?;
+        report.record(&mut self.metrics);
+        println!("{}", report.render());
+        let json =
+            serde_json::to_vec_pretty(&report).map_err(|e| Error::Internal(e.to_string()))?;
+        crate::util::write_atomic(&out.join(format!("{action:?}.json").to_lowercase()), &json)
     }
 
     fn benchmark(&mut self) -> Result<()> {
         let int8 = self.models.int8.as_ref().ok_or_else(|| missing("int8"))?;
         let config = &self.config;
+        let board = bench_board(config);
         let report = benchmarking::benchmark(&BenchInput {
             int8,
-            board: (config.benchmarking.board).unwrap_or(config.deployment.hardware_setup.board),
+            board,
             settings: &config.benchmarking,
             prediction: &config.prediction,
             dir: &self.dir,
         })?;
         report.record(&mut self.metrics);
-        Ok(())
+        self.stedgeai(Action::Analyze, board)
     }
 }
 

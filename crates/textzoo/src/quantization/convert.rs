@@ -3,10 +3,12 @@
 //! runtime only sees integers, multipliers and the few f32 layer-norm constants.
 
 use super::calibrate::{scale_zero_point, Observers};
+use crate::artifact::{ActParam, QuantParams};
 use crate::config::{Calibration, Granularity};
 use crate::error::{Error, Result};
 use crate::models::ModelConfig;
 use crate::nn::{layernorm, ParamStore};
+use std::cell::RefCell;
 use textzoo_rt::kernels::{AttnParams, EXP_LUT_LEN, EXP_STEPS, FRAC_BITS, PROB_ONE};
 use textzoo_rt::model::{Block, Int8Model, LayerNorm, Linear, Net, Transformer};
 use textzoo_rt::quant::{quantize_i8, saturate_i32, Requant};
@@ -70,7 +72,7 @@ fn linear(
     out_scale: Option<f64>,
     extra: f64,
     g: Granularity,
-) -> (Linear, Vec<f64>) {
+) -> (Linear, Vec<f64>, Vec<f64>) {
     let (wq, ws) = quantize_weights(w, out_dim, in_dim, g);
     let (bias, acc_scales) = folded_bias(&wq, &ws, b, in_dim, inp);
     let (mut mult, mut shift) = (Vec::new(), Vec::new());
@@ -91,6 +93,7 @@ fn linear(
             out_dim,
         },
         acc_scales,
+        ws,
     )
 }
 
@@ -143,6 +146,8 @@ struct Source<'a> {
     ps: &'a ParamStore,
     obs: &'a Observers,
     st: &'a Settings,
+    /// Every scale and zero point chosen, for the int8 file's record.
+    rec: RefCell<QuantParams>,
 }
 
 impl Source<'_> {
@@ -158,7 +163,17 @@ impl Source<'_> {
             .ok_or_else(|| Error::Internal(format!("calibration saw no `{name}`")))?;
         let (lo, hi) = o.range(self.st.calibration, self.st.percentile);
         let (scale, zp) = scale_zero_point(lo, hi);
+        let param = ActParam {
+            scale,
+            zero_point: zp,
+        };
+        self.rec.borrow_mut().activations.insert(name.into(), param);
         Ok(Act { scale, zp })
+    }
+
+    /// Records the per-row scales of the int8 weight `name`.
+    fn weight(&self, name: &str, scales: &[f64]) {
+        self.rec.borrow_mut().set_weight(name, scales);
     }
 }
 
@@ -168,14 +183,20 @@ fn into_sum(s: f64) -> Requant {
 }
 
 /// Converts a float Transformer (`tiny_gpt`, `tiny_bert_generator`) with its observers:
-/// embeddings, then each block, then the final layer norm and the head.
+/// embeddings, then each block, then the final layer norm and the head; with the scales and
+/// zero points it chose.
 pub fn convert_transformer(
     cfg: &ModelConfig,
     ps: &ParamStore,
     obs: &Observers,
     st: &Settings,
-) -> Result<Int8Model> {
-    let src = Source { ps, obs, st };
+) -> Result<(Int8Model, QuantParams)> {
+    let src = Source {
+        ps,
+        obs,
+        st,
+        rec: RefCell::default(),
+    };
     let emb = embeddings(cfg, &src)?;
     let mut blocks = Vec::new();
     let mut x = emb.x0;
@@ -187,7 +208,7 @@ pub fn convert_transformer(
     let lnf = src.act("ln_f")?;
     let ln_f = layer_norm(src.param("ln_f.weight")?, src.param("ln_f.bias")?, x, lnf);
     let head = head(cfg, &src, &emb, lnf)?;
-    Ok(Int8Model {
+    let model = Int8Model {
         config: cfg.clone(),
         net: Net::Transformer(Transformer {
             tok_emb: emb.tok,
@@ -204,7 +225,8 @@ pub fn convert_transformer(
             head_scale: head.scale,
             exp_lut: exp_lut(),
         }),
-    })
+    };
+    Ok((model, src.rec.into_inner()))
 }
 
 /// The token and position tables, each row with its multiplier into the `x0` sum.
@@ -224,6 +246,8 @@ fn embeddings(cfg: &ModelConfig, src: &Source) -> Result<Embeddings> {
     let x0 = src.act("x0")?;
     let (tok, tok_scales) = quantize_weights(src.param("tok_emb")?, v, c, g);
     let (pos, pos_s) = quantize_weights(src.param("pos_emb")?, t, c, g);
+    src.weight("tok_emb", &tok_scales);
+    src.weight("pos_emb", &pos_s);
     let tok_rq = tok_scales.iter().map(|s| into_sum(s / x0.scale)).collect();
     let pos_rq = pos_s.iter().map(|s| into_sum(s / x0.scale)).collect();
     Ok(Embeddings {
@@ -305,18 +329,22 @@ fn block_linears(cfg: &ModelConfig, src: &Source, i: usize, a: &BlockActs) -> Re
     let frac = 2f64.powi(FRAC_BITS);
     let p = |n: &str| src.param(&format!("blocks.{i}.{n}"));
     let (wqkv, bqkv) = (p("attn.qkv.weight")?, p("attn.qkv.bias")?);
-    let part = |k: usize, out: Act| {
+    let part = |k: usize, name: &str, out: Act| {
         let (w, b) = (&wqkv[k * c * c..(k + 1) * c * c], &bqkv[k * c..(k + 1) * c]);
-        linear(w, b, c, c, a.ln1, Some(out.scale), 1.0, g).0
+        let (l, _, ws) = linear(w, b, c, c, a.ln1, Some(out.scale), 1.0, g);
+        src.weight(&format!("blocks.{i}.attn.{name}.weight"), &ws);
+        l
     };
     let layer = |name: &str, in_dim, out_dim, inp: Act, out: Act, extra| -> Result<Linear> {
         let (w, b) = (p(&format!("{name}.weight"))?, p(&format!("{name}.bias"))?);
-        Ok(linear(w, b, in_dim, out_dim, inp, Some(out.scale), extra, g).0)
+        let (l, _, ws) = linear(w, b, in_dim, out_dim, inp, Some(out.scale), extra, g);
+        src.weight(&format!("blocks.{i}.{name}.weight"), &ws);
+        Ok(l)
     };
     Ok([
-        part(0, a.q),
-        part(1, a.k),
-        part(2, a.v),
+        part(0, "q", a.q),
+        part(1, "k", a.k),
+        part(2, "v", a.v),
         layer("attn.proj", c, c, a.att, a.res2, frac)?,
         layer("ffn.up", c, f, a.ln2, a.up, 1.0)?,
         layer("ffn.down", f, c, a.h, a.y, frac)?,
@@ -362,7 +390,8 @@ fn head(cfg: &ModelConfig, src: &Source, emb: &Embeddings, lnf: Act) -> Result<H
     let (w, bias, scales) = match src.ps.entry("head.weight") {
         Some(e) => {
             let w = src.ps.get(e.id);
-            let (l, scales) = linear(w, bias_f, c, v, lnf, None, 1.0, src.st.granularity);
+            let (l, scales, ws) = linear(w, bias_f, c, v, lnf, None, 1.0, src.st.granularity);
+            src.weight("head.weight", &ws);
             (Some(l.w), l.bias, scales)
         }
         None => {
@@ -385,8 +414,9 @@ pub fn convert_recurrent(
     ps: &ParamStore,
     obs: &Observers,
     st: &Settings,
-) -> Result<Int8Model> {
+) -> Result<(Int8Model, QuantParams)> {
     use textzoo_rt::model::{Recurrent, RnnLayer};
+    let mut rec = QuantParams::default();
     use textzoo_rt::rnn::{self, MAX_DIM, PRE_BITS, STATE_BITS};
     let (e, h, v) = (cfg.embed_dim, cfg.hidden_dim, cfg.vocab_size);
     if e > MAX_DIM || h > MAX_DIM {
@@ -402,6 +432,7 @@ pub fn convert_recurrent(
     let emb = param(ps, "tok_emb")?;
     let (tok_emb, es) = quantize_weights(emb, v, e, Granularity::PerTensor);
     let s_emb = es[0];
+    rec.set_weight("tok_emb", &es);
     let mut layers = Vec::new();
     for l in 0..cfg.num_layers {
         let p = |n: &str| param(ps, &format!("rnn.{l}.{n}"));
@@ -409,6 +440,8 @@ pub fn convert_recurrent(
         let s_in = if l == 0 { s_emb } else { state };
         let (w_ih, sih) = quantize_weights(p("weight_ih")?, g, in_dim, st.granularity);
         let (w_hh, shh) = quantize_weights(p("weight_hh")?, g, h, st.granularity);
+        rec.set_weight(&format!("rnn.{l}.weight_ih"), &sih);
+        rec.set_weight(&format!("rnn.{l}.weight_hh"), &shh);
         let rq = |s: &[f64], s_x: f64| -> (Vec<i32>, Vec<i32>) {
             s.iter()
                 .map(|w| {
@@ -460,12 +493,13 @@ pub fn convert_recurrent(
     let (head_w, hs) = match ps.entry("head.weight") {
         Some(en) => {
             let (w, s) = quantize_weights(ps.get(en.id), v, h, st.granularity);
+            rec.set_weight("head.weight", &s);
             (Some(w), s)
         }
         None => (None, es),
     };
     let head_bias = param(ps, "head.bias")?.to_vec();
-    Ok(Int8Model {
+    let model = Int8Model {
         config: cfg.clone(),
         net: Net::Recurrent(Recurrent {
             tok_emb,
@@ -476,5 +510,6 @@ pub fn convert_recurrent(
             sigmoid_lut: rnn::build_lut(|x| 1.0 / (1.0 + (-x).exp())),
             tanh_lut: rnn::build_lut(f64::tanh),
         }),
-    })
+    };
+    Ok((model, rec))
 }

@@ -5,7 +5,7 @@
 pub mod calibrate;
 pub mod convert;
 
-use crate::artifact::{int8, FloatFile, Int8File};
+use crate::artifact::{int8, FloatFile, Int8File, QuantParams};
 use crate::config::{Dataset, ModelName, Quantization};
 use crate::data::PreparedData;
 use crate::error::Result;
@@ -27,6 +27,15 @@ impl Settings {
 
 /// Calibrates `model` on `windows` and converts it.
 pub fn quantize(model: &dyn FloatModel, windows: &[Vec<u32>], st: &Settings) -> Result<Int8Model> {
+    Ok(quantize_with_params(model, windows, st)?.0)
+}
+
+/// [`quantize`], with the scales and zero points it chose.
+pub fn quantize_with_params(
+    model: &dyn FloatModel,
+    windows: &[Vec<u32>],
+    st: &Settings,
+) -> Result<(Int8Model, QuantParams)> {
     let cfg = model.config();
     let obs = calibrate::calibrate(model, windows)?;
     match cfg.kind {
@@ -97,7 +106,7 @@ pub fn quantize_file(input: &QuantizeInput) -> Result<QuantizeReport> {
         windows.len(),
         st.granularity
     );
-    let model = quantize(float.model.as_ref(), &windows, &st)?;
+    let (model, params) = quantize_with_params(float.model.as_ref(), &windows, &st)?;
     let settings = serde_json::json!({
         "calibration": q.calibration,
         "percentile": q.percentile,
@@ -105,7 +114,7 @@ pub fn quantize_file(input: &QuantizeInput) -> Result<QuantizeReport> {
         "num_samples": windows.len(),
         "source": float.path.display().to_string(),
     });
-    int8::save(&input.output, &model, &float.meta, &settings)?;
+    int8::save_with_params(&input.output, &model, &float.meta, &settings, Some(&params))?;
     let (float_bytes, int8_bytes) = (file_size(&float.path), file_size(&input.output));
     let (arena_bytes, kv_cache_bytes) = model.memory_bytes();
     tracing::info!(
@@ -117,6 +126,7 @@ pub fn quantize_file(input: &QuantizeInput) -> Result<QuantizeReport> {
             path: input.output.clone(),
             model,
             tokenizer: float.meta.tokenizer.clone(),
+            params: Some(params),
         },
         calibration_windows: windows.len(),
         float_bytes,

@@ -1,0 +1,219 @@
+//! Interchange exports of textzoo models, their checks, and the hand-off to ST Edge AI.
+//!
+//! - [`export`] (the stage behind `quantization.export` and `textzoo export`): ONNX float from
+//!   the float model, ONNX QDQ and TFLite int8 from the int8 model, with the scales and zero
+//!   points quantization recorded (`artifact::QuantParams`). Same model → same bytes.
+//! - [`check`]: what `textzoo check FILE` reports on a `.safetensors`, `.onnx` or `.tflite`.
+//! - [`stedgeai`]: `stedgeai analyze` / `generate` on an exported `.tflite`, and its report.
+
+pub mod check;
+pub mod onnx;
+pub mod spec;
+pub mod stedgeai;
+pub mod tflite;
+
+use crate::artifact::{FloatFile, Int8File};
+use crate::config::ExportFormat;
+use crate::error::{Error, Result};
+use crate::util::{file_size, write_atomic, Metrics};
+use std::path::{Path, PathBuf};
+
+/// File names of the exports (in the output directory).
+pub const ONNX_FLOAT_FILE: &str = "model_float.onnx";
+pub const ONNX_QDQ_FILE: &str = "model_qdq.onnx";
+pub const TFLITE_FILE: &str = "model_int8.tflite";
+pub const TFLITE_NO_EMBEDDING_FILE: &str = "model_int8_no_embedding.tflite";
+pub const EMBEDDING_HEADER: &str = "embedding.h";
+
+/// What the export stage reads: whichever models exist (a float model gives the float ONNX;
+/// an int8 model the QDQ ONNX and the TFLite file).
+pub struct ExportInput<'a> {
+    pub float: Option<&'a FloatFile>,
+    pub int8: Option<&'a Int8File>,
+    pub formats: &'a [ExportFormat],
+    /// TFLite flavour (see `config::Quantization::include_embedding`).
+    pub include_embedding: bool,
+    pub dir: PathBuf,
+}
+
+/// One file written.
+#[derive(Debug, Clone)]
+pub struct Exported {
+    /// `onnx_float`, `onnx_qdq`, `tflite_int8`, `tflite_int8_no_embedding`, `embedding_h`.
+    pub kind: &'static str,
+    pub path: PathBuf,
+    pub bytes: u64,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ExportReport {
+    pub files: Vec<Exported>,
+}
+
+impl ExportReport {
+    pub fn record(&self, m: &mut Metrics) {
+        for f in &self.files {
+            m.set("export", &format!("{}_bytes", f.kind), f.bytes);
+            m.set(
+                "export",
+                &format!("{}_path", f.kind),
+                f.path.display().to_string(),
+            );
+        }
+    }
+
+    /// One line per file, for the console.
+    pub fn render(&self) -> String {
+        self.files
+            .iter()
+            .map(|f| format!("exported {} ({} bytes)", f.path.display(), f.bytes))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+fn is_transformer(kind: textzoo_rt::Kind) -> bool {
+    matches!(
+        kind,
+        textzoo_rt::Kind::TinyGpt | textzoo_rt::Kind::TinyBertGenerator
+    )
+}
+
+/// Refuses model kinds whose exports are not implemented, before any work (the model kind is
+/// known before the model exists when a run trains it): `gru`/`lstm` have the float ONNX
+/// export only.
+pub fn check_kind(kind: textzoo_rt::Kind, formats: &[ExportFormat]) -> Result<()> {
+    if is_transformer(kind) || !formats.contains(&ExportFormat::Tflite) {
+        return Ok(());
+    }
+    Err(Error::Usage(format!(
+        "quantization.export: TFLite export of `{}` models is not implemented yet (implemented: tiny_gpt, tiny_bert_generator; gru and lstm export float ONNX only); remove tflite or choose another model.name",
+        kind.name()
+    )))
+}
+
+/// Refuses what cannot be exported, before any work: every requested format needs a model it
+/// can be made from, of a kind that is implemented, and the int8 model's recorded scales.
+pub fn check(input: &ExportInput) -> Result<()> {
+    for &f in input.formats {
+        plan(input, f)?;
+    }
+    Ok(())
+}
+
+/// What one format writes from the input.
+enum Plan {
+    /// Float ONNX of a recurrent model (its QDQ export is not implemented).
+    RecurrentFloat,
+    /// Transformer specs built from the float and/or int8 model.
+    Transformer(Box<(Option<spec::Spec>, Option<spec::Spec>)>),
+}
+
+fn plan(input: &ExportInput, f: ExportFormat) -> Result<Plan> {
+    let kind = match (input.float, input.int8) {
+        (Some(m), _) => m.meta.config.kind,
+        (None, Some(q)) => q.model.config.kind,
+        (None, None) => {
+            return Err(Error::Usage(
+                "export needs a float or an int8 model (general.model_path)".into(),
+            ))
+        }
+    };
+    check_kind(kind, &[f])?;
+    if !is_transformer(kind) {
+        if input.float.is_none() {
+            return Err(Error::Usage(format!(
+                "ONNX export of an int8 `{}` model (QDQ) is not implemented yet; export its float model instead",
+                kind.name()
+            )));
+        }
+        return Ok(Plan::RecurrentFloat);
+    }
+    let float = input.float.map(spec::Spec::from_float).transpose()?;
+    let int8 = input.int8.map(spec::Spec::from_int8).transpose()?;
+    match f {
+        ExportFormat::Tflite if int8.is_none() => Err(Error::Usage(
+            "TFLite export writes the int8 model: give an int8 model, or quantize first (operation_mode=quantization or a chain with quantization)".into(),
+        )),
+        ExportFormat::Onnx => Ok(Plan::Transformer(Box::new((float, int8)))),
+        ExportFormat::Tflite => Ok(Plan::Transformer(Box::new((None, int8)))),
+    }
+}
+
+fn write(dir: &Path, name: &str, kind: &'static str, bytes: &[u8]) -> Result<Exported> {
+    let path = dir.join(name);
+    write_atomic(&path, bytes)?;
+    Ok(Exported {
+        kind,
+        bytes: file_size(&path),
+        path,
+    })
+}
+
+/// Writes every requested format.
+pub fn export(input: &ExportInput) -> Result<ExportReport> {
+    std::fs::create_dir_all(&input.dir)
+        .map_err(|e| Error::io(format!("creating {}", input.dir.display()), e))?;
+    let mut files = Vec::new();
+    let mut formats = input.formats.to_vec();
+    formats.sort();
+    formats.dedup();
+    for f in formats {
+        let (float, int8) = match plan(input, f)? {
+            Plan::RecurrentFloat => {
+                if let Some(m) = input.float {
+                    let bytes = onnx::recurrent::write(m)?;
+                    files.push(write(&input.dir, ONNX_FLOAT_FILE, "onnx_float", &bytes)?);
+                }
+                if input.int8.is_some() {
+                    tracing::warn!("ONNX QDQ export of gru/lstm is not implemented yet: only the float ONNX was written");
+                }
+                continue;
+            }
+            Plan::Transformer(specs) => *specs,
+        };
+        match f {
+            ExportFormat::Onnx => {
+                if let Some(s) = &float {
+                    files.push(write(
+                        &input.dir,
+                        ONNX_FLOAT_FILE,
+                        "onnx_float",
+                        &onnx::float(s),
+                    )?);
+                }
+                if let Some(s) = &int8 {
+                    files.push(write(&input.dir, ONNX_QDQ_FILE, "onnx_qdq", &onnx::qdq(s))?);
+                }
+            }
+            ExportFormat::Tflite => {
+                let (Some(s), Some(q)) = (&int8, input.int8) else {
+                    continue;
+                };
+                if input.include_embedding {
+                    let bytes = tflite::write(s, &q.model, true)?;
+                    files.push(write(&input.dir, TFLITE_FILE, "tflite_int8", &bytes)?);
+                } else {
+                    let bytes = tflite::write(s, &q.model, false)?;
+                    files.push(write(
+                        &input.dir,
+                        TFLITE_NO_EMBEDDING_FILE,
+                        "tflite_int8_no_embedding",
+                        &bytes,
+                    )?);
+                    let header = tflite::embedding_header(&q.model, s)?;
+                    files.push(write(
+                        &input.dir,
+                        EMBEDDING_HEADER,
+                        "embedding_h",
+                        header.as_bytes(),
+                    )?);
+                }
+            }
+        }
+    }
+    for f in &files {
+        tracing::info!("exported {} ({} bytes)", f.path.display(), f.bytes);
+    }
+    Ok(ExportReport { files })
+}
