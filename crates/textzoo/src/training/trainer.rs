@@ -193,6 +193,13 @@ impl<'a> Trainer<'a> {
         Ok(reason)
     }
 
+    /// Windows in one step: `training.batch_size`, or every window of the training split when
+    /// the split holds fewer (one batch per epoch).
+    pub fn effective_batch_size(&self, train_len: usize) -> usize {
+        let windows = window_count(train_len, self.model.config().seq_len, self.target());
+        self.cfg.training.batch_size.min(windows.max(1))
+    }
+
     /// The last step of the run, from `training.epochs` and `training.max_steps` (none when
     /// only the time limit ends it).
     fn step_limit(&self, train_len: usize) -> Option<u64> {
