@@ -843,3 +843,58 @@ fn every_bad_input_is_refused_clearly_and_changes_nothing() {
         broke.join("\n")
     );
 }
+
+/// Unmounts the small file system when the test ends, however it ends.
+struct Mounted(PathBuf);
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// A full disk in the middle of training: exit 1 naming the file and the cause, and every
+/// model file under its final name whole (written atomically); no temporary file left. Needs a
+/// small tmpfs, which only root can mount: skipped with a message elsewhere.
+#[test]
+fn a_full_disk_fails_the_run_cleanly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let disk = tmp.path().join("small_disk");
+    std::fs::create_dir_all(&disk).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=200k", "tmpfs"])
+        .arg(&disk)
+        .output();
+    if !mounted.is_ok_and(|o| o.status.success()) {
+        eprintln!("skipped: cannot mount a small tmpfs here (needs root)");
+        return;
+    }
+    let _guard = Mounted(disk.clone());
+    let run = disk.join("run");
+    let ran = textzoo(&with(
+        &tiny(&run),
+        &["operation_mode=training", "mlflow.uri="],
+    ));
+    assert_eq!(ran.code, 1, "{}", ran.all());
+    assert!(
+        ran.stderr.contains("No space left on device") && ran.stderr.contains("error: writing"),
+        "{}",
+        ran.stderr
+    );
+    assert!(!ran.all().contains("panicked"), "{}", ran.all());
+    assert_eq!(
+        ran.stderr
+            .lines()
+            .filter(|l| l.starts_with("error:"))
+            .count(),
+        1
+    );
+    for path in walk(&disk) {
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(!name.contains(".tmp"), "temporary file left: {path:?}");
+        if name.ends_with(".safetensors") {
+            textzoo::artifact::ModelFile::open(&path)
+                .unwrap_or_else(|e| panic!("partial model {path:?}: {e}"));
+        }
+    }
+}
