@@ -82,10 +82,6 @@ fn kill_9_during_training_then_resume_ends_bit_identical() {
     }
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
-    assert!(
-        !killed.join("saved_models/model.safetensors").exists()
-            || killed.join("saved_models/model.safetensors").is_file()
-    );
 
     // last.safetensors is the newest periodic checkpoint: at most one interval is lost.
     let last = checkpoints.join("last.safetensors");
@@ -102,7 +98,7 @@ fn kill_9_during_training_then_resume_ends_bit_identical() {
         .unwrap();
     let resumed_at = step_of(&last);
     assert_eq!(resumed_at, newest);
-    assert!(resumed_at >= 500 && resumed_at < 1200, "{resumed_at}");
+    assert!((500..1200).contains(&resumed_at), "{resumed_at}");
 
     let resumed = tmp.path().join("resumed");
     let mut r = args(&resumed);
