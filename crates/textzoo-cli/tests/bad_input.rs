@@ -158,6 +158,7 @@ fn check(root: &Path, inputs: &Inputs, case: &Case) -> Vec<String> {
     args.extend(case.args.iter().cloned());
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let ran = textzoo(&args);
+    record_row(case, &ran);
     let mut broke = Vec::new();
     let mut fail = |what: String| broke.push(format!("[{}] {what}", case.name));
     if ran.code != case.code {
@@ -216,6 +217,38 @@ fn check(root: &Path, inputs: &Inputs, case: &Case) -> Vec<String> {
         broke.push(format!("  output of {}:\n{}", case.name, ran.all()));
     }
     broke
+}
+
+/// With `TEXTZOO_BAD_INPUT_TABLE=FILE`, appends the case, its exit code and the message the
+/// user saw (the `error:` line, else the first warning) as a Markdown row: the closing note's
+/// table is copied from real runs, not retyped.
+fn record_row(case: &Case, ran: &Ran) {
+    let Some(file) = std::env::var_os("TEXTZOO_BAD_INPUT_TABLE") else {
+        return;
+    };
+    let message = ran
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("error:"))
+        .or_else(|| ran.stderr.lines().find(|l| l.contains("WARN")))
+        .map_or("(accepted, no message)".to_string(), |l| {
+            let l: String = l.trim().chars().take(400).collect();
+            l.replace('|', "\\|")
+        });
+    let row = format!(
+        "| {} | {} | `{}` |\n",
+        case.name,
+        ran.code,
+        message.replace('`', "'")
+    );
+    use std::io::Write;
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(file)
+    {
+        let _ = f.write_all(row.as_bytes());
+    }
 }
 
 fn cases(i: &Inputs) -> Vec<Case> {

@@ -96,8 +96,12 @@ fn kill_9_during_training_then_resume_ends_bit_identical() {
         })
         .max()
         .unwrap();
+    // (A kill between writing `last` and naming it `step_N` leaves `last` one newer.)
     let resumed_at = step_of(&last);
-    assert_eq!(resumed_at, newest);
+    assert!(
+        resumed_at == newest || resumed_at == newest + 100,
+        "{resumed_at} {newest}"
+    );
     assert!((500..1200).contains(&resumed_at), "{resumed_at}");
 
     let resumed = tmp.path().join("resumed");

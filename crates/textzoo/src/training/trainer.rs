@@ -512,8 +512,8 @@ impl<'a> Trainer<'a> {
         meta
     }
 
-    /// `checkpoints/step_NNNNNNNN.safetensors`, keeping the newest few, and
-    /// `last.safetensors` pointed at it, so that after a crash or `kill -9` the checkpoint to
+    /// `checkpoints/last.safetensors` and the same file as `step_NNNNNNNN.safetensors`
+    /// (keeping the newest few of those), so that after a crash or `kill -9` the checkpoint to
     /// resume from is always `last.safetensors` and at most one interval is lost.
     fn periodic_checkpoint(&self) -> Result<()> {
         let dir = self
@@ -522,8 +522,10 @@ impl<'a> Trainer<'a> {
             .parent()
             .unwrap_or(std::path::Path::new("."));
         let path = dir.join(format!("step_{:08}.safetensors", self.state.step));
-        self.save_checkpoint(&path)?;
-        crate::util::link_atomic(&path, &self.paths.checkpoint)?;
+        // `last` first, then the numbered name for the same file: a kill between the two
+        // leaves `last` the newest, never one interval behind.
+        self.save_checkpoint(&self.paths.checkpoint)?;
+        crate::util::link_atomic(&self.paths.checkpoint, &path)?;
         let mut old: Vec<PathBuf> = std::fs::read_dir(dir)
             .map_err(|e| Error::io(format!("listing {}", dir.display()), e))?
             .filter_map(|e| e.ok().map(|e| e.path()))
