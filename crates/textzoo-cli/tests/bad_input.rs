@@ -60,6 +60,21 @@ impl Inputs {
             ));
             assert_eq!(ran.code, 0, "{}", ran.all());
         }
+        // A float model too large for the STM32H7's 2 MiB of flash once quantized.
+        let ran = textzoo(&with(
+            &tiny(&dir.join("prev_big")),
+            &[
+                "operation_mode=training",
+                "model.embed_dim=256",
+                "model.ffn_dim=1024",
+                "model.num_layers=4",
+                "model.num_heads=4",
+                "preprocessing.vocab_size=3000",
+                "training.max_steps=1",
+                "mlflow.uri=",
+            ],
+        ));
+        assert_eq!(ran.code, 0, "{}", ran.all());
         let i = Inputs { dir };
         let w = |name: &str, bytes: &[u8]| std::fs::write(i.dir.join(name), bytes).unwrap();
         let float = std::fs::read(i.dir.join("prev_gpt/saved_models/model.safetensors")).unwrap();
@@ -792,6 +807,20 @@ fn cases(i: &Inputs) -> Vec<Case> {
             &["benchmarking.board=ESP32"],
             2,
             &["benchmarking.board", "ESP32", "host"],
+        ),
+        owned(
+            vec![
+                "operation_mode=chain_qd".into(),
+                model("prev_big/saved_models/model.safetensors"),
+                "deployment.hardware_setup.board=STM32H7".into(),
+            ],
+            "model_too_large_for_board",
+            2,
+            &[
+                "does not fit NUCLEO-H743ZI2",
+                "flash needs",
+                "choose a smaller model",
+            ],
         ),
         // MLflow: tracking only warns; the run's results stay in the run directory.
         predict(
