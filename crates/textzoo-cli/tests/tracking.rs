@@ -574,3 +574,78 @@ fn wait_timeout(child: &mut Child, limit: Duration) -> Option<std::process::Exit
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// Three runs started at once with the same `hydra.run.dir` (an existing empty folder), the same
+/// corpus and token-cache layout, and the same MLflow file store: each gets its own directory
+/// (`dir`, `dir_1`, `dir_2`) whose files are all its own, whole and uninterleaved, and the
+/// real mlflow reads three finished runs in one experiment.
+#[test]
+fn runs_started_at_once_in_one_directory_and_store_never_share_anything() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("same_dir");
+    let store = tmp.path().join("mlruns");
+    let project = "concurrent_runs";
+    let mut args = tiny(&dir);
+    args.extend([
+        "operation_mode=training".to_string(),
+        "training.max_steps=40".into(),
+        format!("mlflow.uri={}", store.display()),
+        format!("general.project_name={project}"),
+    ]);
+    // An empty directory made beforehand is claimable too: only one run may take it.
+    std::fs::create_dir(&dir).unwrap();
+    let children: Vec<Child> = (0..3)
+        .map(|_| {
+            Command::new(env!("CARGO_BIN_EXE_textzoo"))
+                .args(&args)
+                .current_dir(workspace_root())
+                .env("NO_COLOR", "1")
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut dirs = Vec::new();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        let ran: Ran = out.into();
+        assert_eq!(ran.code, 0, "{}", ran.all());
+        let last = ran.stdout.trim_end().lines().last().unwrap().to_string();
+        let own = PathBuf::from(last.strip_prefix("run directory: ").unwrap());
+        dirs.push(own);
+    }
+    dirs.sort();
+    let name = |suffix: &str| PathBuf::from(format!("{}{suffix}", dir.display()));
+    assert_eq!(dirs, vec![name(""), name("_1"), name("_2")]);
+    let cache = std::fs::read(dirs[0].join("data/train.u16")).unwrap();
+    for own in &dirs {
+        let log = std::fs::read_to_string(own.join("textzoo.log")).unwrap();
+        for other in &dirs {
+            let mention = format!("run directory {}, ", other.display());
+            assert_eq!(log.contains(&mention), other == own, "{own:?} log:\n{log}");
+        }
+        assert!(own.join(".hydra/config.yaml").is_file());
+        assert_eq!(metrics_json(own)["training"]["steps"], 40);
+        // One writer per file: the training log has exactly its own 40 rows.
+        let rows = std::fs::read_to_string(own.join("training_log.csv")).unwrap();
+        assert_eq!(rows.lines().count(), 41, "{own:?}:\n{rows}");
+        assert_eq!(std::fs::read(own.join("data/train.u16")).unwrap(), cache);
+        textzoo::artifact::ModelFile::open(&own.join("saved_models/model.safetensors")).unwrap();
+        let run = read(&[
+            "mlflow",
+            &store.display().to_string(),
+            project,
+            &own.file_name().unwrap().to_string_lossy(),
+        ]);
+        assert_eq!(run["status"], "FINISHED", "{run}");
+        assert!(!run["metrics"]["train_loss"].as_array().unwrap().is_empty());
+    }
+    // One experiment of that name, not one per run.
+    let experiments = std::fs::read_dir(&store)
+        .unwrap()
+        .filter_map(|e| std::fs::read_to_string(e.unwrap().path().join("meta.yaml")).ok())
+        .filter(|m| m.contains(&format!("name: {project}")))
+        .count();
+    assert_eq!(experiments, 1);
+}

@@ -553,3 +553,56 @@ fn unusable_teachers_and_settings_are_refused_before_any_work() {
         assert!(!run.exists(), "{extra:?}: run directory created");
     }
 }
+
+/// The `checksum` of a model file's tensor data, from its safetensors header.
+fn data_checksum(path: &Path) -> String {
+    let bytes = std::fs::read(path).unwrap();
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
+    header["__metadata__"]["checksum"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// README "Determinism": on one machine the thread count changes no bit — the same float and
+/// int8 model files (tensor checksums), the same losses in every training-log row and the same
+/// float and int8 validation losses, for a Transformer and a recurrent model.
+#[test]
+fn thread_counts_change_no_bit_of_training_quantization_or_evaluation() {
+    let tmp = tempfile::tempdir().unwrap();
+    for kind in ["tiny_gpt", "lstm"] {
+        let mut seen: Vec<(Vec<String>, [String; 2], [u64; 2])> = Vec::new();
+        for threads in [1, 2, 3] {
+            let run = tmp.path().join(format!("{kind}_{threads}"));
+            let model = format!("model.name={kind}");
+            let t = format!("general.num_threads={threads}");
+            let ran = textzoo(&with(
+                &tiny(&run),
+                &[
+                    "operation_mode=chain_tqe",
+                    &model,
+                    &t,
+                    "training.max_steps=30",
+                    "training.batch_size=8",
+                    "mlflow.uri=",
+                ],
+            ));
+            assert_eq!(ran.code, 0, "{}", ran.all());
+            let m = metrics(&run);
+            let bits = |section: &str| m[section]["val_loss"].as_f64().unwrap().to_bits();
+            seen.push((
+                losses(&run),
+                [
+                    data_checksum(&run.join("saved_models/model.safetensors")),
+                    data_checksum(&run.join("quantized_models/model_int8.safetensors")),
+                ],
+                [bits("float"), bits("int8")],
+            ));
+        }
+        assert!(
+            seen.windows(2).all(|w| w[0] == w[1]),
+            "{kind}: 1, 2 and 3 threads differ"
+        );
+    }
+}

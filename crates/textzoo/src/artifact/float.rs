@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 const OPTIM_M: &str = "optimizer.m";
 const OPTIM_V: &str = "optimizer.v";
 const EMA_WEIGHTS: &str = "ema.weights";
+const BEST_WEIGHTS: &str = "best.weights";
 
 /// What a model file holds besides the weights.
 #[derive(Debug, Clone)]
@@ -33,6 +34,10 @@ pub struct CheckpointState {
     pub v: Vec<f32>,
     /// The moving average of the weights, when training keeps one (`training.ema_decay`).
     pub ema: Option<Vec<f32>>,
+    /// The best validated weights so far, when they differ from the checkpoint's own and
+    /// training hands the best on (`training.early_stopping.restore_best`): a resumed run
+    /// must end with the model an uninterrupted one would.
+    pub best: Option<Vec<f32>>,
     /// The training loop's own state (step, epoch position, schedule, best loss…) as JSON.
     pub state: serde_json::Value,
 }
@@ -80,6 +85,9 @@ pub fn save(
         if let Some(ema) = &c.ema {
             owned.push((EMA_WEIGHTS.into(), vec![ema.len()], f32_bytes(ema)));
         }
+        if let Some(best) = &c.best {
+            owned.push((BEST_WEIGHTS.into(), vec![best.len()], f32_bytes(best)));
+        }
         info.insert("checkpoint".into(), c.state.to_string());
     }
     let bytes = seal(path, info, |info| {
@@ -99,6 +107,19 @@ pub fn save(
 
 fn to_json<T: serde::Serialize>(value: &T) -> Result<String> {
     serde_json::to_string(value).map_err(|e| Error::Internal(e.to_string()))
+}
+
+/// A checkpoint tensor that only some checkpoints hold (the moving average, the best weights).
+fn optional_f32(
+    path: &Path,
+    tensors: &SafeTensors,
+    name: &str,
+    len: usize,
+) -> Result<Option<Vec<f32>>> {
+    match tensors.tensor(name) {
+        Ok(_) => Ok(Some(read_f32(path, tensors, name, &[len])?)),
+        Err(_) => Ok(None),
+    }
 }
 
 /// Loads a float model file (or checkpoint); refuses int8 files and damaged files clearly.
@@ -132,16 +153,8 @@ pub(super) fn from_bytes(
         Some(state) => Some(CheckpointState {
             m: read_f32(path, &tensors, OPTIM_M, &[model.num_params()])?,
             v: read_f32(path, &tensors, OPTIM_V, &[model.num_params()])?,
-            ema: if tensors.tensor(EMA_WEIGHTS).is_ok() {
-                Some(read_f32(
-                    path,
-                    &tensors,
-                    EMA_WEIGHTS,
-                    &[model.num_params()],
-                )?)
-            } else {
-                None
-            },
+            ema: optional_f32(path, &tensors, EMA_WEIGHTS, model.num_params())?,
+            best: optional_f32(path, &tensors, BEST_WEIGHTS, model.num_params())?,
             state: serde_json::from_str(state)
                 .map_err(|e| Error::input(path, format!("is damaged: checkpoint state: {e}")))?,
         }),
@@ -284,6 +297,7 @@ mod tests {
                 m: vec![0.5; model.num_params()],
                 v: vec![0.25; model.num_params()],
                 ema: (kind == ModelName::TinyGpt).then(|| vec![0.125; model.num_params()]),
+                best: (kind == ModelName::Gru).then(|| vec![0.25; model.num_params()]),
                 state: serde_json::json!({"step": 3}),
             };
             let path = dir.path().join("m.safetensors");
@@ -340,6 +354,7 @@ mod tests {
             m: vec![0.5; model.num_params()],
             v: vec![0.25; model.num_params()],
             ema: None,
+            best: None,
             state: serde_json::json!({"step": 3}),
         };
         for checkpoint in [None, Some(&state)] {

@@ -100,8 +100,16 @@ pub fn ranges(cfg: &Config) -> Result<(), ConfigError> {
         ));
     }
     at_least("model.num_layers", m.num_layers, 1)?;
+    if m.num_layers > MAX_LAYERS {
+        return Err(out_of_range(
+            "model.num_layers",
+            m.num_layers,
+            &format!("must be at most {MAX_LAYERS}"),
+        ));
+    }
     at_least("model.ffn_dim", m.ffn_dim, 1)?;
     at_least("model.hidden_dim", m.hidden_dim, 1)?;
+    model_size(m, p.vocab_size)?;
     within("model.dropout", m.dropout, 0.0, 1.0, false)?;
     training_ranges(cfg)?;
     sweep_ranges(cfg)?;
@@ -226,6 +234,49 @@ fn sweep_ranges(cfg: &Config) -> Result<(), ConfigError> {
             "hydra.launcher.setup",
             format!("{:?}", l.setup),
             "one shell line per entry",
+        ));
+    }
+    Ok(())
+}
+
+/// Layers the int8 runtime plans for (`ModelConfig::check_sizes` refuses more).
+const MAX_LAYERS: usize = 1024;
+
+/// Parameters a model may have: 2^27 (134 M) float parameters take 2 GiB for the weights, their
+/// gradients and AdamW's two moments. textzoo trains models for microcontroller-class boards
+/// (the largest holds a few MiB); without a bound an absurd size (`model.embed_dim=1e9`) aborts
+/// on a failed allocation after the run directory exists, or trains for days.
+pub const MAX_PARAMETERS: u128 = 1 << 27;
+
+/// An upper estimate of the model's parameters from the configured sizes (the vocabulary may
+/// come out smaller than `vocab_size`), refused above [`MAX_PARAMETERS`] with the numbers.
+fn model_size(m: &super::schema::Model, vocab_size: usize) -> Result<(), ConfigError> {
+    use super::schema::ModelName;
+    let (v, e, f, h, l) = (
+        vocab_size as u128,
+        m.embed_dim as u128,
+        m.ffn_dim as u128,
+        m.hidden_dim as u128,
+        m.num_layers as u128,
+    );
+    let params = match m.name {
+        // Embeddings and head, then per block attention (4 e²) and the feed-forward (2 e f).
+        ModelName::TinyGpt | ModelName::TinyBertGenerator => {
+            2 * v * e + m.seq_len as u128 * e + l * (4 * e * e + 2 * e * f + 8 * e)
+        }
+        // Embedding, head, and per layer up to four gates over input and state.
+        ModelName::Gru | ModelName::Lstm => v * e + v * h + l * 4 * (e.max(h) + h + 2) * h,
+    };
+    if params > MAX_PARAMETERS {
+        return Err(out_of_range(
+            "model",
+            format!(
+                "embed_dim={}, ffn_dim={}, hidden_dim={}, num_layers={}, vocab_size={}",
+                m.embed_dim, m.ffn_dim, m.hidden_dim, m.num_layers, vocab_size
+            ),
+            &format!(
+                "these sizes give about {params} parameters; at most {MAX_PARAMETERS} (2^27) are supported: lower model.embed_dim, model.ffn_dim, model.hidden_dim, model.num_layers or preprocessing.vocab_size"
+            ),
         ));
     }
     Ok(())

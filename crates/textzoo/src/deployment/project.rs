@@ -147,6 +147,12 @@ fn float_literal(value: f64) -> String {
 
 /// Refuses to write into a non-empty directory that is not an earlier generated project.
 pub fn check_target(dir: &Path) -> Result<()> {
+    if dir.exists() && !dir.is_dir() {
+        return Err(Error::Usage(format!(
+            "deployment.c_project_path {} is a file; it must name a directory (new, empty, or a project textzoo generated)",
+            dir.display()
+        )));
+    }
     let Ok(mut entries) = std::fs::read_dir(dir) else {
         return Ok(());
     };

@@ -3,7 +3,8 @@
 use crate::error::{Error, Result};
 use std::path::{Path, PathBuf};
 
-/// Creates the run directory. `wanted` is used if it does not exist or is an empty directory;
+/// Creates the run directory. `wanted` is used if it does not exist or is an empty directory
+/// (claimed atomically);
 /// otherwise `wanted_1`, `wanted_2`, … — so two runs started in the same second (same
 /// `${now:…}` name) never mix their files. Creation is atomic (`create_dir`), so two
 /// processes racing for a name cannot both win it.
@@ -12,7 +13,9 @@ pub fn create_run_dir(wanted: &Path) -> Result<PathBuf> {
     if let Some(parent) = wanted.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).map_err(io)?;
     }
-    if is_empty_dir(wanted) {
+    // An existing empty directory is claimed by creating its `.hydra` folder, which only one
+    // of several runs started at once can do; the others move on to `wanted_1`, ….
+    if is_empty_dir(wanted) && std::fs::create_dir(wanted.join(".hydra")).is_ok() {
         return Ok(wanted.to_path_buf());
     }
     for n in 0..10_000 {

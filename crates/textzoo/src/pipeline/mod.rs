@@ -13,6 +13,7 @@ pub mod threads;
 pub use dir::create_run_dir;
 pub use source::Models;
 
+use crate::artifact::FloatFile;
 use crate::benchmarking::{self, BenchInput};
 use crate::config::{mode_name, services, Config, Service};
 use crate::config::{Board, ExportFormat};
@@ -38,14 +39,29 @@ pub struct Preflight {
     data: Option<PreparedData>,
     models: Models,
     teacher: Option<Teacher>,
+    /// The checkpoint training resumes from (`training.resume_training_from`).
+    resume: Option<FloatFile>,
 }
 
 impl Preflight {
     pub fn check(config: &Config) -> Result<Self> {
         let list = services(config.operation_mode);
         let models = Models::resolve(config)?;
-        let data = match list.first() {
-            Some(Service::Preprocessing | Service::Training) => {
+        let resume = match &config.training.resume_training_from {
+            Some(path) if list.contains(&Service::Training) => {
+                Some(training::open_checkpoint(path)?)
+            }
+            _ => None,
+        };
+        let data = match (list.first(), &resume) {
+            // A resumed run reads the corpus with the checkpoint's own tokenizer and window, so
+            // the token ids it continues on are the ones it was trained on.
+            (Some(Service::Training), Some(r)) => Some(prepare_for_model(
+                config,
+                &r.meta.tokenizer,
+                r.meta.config.seq_len,
+            )?),
+            (Some(Service::Preprocessing | Service::Training), _) => {
                 Some(data::prepare(config, TokenizerSource::FromConfig)?)
             }
             _ if list.iter().any(|s| s.reads_corpus()) => match models.tokenizer_and_seq_len() {
@@ -102,8 +118,10 @@ impl Preflight {
             }
         }
         if list.contains(&Service::Deployment) {
-            if let Some(int8) = &models.int8 {
-                deployment::check(&deploy_input(config, int8, PathBuf::new()))?;
+            match (&models.int8, &models.float) {
+                (Some(int8), _) => deployment::check(&deploy_input(config, int8, PathBuf::new()))?,
+                (None, Some(float)) => check_quantized_fit(config, float)?,
+                (None, None) => {}
             }
             if let Some(dir) = &config.deployment.c_project_path {
                 deployment::project::check_target(dir)?;
@@ -120,8 +138,29 @@ impl Preflight {
             data,
             models,
             teacher,
+            resume,
         })
     }
+}
+
+/// A chain that quantizes and then deploys (`chain_qd`) has its int8 model only after
+/// quantization, inside the run. The int8 model's sizes (weights, arena, state) do not depend
+/// on the calibration data, so quantizing once on a short window here gives the footprint the
+/// run's own int8 model will have, and a model too large for the board is refused before the
+/// run directory exists, like every other bad input.
+fn check_quantized_fit(config: &Config, float: &FloatFile) -> Result<()> {
+    let cfg = &float.meta.config;
+    let window: Vec<u32> = (0..cfg.seq_len.min(8))
+        .map(|i| (i % cfg.vocab_size) as u32)
+        .collect();
+    let settings = quantization::Settings::from_config(&config.quantization);
+    let probe = crate::artifact::Int8File {
+        path: float.path.clone(),
+        model: quantization::quantize(float.model.as_ref(), &[window], &settings)?,
+        tokenizer: float.meta.tokenizer.clone(),
+        params: None,
+    };
+    deployment::check(&deploy_input(config, &probe, PathBuf::new()))
 }
 
 /// The corpus read with a model file's own tokenizer and window (a model is always evaluated
@@ -164,6 +203,7 @@ pub struct Pipeline {
     models: Models,
     /// The distillation teacher, until training takes it.
     teacher: Option<Teacher>,
+    resume: Option<FloatFile>,
 }
 
 impl Pipeline {
@@ -175,6 +215,7 @@ impl Pipeline {
             data: preflight.data,
             models: preflight.models,
             teacher: preflight.teacher,
+            resume: preflight.resume,
         }
     }
 
@@ -275,6 +316,7 @@ impl Pipeline {
             data,
             dir: &self.dir,
             teacher: self.teacher.take(),
+            resume: self.resume.take(),
         })?;
         report.record(&mut self.metrics);
         self.models.float = Some(report.float);

@@ -29,6 +29,20 @@ pub struct TrainInput<'a> {
     pub data: &'a PreparedData,
     pub dir: &'a Path,
     pub teacher: Option<Teacher>,
+    /// The checkpoint `training.resume_training_from` names, opened by [`open_checkpoint`]
+    /// before the run directory exists.
+    pub resume: Option<FloatFile>,
+}
+
+/// Opens the checkpoint a run resumes from, refusing a file without training state (a saved
+/// model, an int8 model): called before the run directory exists, so these are exit-2 errors
+/// that leave nothing behind.
+pub fn open_checkpoint(path: &Path) -> Result<FloatFile> {
+    let loaded = float::load(path)?;
+    if loaded.checkpoint.is_none() {
+        return Err(Error::input(path, "is a model file without training state; resume needs a checkpoint (saved_models/checkpoints/last.safetensors)"));
+    }
+    Ok(loaded)
 }
 
 /// What training produced: the float model (saved, and kept in memory for the next stage) and
@@ -43,6 +57,10 @@ pub struct TrainReport {
     pub seconds: f64,
     pub tokens_seen: u64,
     pub seed: u64,
+    /// Windows per step, and `training.batch_size` when the training split was too small for
+    /// it (each step then takes the whole split).
+    pub batch_size: usize,
+    pub batch_size_reduced_from: Option<usize>,
     /// Best validation loss and its step, when validation ran.
     pub best: Option<(f64, u64)>,
     /// (step, train loss, validation loss, learning rate) at every validation.
@@ -76,6 +94,10 @@ impl TrainReport {
         }
         if let Some(d) = &self.distillation {
             m.set("training", "distillation", d.clone());
+        }
+        m.set("training", "batch_size", self.batch_size);
+        if let Some(requested) = self.batch_size_reduced_from {
+            m.set("training", "batch_size_reduced_from", requested);
         }
         if let Some((best, step)) = self.best {
             m.set("training", "best_val_loss", best);
@@ -115,19 +137,19 @@ impl TrainReport {
 fn starting_point(
     cfg: &Config,
     tokenizer: &TextTokenizer,
+    resume: Option<FloatFile>,
 ) -> Result<(
     Box<dyn FloatModel>,
     ModelMeta,
     Option<crate::artifact::CheckpointState>,
 )> {
-    match &cfg.training.resume_training_from {
-        Some(path) => {
-            let loaded = float::load(path)?;
-            let resume = loaded
-                .checkpoint
-                .ok_or_else(|| Error::input(path, "is a model file without training state; resume needs a checkpoint (saved_models/checkpoints/last.safetensors)"))?;
-            tracing::info!("resuming from {}", path.display());
-            Ok((loaded.model, loaded.meta, Some(resume)))
+    match resume {
+        Some(loaded) => {
+            let state = loaded.checkpoint.ok_or_else(|| {
+                Error::input(&loaded.path, "is a model file without training state")
+            })?;
+            tracing::info!("resuming from {}", loaded.path.display());
+            Ok((loaded.model, loaded.meta, Some(state)))
         }
         None => {
             let config = cfg.model.model_config(tokenizer.vocab_size());
@@ -146,7 +168,7 @@ fn starting_point(
 pub fn train(input: TrainInput) -> Result<TrainReport> {
     let (cfg, data, dir) = (input.config, input.data, input.dir);
     save_artifacts(data, dir)?;
-    let (model, meta, resume) = starting_point(cfg, &data.tokenizer)?;
+    let (model, meta, resume) = starting_point(cfg, &data.tokenizer, input.resume)?;
     // A resumed run keeps its checkpoint's head, whatever the configuration says now.
     let untied_note = match resume {
         None => cfg.model.untied_note(),
@@ -180,6 +202,14 @@ pub fn train(input: TrainInput) -> Result<TrainReport> {
         );
     }
     let mut trainer = Trainer::new(cfg, model, meta, paths, resume)?.with_teacher(input.teacher);
+    let batch_size = trainer.effective_batch_size(data.ids.train.len());
+    let batch_size_reduced_from = (batch_size < cfg.training.batch_size).then(|| {
+        tracing::warn!(
+            "training.batch_size={} is more than the {batch_size} windows of the training split: every step uses the whole split ({batch_size} windows, one batch per epoch); recorded as training.batch_size_reduced_from in metrics.json",
+            cfg.training.batch_size
+        );
+        cfg.training.batch_size
+    });
     let reason = trainer.train(&data.ids.train, &data.ids.validation)?;
     trainer.finish()?;
     let s = &trainer.state;
@@ -192,6 +222,8 @@ pub fn train(input: TrainInput) -> Result<TrainReport> {
         seconds: s.seconds,
         tokens_seen: s.tokens_seen,
         seed: cfg.general.global_seed,
+        batch_size,
+        batch_size_reduced_from,
         best: s.best_val_loss.map(|b| (b, s.best_step)),
         history: trainer.history.clone(),
         tied: trainer.meta.config.tie_embeddings,

@@ -20,6 +20,13 @@ pub struct TrainState {
     pub plateau_scale: f64,
     pub tokens_seen: u64,
     pub seconds: f64,
+    /// Training loss summed over the steps since the last validation, and their number: the
+    /// next validation reports their mean, so a run resumed between two validations reports
+    /// the same train loss as one that was not interrupted.
+    #[serde(default)]
+    pub loss_since_eval: f64,
+    #[serde(default)]
+    pub steps_since_eval: u64,
 }
 
 impl TrainState {
@@ -36,6 +43,8 @@ impl TrainState {
             plateau_scale: 1.0,
             tokens_seen: 0,
             seconds: 0.0,
+            loss_since_eval: 0.0,
+            steps_since_eval: 0,
         }
     }
 }

@@ -69,7 +69,6 @@ pub struct Trainer<'a> {
     ema: Option<Ema>,
     /// `(step, train loss averaged since the last validation, validation loss, lr)`.
     pub history: Vec<(u64, f64, Option<f64>, f64)>,
-    loss_since_eval: (f64, u64),
     /// The distillation teacher (`training.distillation`), run forward on every batch.
     teacher: Option<Teacher>,
 }
@@ -90,7 +89,7 @@ impl<'a> Trainer<'a> {
             t.eps as f32,
             t.weight_decay as f32,
         );
-        let (state, resumed_ema) = match resume {
+        let (state, resumed_ema, best_params) = match resume {
             Some(c) => {
                 let state: TrainState = serde_json::from_value(c.state).map_err(|e| {
                     Error::input(
@@ -99,9 +98,18 @@ impl<'a> Trainer<'a> {
                     )
                 })?;
                 optim.restore(c.m, c.v, state.step)?;
-                (state, c.ema)
+                // Without stored best weights the best step is the checkpoint's own step, whose
+                // validated weights are the moving average when there is one.
+                let best = match (c.best, state.best_val_loss) {
+                    (Some(best), _) => Some(best),
+                    (None, Some(_)) if state.best_step == state.step => {
+                        Some(c.ema.clone().unwrap_or_else(|| model.params().data.clone()))
+                    }
+                    (None, _) => None,
+                };
+                (state, c.ema, best)
             }
-            None => (TrainState::new(0), None),
+            None => (TrainState::new(0), None, None),
         };
         // A checkpoint written without an average (ema_decay set on resume) starts one at the
         // resumed weights.
@@ -118,9 +126,8 @@ impl<'a> Trainer<'a> {
             state,
             meta,
             paths,
-            best_params: None,
+            best_params,
             history: Vec::new(),
-            loss_since_eval: (0.0, 0),
             teacher: None,
         })
     }
@@ -201,6 +208,13 @@ impl<'a> Trainer<'a> {
         };
         self.end_run(val, last_eval, &clock, &progress, &mut log)?;
         Ok(reason)
+    }
+
+    /// Windows in one step: `training.batch_size`, or every window of the training split when
+    /// the split holds fewer (one batch per epoch).
+    pub fn effective_batch_size(&self, train_len: usize) -> usize {
+        let windows = window_count(train_len, self.model.config().seq_len, self.target());
+        self.cfg.training.batch_size.min(windows.max(1))
     }
 
     /// The last step of the run, from `training.epochs` and `training.max_steps` (none when
@@ -335,8 +349,8 @@ impl<'a> Trainer<'a> {
             ema.update(&self.model.params().data, self.state.step);
         }
         self.state.tokens_seen += batch.targets.len() as u64;
-        self.loss_since_eval.0 += loss as f64;
-        self.loss_since_eval.1 += 1;
+        self.state.loss_since_eval += loss as f64;
+        self.state.steps_since_eval += 1;
         writeln!(log, "{},{},{:e},{}", self.state.step, loss, lr, norm)
             .map_err(|e| Error::io("writing training_log.csv", e))?;
         Ok((loss, lr))
@@ -430,8 +444,9 @@ impl<'a> Trainer<'a> {
     fn validate_weights(&mut self, val: &[u32], lr: f64, progress: &ProgressBar) -> Result<bool> {
         let cfg = self.cfg;
         let t = &cfg.training;
-        let train_loss = self.loss_since_eval.0 / self.loss_since_eval.1.max(1) as f64;
-        self.loss_since_eval = (0.0, 0);
+        let train_loss = self.state.loss_since_eval / self.state.steps_since_eval.max(1) as f64;
+        self.state.loss_since_eval = 0.0;
+        self.state.steps_since_eval = 0;
         let metrics = evaluate(
             &mut self.model as &mut dyn LanguageModel,
             val,
@@ -514,7 +529,9 @@ impl<'a> Trainer<'a> {
         meta
     }
 
-    /// `checkpoints/step_NNNNNNNN.safetensors`, keeping the newest few.
+    /// `checkpoints/last.safetensors` and the same file as `step_NNNNNNNN.safetensors`
+    /// (keeping the newest few of those), so that after a crash or `kill -9` the checkpoint to
+    /// resume from is always `last.safetensors` and at most one interval is lost.
     fn periodic_checkpoint(&self) -> Result<()> {
         let dir = self
             .paths
@@ -522,7 +539,10 @@ impl<'a> Trainer<'a> {
             .parent()
             .unwrap_or(std::path::Path::new("."));
         let path = dir.join(format!("step_{:08}.safetensors", self.state.step));
-        self.save_checkpoint(&path)?;
+        // `last` first, then the numbered name for the same file: a kill between the two
+        // leaves `last` the newest, never one interval behind.
+        self.save_checkpoint(&self.paths.checkpoint)?;
+        crate::util::link_atomic(&self.paths.checkpoint, &path)?;
         let mut old: Vec<PathBuf> = std::fs::read_dir(dir)
             .map_err(|e| Error::io(format!("listing {}", dir.display()), e))?
             .filter_map(|e| e.ok().map(|e| e.path()))
@@ -549,6 +569,12 @@ impl<'a> Trainer<'a> {
             m: self.optim.m.clone(),
             v: self.optim.v.clone(),
             ema: self.ema.as_ref().map(|e| e.weights.clone()),
+            best: self
+                .best_params
+                .as_ref()
+                .filter(|_| self.state.best_step != self.state.step || self.ema.is_some())
+                .filter(|_| self.cfg.training.early_stopping.restore_best)
+                .cloned(),
             state: serde_json::to_value(&self.state).map_err(|e| Error::Internal(e.to_string()))?,
         };
         file::save(

@@ -32,6 +32,31 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     sync_dir(dir).map_err(|e| Error::io(format!("syncing the directory of {}", path.display()), e))
 }
 
+/// Makes `link` name the same file as `target` (a hard link, or a copy where the file system
+/// has none), replacing what `link` named in one rename: a reader sees the old file or the
+/// new one, never a missing or half-written one.
+pub fn link_atomic(target: &Path, link: &Path) -> Result<()> {
+    let context = || format!("linking {} to {}", link.display(), target.display());
+    let dir = link
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = link
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
+    let _ = std::fs::remove_file(&tmp);
+    let result = std::fs::hard_link(target, &tmp)
+        .or_else(|_| std::fs::copy(target, &tmp).map(|_| ()))
+        .and_then(|()| std::fs::rename(&tmp, link));
+    if let Err(e) = result {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(Error::io(context(), e));
+    }
+    sync_dir(dir).map_err(|e| Error::io(context(), e))
+}
+
 /// Flushes the directory entry of a file just renamed into `dir`. Some platforms and file
 /// systems cannot sync a directory (Windows cannot open one as a file; some network and FUSE
 /// file systems refuse `fsync` on one): those errors are ignored, as there is nothing more to

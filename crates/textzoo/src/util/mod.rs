@@ -7,5 +7,5 @@ mod files;
 pub mod layout;
 mod metrics;
 
-pub use files::{file_size, write_atomic};
+pub use files::{file_size, link_atomic, write_atomic};
 pub use metrics::Metrics;
