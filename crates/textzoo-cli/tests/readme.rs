@@ -156,23 +156,20 @@ fn every_textzoo_command_in_the_readme_works_as_typed() {
         let multirun = args.iter().any(|a| a == "-m" || a == "--multirun");
         if is_run {
             let dir = cwd.join(format!("runs/{i}"));
-            args.extend(
-                [
-                    if multirun {
-                        format!("hydra.sweep.dir={}", dir.display())
-                    } else {
-                        format!("hydra.run.dir={}", dir.display())
-                    },
-                    "mlflow.uri=".into(),
-                    "training.max_steps=4".into(),
-                    "training.eval_interval=2".into(),
-                    "evaluation.max_windows=32".into(),
-                    "benchmarking.repeats=1".into(),
-                    "benchmarking.num_tokens=4".into(),
-                    "quantization.num_samples=16".into(),
-                ]
-                .into_iter(),
-            );
+            args.extend([
+                if multirun {
+                    format!("hydra.sweep.dir={}", dir.display())
+                } else {
+                    format!("hydra.run.dir={}", dir.display())
+                },
+                "mlflow.uri=".into(),
+                "training.max_steps=4".into(),
+                "training.eval_interval=2".into(),
+                "evaluation.max_windows=32".into(),
+                "benchmarking.repeats=1".into(),
+                "benchmarking.num_tokens=4".into(),
+                "quantization.num_samples=16".into(),
+            ]);
         }
         let refs: Vec<&str> = args.iter().map(String::as_str).collect();
         let ran = textzoo_in(cwd, &refs);
