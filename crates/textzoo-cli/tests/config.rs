@@ -85,8 +85,9 @@ fn missing_paths_and_required_model_are_reported() {
         &["dataset.training_path=nowhere/corpus.txt"],
         &["dataset.training_path", "nowhere/corpus.txt"],
     );
+    // Without the bundled models (general.pretrained=null) a model file is required.
     assert_invalid(
-        &["operation_mode=evaluation"],
+        &["operation_mode=evaluation", "general.pretrained=null"],
         &["general.model_path", "required", "evaluation"],
     );
     assert_invalid(
