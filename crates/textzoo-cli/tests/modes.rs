@@ -68,8 +68,9 @@ fn every_mode_runs_its_services_in_order() {
     }
 }
 
-/// A mode that starts from a model, given none, says which kind of model and which key, with
-/// exit code 2 and no run directory; one given of the wrong kind is refused the same way.
+/// A mode that starts from a model, given none (and no bundled one: general.pretrained=null),
+/// says which kind of model and which key, with exit code 2 and no run directory; one given of
+/// the wrong kind is refused the same way.
 #[test]
 fn modes_that_start_from_a_model_say_what_they_need() {
     let tmp = tempfile::tempdir().unwrap();
@@ -79,7 +80,7 @@ fn modes_that_start_from_a_model_say_what_they_need() {
         }
         let run = tmp.path().join(name);
         let mode = format!("operation_mode={name}");
-        let ran = textzoo(&with(&tiny(&run), &[&mode]));
+        let ran = textzoo(&with(&tiny(&run), &[&mode, "general.pretrained=null"]));
         assert_eq!(ran.code, 2, "{name}: {}", ran.all());
         assert!(
             ran.stderr.contains("general.model_path") && ran.stderr.contains(name),
