@@ -82,7 +82,7 @@ InactiveLimit=0
 KillWait=5
 MinJobAge=300
 NodeName=localhost CPUs=$cpus RealMemory=$mem_mb State=UNKNOWN
-PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP
+PartitionName=cpu Nodes=localhost Default=YES MaxTime=INFINITE State=UP
 CONF
   export SLURM_CONF="$dir/slurm.conf"
   slurmctld -c -f "$dir/slurm.conf"
