@@ -14,18 +14,6 @@ use std::process::Command;
 use textzoo::artifact::ModelFile;
 use textzoo::lm::{Int8Lm, LanguageModel};
 
-fn python() -> PathBuf {
-    if let Ok(p) = std::env::var("TEXTZOO_PYTHON") {
-        return PathBuf::from(p);
-    }
-    let venv = workspace_root().join(".venv/bin/python");
-    assert!(
-        venv.exists(),
-        "Python verifiers missing: run `.ci/run` (creates .venv) or set TEXTZOO_PYTHON"
-    );
-    venv
-}
-
 /// Trains `kind` for a few steps and quantizes it, exporting both formats; returns the run.
 fn trained(tmp: &Path, kind: &str, extra: &[&str]) -> PathBuf {
     let run = tmp.join(kind);

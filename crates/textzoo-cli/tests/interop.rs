@@ -6,20 +6,7 @@
 
 mod common;
 use common::*;
-use std::path::PathBuf;
 use std::process::Command;
-
-fn python() -> PathBuf {
-    if let Ok(p) = std::env::var("TEXTZOO_PYTHON") {
-        return PathBuf::from(p);
-    }
-    let venv = workspace_root().join(".venv/bin/python");
-    assert!(
-        venv.exists(),
-        "Python verifiers missing: run `.ci/run` (creates .venv with `tokenizers`) or set TEXTZOO_PYTHON"
-    );
-    venv
-}
 
 #[test]
 fn python_tokenizers_loads_our_files_and_gives_the_same_ids() {

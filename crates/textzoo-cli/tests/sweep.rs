@@ -10,7 +10,7 @@
 mod common;
 use common::*;
 use serde_json::Value;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -54,18 +54,6 @@ fn read_csv(path: &Path) -> Vec<std::collections::BTreeMap<String, String>> {
 fn manifest(dir: &Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(dir.join(".sweep/manifest.json")).unwrap())
         .unwrap()
-}
-
-fn python() -> PathBuf {
-    let py = std::env::var_os("TEXTZOO_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join(".venv/bin/python"));
-    assert!(
-        py.exists(),
-        "{} missing: run .ci/run (creates .venv from tests/python/requirements.txt) or set TEXTZOO_PYTHON",
-        py.display()
-    );
-    py
 }
 
 #[test]

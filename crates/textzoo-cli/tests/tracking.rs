@@ -20,28 +20,6 @@ const HINT: &str = "run `.ci/run` (installs Debian `chromium` and creates .venv 
                     tests/python/requirements.txt), or set TEXTZOO_PYTHON / TEXTZOO_CHROMIUM";
 const PROJECT: &str = "tracking_e2e";
 
-fn python() -> PathBuf {
-    static PY: OnceLock<PathBuf> = OnceLock::new();
-    PY.get_or_init(|| {
-        let py = std::env::var_os("TEXTZOO_PYTHON")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| workspace_root().join(".venv/bin/python"));
-        assert!(py.exists(), "{} missing: {HINT}", py.display());
-        let ok = Command::new(&py)
-            .args(["-c", "import mlflow, tensorboard"])
-            .output()
-            .map(|o| o.status.success())
-            .unwrap_or(false);
-        assert!(
-            ok,
-            "{} cannot import mlflow and tensorboard: {HINT}",
-            py.display()
-        );
-        py
-    })
-    .clone()
-}
-
 fn chromium() -> PathBuf {
     let path = std::env::var_os("TEXTZOO_CHROMIUM")
         .map(PathBuf::from)

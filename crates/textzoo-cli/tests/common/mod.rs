@@ -89,3 +89,17 @@ pub fn is_absent_or_empty(dir: &Path) -> bool {
         .map(|mut d| d.next().is_none())
         .unwrap_or(true)
 }
+
+/// The Python with the verifiers' packages (mlflow, tensorboard, tokenizers, onnx, onnxruntime,
+/// LiteRT): `TEXTZOO_PYTHON`, else the venv `.ci/run` creates.
+pub fn python() -> PathBuf {
+    if let Ok(p) = std::env::var("TEXTZOO_PYTHON") {
+        return PathBuf::from(p);
+    }
+    let venv = workspace_root().join(".venv/bin/python");
+    assert!(
+        venv.exists(),
+        "Python verifiers missing: run `.ci/run` (creates .venv) or set TEXTZOO_PYTHON"
+    );
+    venv
+}
