@@ -252,22 +252,23 @@ pub const MAX_PARAMETERS: u128 = 1 << 27;
 /// come out smaller than `vocab_size`), refused above [`MAX_PARAMETERS`] with the numbers.
 fn model_size(m: &super::schema::Model, vocab_size: usize) -> Result<(), ConfigError> {
     use super::schema::ModelName;
+    // In f64: the configured sizes are unbounded here, and their products overflow any integer.
     let (v, e, f, h, l) = (
-        vocab_size as u128,
-        m.embed_dim as u128,
-        m.ffn_dim as u128,
-        m.hidden_dim as u128,
-        m.num_layers as u128,
+        vocab_size as f64,
+        m.embed_dim as f64,
+        m.ffn_dim as f64,
+        m.hidden_dim as f64,
+        m.num_layers as f64,
     );
     let params = match m.name {
         // Embeddings and head, then per block attention (4 e²) and the feed-forward (2 e f).
         ModelName::TinyGpt | ModelName::TinyBertGenerator => {
-            2 * v * e + m.seq_len as u128 * e + l * (4 * e * e + 2 * e * f + 8 * e)
+            2.0 * v * e + m.seq_len as f64 * e + l * (4.0 * e * e + 2.0 * e * f + 8.0 * e)
         }
         // Embedding, head, and per layer up to four gates over input and state.
-        ModelName::Gru | ModelName::Lstm => v * e + v * h + l * 4 * (e.max(h) + h + 2) * h,
+        ModelName::Gru | ModelName::Lstm => v * e + v * h + l * 4.0 * (e.max(h) + h + 2.0) * h,
     };
-    if params > MAX_PARAMETERS {
+    if params > MAX_PARAMETERS as f64 {
         return Err(out_of_range(
             "model",
             format!(
@@ -275,7 +276,7 @@ fn model_size(m: &super::schema::Model, vocab_size: usize) -> Result<(), ConfigE
                 m.embed_dim, m.ffn_dim, m.hidden_dim, m.num_layers, vocab_size
             ),
             &format!(
-                "these sizes give about {params} parameters; at most {MAX_PARAMETERS} (2^27) are supported: lower model.embed_dim, model.ffn_dim, model.hidden_dim, model.num_layers or preprocessing.vocab_size"
+                "these sizes give about {params:.3e} parameters; at most {MAX_PARAMETERS} (2^27) are supported: lower model.embed_dim, model.ffn_dim, model.hidden_dim, model.num_layers or preprocessing.vocab_size"
             ),
         ));
     }
@@ -427,6 +428,18 @@ pub fn required_paths(cfg: &Config) -> Result<(), ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by the migration's proptest: sizes whose product overflows even u128 panicked
+    /// in the size check instead of being refused.
+    #[test]
+    fn absurd_sizes_are_refused_without_overflow() {
+        let mut cfg = Config::default();
+        cfg.model.embed_dim = usize::MAX / 2;
+        cfg.model.ffn_dim = usize::MAX / 2;
+        cfg.model.num_layers = 1000;
+        let text = model_size(&cfg.model, usize::MAX).unwrap_err().to_string();
+        assert!(text.contains("at most"), "{text}");
+    }
 
     #[test]
     fn defaults_are_valid_ranges() {
