@@ -8,6 +8,7 @@
 
 pub mod check;
 pub mod onnx;
+pub mod rnn_spec;
 pub mod spec;
 pub mod stedgeai;
 pub mod tflite;
@@ -79,21 +80,8 @@ fn is_transformer(kind: textzoo_rt::Kind) -> bool {
     )
 }
 
-/// Refuses model kinds whose exports are not implemented, before any work (the model kind is
-/// known before the model exists when a run trains it): `gru`/`lstm` have the float ONNX
-/// export only.
-pub fn check_kind(kind: textzoo_rt::Kind, formats: &[ExportFormat]) -> Result<()> {
-    if is_transformer(kind) || !formats.contains(&ExportFormat::Tflite) {
-        return Ok(());
-    }
-    Err(Error::Usage(format!(
-        "quantization.export: TFLite export of `{}` models is not implemented yet (implemented: tiny_gpt, tiny_bert_generator; gru and lstm export float ONNX only); remove tflite or choose another model.name",
-        kind.name()
-    )))
-}
-
 /// Refuses what cannot be exported, before any work: every requested format needs a model it
-/// can be made from, of a kind that is implemented, and the int8 model's recorded scales.
+/// can be made from, and the int8 model's recorded scales.
 pub fn check(input: &ExportInput) -> Result<()> {
     for &f in input.formats {
         plan(input, f)?;
@@ -101,12 +89,16 @@ pub fn check(input: &ExportInput) -> Result<()> {
     Ok(())
 }
 
-/// What one format writes from the input.
-enum Plan {
-    /// Float ONNX of a recurrent model (its QDQ export is not implemented).
-    RecurrentFloat,
-    /// Transformer specs built from the float and/or int8 model.
-    Transformer(Box<(Option<spec::Spec>, Option<spec::Spec>)>),
+/// The int8 model in the form its exporters walk.
+enum Int8Spec {
+    Transformer(Box<spec::Spec>),
+    Recurrent(rnn_spec::RnnSpec),
+}
+
+/// What one format writes from the input: the float and the int8 descriptions it needs.
+struct Plan {
+    float: Option<spec::Spec>,
+    int8: Option<Int8Spec>,
 }
 
 fn plan(input: &ExportInput, f: ExportFormat) -> Result<Plan> {
@@ -119,25 +111,24 @@ fn plan(input: &ExportInput, f: ExportFormat) -> Result<Plan> {
             ))
         }
     };
-    check_kind(kind, &[f])?;
-    if !is_transformer(kind) {
-        if input.float.is_none() {
-            return Err(Error::Usage(format!(
-                "ONNX export of an int8 `{}` model (QDQ) is not implemented yet; export its float model instead",
-                kind.name()
-            )));
-        }
-        return Ok(Plan::RecurrentFloat);
-    }
-    let float = input.float.map(spec::Spec::from_float).transpose()?;
-    let int8 = input.int8.map(spec::Spec::from_int8).transpose()?;
-    match f {
-        ExportFormat::Tflite if int8.is_none() => Err(Error::Usage(
+    if f == ExportFormat::Tflite && input.int8.is_none() {
+        return Err(Error::Usage(
             "TFLite export writes the int8 model: give an int8 model, or quantize first (operation_mode=quantization or a chain with quantization)".into(),
-        )),
-        ExportFormat::Onnx => Ok(Plan::Transformer(Box::new((float, int8)))),
-        ExportFormat::Tflite => Ok(Plan::Transformer(Box::new((None, int8)))),
+        ));
     }
+    // The float Transformer is described by a spec; a float gru/lstm is written from its file.
+    let float = match (f, input.float) {
+        (ExportFormat::Onnx, Some(m)) if is_transformer(kind) => Some(spec::Spec::from_float(m)?),
+        _ => None,
+    };
+    let int8 = match input.int8 {
+        Some(q) if is_transformer(kind) => {
+            Some(Int8Spec::Transformer(Box::new(spec::Spec::from_int8(q)?)))
+        }
+        Some(q) => Some(Int8Spec::Recurrent(rnn_spec::RnnSpec::from_int8(q)?)),
+        None => None,
+    };
+    Ok(Plan { float, int8 })
 }
 
 fn write(dir: &Path, name: &str, kind: &'static str, bytes: &[u8]) -> Result<Exported> {
@@ -159,49 +150,50 @@ pub fn export(input: &ExportInput) -> Result<ExportReport> {
     formats.sort();
     formats.dedup();
     for f in formats {
-        let (float, int8) = match plan(input, f)? {
-            Plan::RecurrentFloat => {
-                if let Some(m) = input.float {
-                    let bytes = onnx::recurrent::write(m)?;
-                    files.push(write(&input.dir, ONNX_FLOAT_FILE, "onnx_float", &bytes)?);
-                }
-                if input.int8.is_some() {
-                    tracing::warn!("ONNX QDQ export of gru/lstm is not implemented yet: only the float ONNX was written");
-                }
-                continue;
-            }
-            Plan::Transformer(specs) => *specs,
-        };
+        let Plan { float, int8 } = plan(input, f)?;
         match f {
             ExportFormat::Onnx => {
-                if let Some(s) = &float {
-                    files.push(write(
-                        &input.dir,
-                        ONNX_FLOAT_FILE,
-                        "onnx_float",
-                        &onnx::float(s),
-                    )?);
+                let bytes = match (&float, input.float) {
+                    (Some(s), _) => Some(onnx::float(s)),
+                    (None, Some(m)) => Some(onnx::recurrent::float(m)?),
+                    (None, None) => None,
+                };
+                if let Some(bytes) = bytes {
+                    files.push(write(&input.dir, ONNX_FLOAT_FILE, "onnx_float", &bytes)?);
                 }
-                if let Some(s) = &int8 {
-                    files.push(write(&input.dir, ONNX_QDQ_FILE, "onnx_qdq", &onnx::qdq(s))?);
+                let bytes = match &int8 {
+                    Some(Int8Spec::Transformer(s)) => Some(onnx::qdq(s)),
+                    Some(Int8Spec::Recurrent(s)) => Some(onnx::recurrent::qdq(s)?),
+                    None => None,
+                };
+                if let Some(bytes) = bytes {
+                    files.push(write(&input.dir, ONNX_QDQ_FILE, "onnx_qdq", &bytes)?);
                 }
             }
             ExportFormat::Tflite => {
                 let (Some(s), Some(q)) = (&int8, input.int8) else {
                     continue;
                 };
-                if input.include_embedding {
-                    let bytes = tflite::write(s, &q.model, true)?;
+                let emb = input.include_embedding;
+                let bytes = match s {
+                    Int8Spec::Transformer(s) => tflite::write(s, &q.model, emb)?,
+                    Int8Spec::Recurrent(s) => {
+                        tflite::recurrent::write(s, emb, tflite::logit_range(&q.model))?
+                    }
+                };
+                if emb {
                     files.push(write(&input.dir, TFLITE_FILE, "tflite_int8", &bytes)?);
                 } else {
-                    let bytes = tflite::write(s, &q.model, false)?;
                     files.push(write(
                         &input.dir,
                         TFLITE_NO_EMBEDDING_FILE,
                         "tflite_int8_no_embedding",
                         &bytes,
                     )?);
-                    let header = tflite::embedding_header(&q.model, s)?;
+                    let header = match s {
+                        Int8Spec::Transformer(s) => tflite::embedding_header(&q.model, s)?,
+                        Int8Spec::Recurrent(s) => tflite::rnn_embedding_header(s),
+                    };
                     files.push(write(
                         &input.dir,
                         EMBEDDING_HEADER,

@@ -106,10 +106,10 @@ fn is_transformer(cfg: &ModelConfig) -> bool {
     matches!(cfg.kind, Kind::TinyGpt | Kind::TinyBertGenerator)
 }
 
-/// Why a model kind is not exported in a format yet.
-pub fn unsupported(cfg: &ModelConfig, what: &str) -> Error {
-    Error::Usage(format!(
-        "{what} export of `{}` models is not implemented yet (implemented: tiny_gpt, tiny_bert_generator)",
+/// The exporters describe `gru`/`lstm` elsewhere (`rnn_spec`, `onnx::recurrent`).
+fn not_a_transformer(cfg: &ModelConfig) -> Error {
+    Error::Internal(format!(
+        "the Transformer export description of a `{}` model",
         cfg.kind.name()
     ))
 }
@@ -119,7 +119,7 @@ impl Spec {
     pub fn from_float(f: &FloatFile) -> Result<Spec> {
         let cfg = &f.meta.config;
         if !is_transformer(cfg) {
-            return Err(unsupported(cfg, "ONNX"));
+            return Err(not_a_transformer(cfg));
         }
         let ps = f.model.params();
         let p = |n: &str| -> Result<Vec<f32>> {
@@ -185,7 +185,7 @@ impl Spec {
         let cfg = &f.model.config;
         let m = match &f.model.net {
             Net::Transformer(t) if is_transformer(cfg) => t,
-            _ => return Err(unsupported(cfg, "int8")),
+            _ => return Err(not_a_transformer(cfg)),
         };
         let qp = f.params.as_ref().ok_or_else(|| {
             Error::input(

@@ -92,23 +92,10 @@ impl Preflight {
                 benchmarking::board_log::read(log)?;
             }
         }
-        if list.contains(&Service::Quantization) && !config.quantization.export.is_empty() {
-            let kind = match &models.float {
-                Some(f) => f.meta.config.kind,
-                None => config.model.name,
-            };
-            export::check_kind(kind, &config.quantization.export)?;
-        }
         let hands_off =
             list.contains(&Service::Benchmarking) || list.contains(&Service::Deployment);
         if let (true, Some(exe)) = (hands_off, config.tools.stedgeai_path()) {
             stedgeai::check_exe(exe)?;
-            let kind = match (&models.int8, &models.float) {
-                (Some(q), _) => q.model.config.kind,
-                (None, Some(f)) => f.meta.config.kind,
-                (None, None) => config.model.name,
-            };
-            export::check_kind(kind, &[ExportFormat::Tflite])?;
             for board in [config.deployment.hardware_setup.board, bench_board(config)] {
                 if stedgeai::target(board).is_none() {
                     return Err(Error::Usage(

@@ -42,10 +42,28 @@ struct Tensor {
 pub enum Options {
     None,
     FullyConnected,
-    Softmax { beta: f32 },
-    Reshape { shape: Vec<i32> },
-    Gather { axis: i32 },
-    Reducer { keep_dims: bool },
+    Softmax {
+        beta: f32,
+    },
+    Reshape {
+        shape: Vec<i32>,
+    },
+    Gather {
+        axis: i32,
+    },
+    Reducer {
+        keep_dims: bool,
+    },
+    /// `values_count` tensors stacked along `axis`.
+    Pack {
+        values_count: i32,
+        axis: i32,
+    },
+    /// Split along `axis` into `num` tensors.
+    Unpack {
+        num: i32,
+        axis: i32,
+    },
 }
 
 struct Op {
@@ -113,6 +131,17 @@ impl Model {
     pub fn const_i8(&mut self, name: &str, shape: &[usize], v: &[i8], q: Quant) -> i32 {
         let data = v.iter().map(|&x| x as u8).collect();
         self.constant(name, shape, schema::ttype::INT8, data, Some(q))
+    }
+
+    pub fn const_i16(&mut self, name: &str, shape: &[usize], v: &[i16], q: Quant) -> i32 {
+        let data = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+        self.constant(name, shape, schema::ttype::INT16, data, Some(q))
+    }
+
+    /// int64 constants: the biases of 16×8 fully connected layers.
+    pub fn const_i64(&mut self, name: &str, shape: &[usize], v: &[i64], q: Quant) -> i32 {
+        let data = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+        self.constant(name, shape, schema::ttype::INT64, data, Some(q))
     }
 
     pub fn const_i32(&mut self, name: &str, shape: &[usize], v: &[i32], q: Option<Quant>) -> i32 {
@@ -270,6 +299,18 @@ fn options(
             let t = b.start_table();
             b.push_slot_always(slot(0), *keep_dims);
             (kind::REDUCER, b.end_table(t))
+        }
+        Options::Pack { values_count, axis } => {
+            let t = b.start_table();
+            b.push_slot_always(slot(0), *values_count);
+            b.push_slot_always(slot(1), *axis);
+            (kind::PACK, b.end_table(t))
+        }
+        Options::Unpack { num, axis } => {
+            let t = b.start_table();
+            b.push_slot_always(slot(0), *num);
+            b.push_slot_always(slot(1), *axis);
+            (kind::UNPACK, b.end_table(t))
         }
     };
     Some((k, t.as_union_value()))

@@ -28,10 +28,12 @@
 //!   pseudo-random windows (×1.25); textzoo keeps them as dequantized int32 accumulators.
 
 mod builder;
+pub mod recurrent;
 pub mod schema;
 
 use crate::artifact::ActParam;
 use crate::error::{Error, Result};
+use crate::export::rnn_spec::RnnSpec;
 use crate::export::spec::{HeadBias, Lin, Norm, Spec, Table};
 use builder::{Model, Options, Quant};
 use schema::{op, ttype};
@@ -208,14 +210,10 @@ impl G {
 }
 
 /// The range of `textzoo-rt`'s logits on fixed pseudo-random windows, with a margin.
-fn logit_range(model: &Int8Model) -> f64 {
-    use textzoo_rt::transformer::{window_logits, State};
-    let Net::Transformer(t) = &model.net else {
-        return 1.0;
-    };
+pub fn logit_range(model: &Int8Model) -> f64 {
+    use textzoo_rt::{rnn, transformer};
     let cfg = &model.config;
     let mut rng = textzoo_rt::Rng::new(0x7466_6c69_7465);
-    let mut state = State::new(cfg);
     let rows = if cfg.kind.predicts_every_position() {
         cfg.seq_len
     } else {
@@ -223,11 +221,23 @@ fn logit_range(model: &Int8Model) -> f64 {
     };
     let mut out = vec![0f32; rows * cfg.vocab_size];
     let mut r = 0f64;
+    let mut tstate = None;
+    let mut rstate = None;
     for _ in 0..16 {
         let w: Vec<u32> = (0..cfg.seq_len)
             .map(|_| rng.next_u32() % cfg.vocab_size as u32)
             .collect();
-        if window_logits(t, cfg, &mut state, &w, &mut out).is_ok() {
+        let ran = match &model.net {
+            Net::Transformer(t) => {
+                let s = tstate.get_or_insert_with(|| transformer::State::new(cfg));
+                transformer::window_logits(t, cfg, s, &w, &mut out)
+            }
+            Net::Recurrent(m) => {
+                let s = rstate.get_or_insert_with(|| rnn::RnnState::new(cfg));
+                rnn::window_logits(m, cfg, s, &w, &mut out)
+            }
+        };
+        if ran.is_ok() {
             r = out.iter().fold(r, |m, &x| m.max(x.abs() as f64));
         }
     }
@@ -373,8 +383,8 @@ pub fn write(spec: &Spec, model: &Int8Model, include_embedding: bool) -> Result<
         }
         _ => return Err(internal("float head")),
     };
-    let logits = g.fc(lnf, rows, head, sym(logit_range(model)), "head")?;
     let lq = sym(logit_range(model));
+    let logits = g.fc(lnf, rows, head, lq, "head")?;
     let out_shape: Vec<usize> = if spec.last_only {
         vec![1, v]
     } else {
@@ -394,14 +404,30 @@ pub fn write(spec: &Spec, model: &Int8Model, include_embedding: bool) -> Result<
 }
 
 /// The int8 embedded window `x0` textzoo-rt computes for `tokens`: the input of the TFLite
-/// flavour without embedding.
+/// flavour without embedding (a `gru`/`lstm`'s is the token table's rows).
 pub fn embedded_window(model: &Int8Model, tokens: &[u32]) -> Result<Vec<i8>> {
-    let Net::Transformer(t) = &model.net else {
-        return Err(Error::Usage(
-            "only Transformers have an embedded window".into(),
-        ));
-    };
-    textzoo_rt::transformer::embed_window(t, &model.config, tokens).map_err(Error::Usage)
+    let cfg = &model.config;
+    match &model.net {
+        Net::Transformer(t) => {
+            textzoo_rt::transformer::embed_window(t, cfg, tokens).map_err(Error::Usage)
+        }
+        Net::Recurrent(m) => {
+            let e = cfg.embed_dim;
+            tokens
+                .iter()
+                .map(|&id| {
+                    let i = id as usize;
+                    m.tok_emb.get(i * e..(i + 1) * e).ok_or_else(|| {
+                        Error::Usage(format!(
+                            "token id {id} outside the vocabulary of {}",
+                            cfg.vocab_size
+                        ))
+                    })
+                })
+                .collect::<Result<Vec<_>>>()
+                .map(|rows| rows.concat())
+        }
+    }
 }
 
 /// `embedding.h` for the flavour without embedding: textzoo's int8 token and position tables
@@ -428,18 +454,6 @@ pub fn embedding_header(model: &Int8Model, spec: &Spec) -> Result<String> {
          #define TZ_VOCAB_SIZE {}\n#define TZ_SEQ_LEN {}\n#define TZ_EMBED_DIM {}\n#define TZ_X0_ZERO_POINT {x0}\n\n",
         cfg.vocab_size, cfg.seq_len, cfg.embed_dim
     );
-    let arr_i8 = |s: &mut String, name: &str, v: &[i8], cols: usize| {
-        let _ = writeln!(
-            s,
-            "static const int8_t {name}[{}][{cols}] = {{",
-            v.len() / cols
-        );
-        for row in v.chunks_exact(cols) {
-            let items: Vec<String> = row.iter().map(|x| x.to_string()).collect();
-            let _ = writeln!(s, "  {{{}}},", items.join(", "));
-        }
-        s.push_str("};\n\n");
-    };
     let arr_i32 = |s: &mut String, name: &str, v: &[i32]| {
         let items: Vec<String> = v.iter().map(|x| x.to_string()).collect();
         let _ = writeln!(
@@ -449,12 +463,47 @@ pub fn embedding_header(model: &Int8Model, spec: &Spec) -> Result<String> {
             items.join(", ")
         );
     };
-    arr_i8(&mut s, "tok_emb", &m.tok_emb, cfg.embed_dim);
+    c_table_i8(&mut s, "tok_emb", &m.tok_emb, cfg.embed_dim);
     arr_i32(&mut s, "tok_mult", &m.tok_mult);
     arr_i32(&mut s, "tok_shift", &m.tok_shift);
-    arr_i8(&mut s, "pos_emb", &m.pos_emb, cfg.embed_dim);
+    c_table_i8(&mut s, "pos_emb", &m.pos_emb, cfg.embed_dim);
     arr_i32(&mut s, "pos_mult", &m.pos_mult);
     arr_i32(&mut s, "pos_shift", &m.pos_shift);
     s.push_str("#endif\n");
     Ok(s)
+}
+
+/// A C table `static const int8_t name[rows][cols]`.
+fn c_table_i8(s: &mut String, name: &str, v: &[i8], cols: usize) {
+    use std::fmt::Write;
+    let _ = writeln!(
+        s,
+        "static const int8_t {name}[{}][{cols}] = {{",
+        v.len() / cols
+    );
+    for row in v.chunks_exact(cols) {
+        let items: Vec<String> = row.iter().map(|x| x.to_string()).collect();
+        let _ = writeln!(s, "  {{{}}},", items.join(", "));
+    }
+    s.push_str("};\n\n");
+}
+
+/// `embedding.h` for a `gru`/`lstm` without embedding: the graph's input `x0[t]` is the int8
+/// token table's row `tok_emb[id]` as it is (one scale, zero point 0).
+pub fn rnn_embedding_header(spec: &RnnSpec) -> String {
+    use std::fmt::Write;
+    let cfg = &spec.config;
+    let mut s = String::new();
+    let _ = write!(
+        s,
+        "/* embedding.h — generated by textzoo (export); do not edit.\n\
+         * The input of model_int8_no_embedding.tflite, x0[t][c] (int8, scale TZ_X0_SCALE,\n\
+         * zero point 0), is the token table's row: x0[t][c] = tok_emb[id_t][c]. */\n\
+         #ifndef TEXTZOO_EMBEDDING_H\n#define TEXTZOO_EMBEDDING_H\n#include <stdint.h>\n\n\
+         #define TZ_VOCAB_SIZE {}\n#define TZ_SEQ_LEN {}\n#define TZ_EMBED_DIM {}\n#define TZ_X0_SCALE {:e}f\n#define TZ_X0_ZERO_POINT 0\n\n",
+        cfg.vocab_size, cfg.seq_len, cfg.embed_dim, spec.tok_scale as f32
+    );
+    c_table_i8(&mut s, "tok_emb", &spec.tok_emb, cfg.embed_dim);
+    s.push_str("#endif\n");
+    s
 }

@@ -66,6 +66,8 @@ pub mod buffer {
 pub mod ttype {
     pub const FLOAT32: i8 = 0;
     pub const INT32: i8 = 2;
+    pub const INT64: i8 = 4;
+    pub const INT16: i8 = 7;
     pub const INT8: i8 = 9;
 
     pub fn name(t: i8) -> &'static str {
@@ -91,12 +93,18 @@ pub mod op {
     pub const ADD: i32 = 0;
     pub const FULLY_CONNECTED: i32 = 9;
     pub const L2_NORMALIZATION: i32 = 11;
+    pub const LOGISTIC: i32 = 14;
+    pub const MUL: i32 = 18;
     pub const RESHAPE: i32 = 22;
     pub const SOFTMAX: i32 = 25;
+    pub const TANH: i32 = 28;
     pub const GATHER: i32 = 36;
     pub const TRANSPOSE: i32 = 39;
     pub const MEAN: i32 = 40;
     pub const SUB: i32 = 41;
+    pub const PACK: i32 = 83;
+    pub const UNPACK: i32 = 88;
+    pub const QUANTIZE: i32 = 114;
     pub const BATCH_MATMUL: i32 = 126;
     pub const GELU: i32 = 150;
 
@@ -139,6 +147,8 @@ pub mod op {
             75 => "SQRT",
             76 => "RSQRT",
             78 => "POW",
+            83 => "PACK",
+            88 => "UNPACK",
             92 => "SQUARE",
             99 => "SQUARED_DIFFERENCE",
             114 => "QUANTIZE",
@@ -166,4 +176,6 @@ pub mod options {
     pub const RESHAPE: u8 = 17;
     pub const GATHER: u8 = 23;
     pub const REDUCER: u8 = 27;
+    pub const PACK: u8 = 59;
+    pub const UNPACK: u8 = 64;
 }
