@@ -552,6 +552,7 @@ fn gru_and_lstm_exports_agree_with_textzoo_in_onnxruntime_and_litert() {
                 "model_int8_no_embedding.tflite",
                 "inputs: x0 int8[1, 8, 16]",
             ),
+            ("model_int8.tflite", "note: int16 activations"),
             ("model_qdq.onnx", "quantization: QDQ"),
         ] {
             let path = q.join(file).display().to_string();

@@ -505,6 +505,11 @@ fn tflite(bytes: &[u8], board: Option<Board>, r: &mut CheckReport) {
         tensors.len() - per_tensor - per_channel
     ));
     let int8_graph = acts.iter().any(|t| t.ttype == ttype::INT8);
+    if int8_graph && acts.iter().any(|t| t.ttype == ttype::INT16) {
+        r.lines.push(
+            "note: int16 activations beside int8 weights (TFLite's 16×8 mode, as textzoo's gru/lstm state): check that the deployment tool supports it for each operator".into(),
+        );
+    }
     for (code, ins, outs) in &ops {
         let name = op::name(*code);
         if op::is_random(*code) {
