@@ -194,25 +194,10 @@ fn assert_int8_agreement(kind: &str, m: &Value) {
     }
 }
 
-#[test]
-fn tiny_gpt_exports_agree_with_textzoo_in_onnxruntime_and_litert() {
-    let tmp = tempfile::tempdir().unwrap();
-    let run = trained(tmp.path(), "tiny_gpt", &[]);
-    let m = measure(&run, 16);
-    assert_agreement("tiny_gpt", &m);
-    // `textzoo check` on textzoo's own files.
-    let q = run.join("quantized_models");
-    for (file, expect) in [
-        ("model_int8.tflite", "inputs: input_ids int32[1, 8]"),
-        (
-            "model_int8_no_embedding.tflite",
-            "inputs: x0 int8[1, 8, 16]",
-        ),
-        ("model_qdq.onnx", "quantization: QDQ"),
-        ("model_float.onnx", "LayerNormalization ×3"),
-        ("model_int8.safetensors", "exportable to ONNX QDQ / TFLite"),
-    ] {
-        let path = q.join(file).display().to_string();
+/// `textzoo check` on the files of `dir` says OK for STM32H7, each with its expected line.
+fn assert_checks_pass(dir: &Path, files: &[(&str, &str)]) {
+    for (file, expect) in files {
+        let path = dir.join(file).display().to_string();
         let ran = textzoo(&["check", &path, "--board", "STM32H7"]);
         assert_eq!(ran.code, 0, "{file}: {}", ran.all());
         assert!(ran.stdout.contains(expect), "{file}: {}", ran.all());
@@ -222,18 +207,44 @@ fn tiny_gpt_exports_agree_with_textzoo_in_onnxruntime_and_litert() {
             ran.all()
         );
     }
-    // Same model, same bytes.
-    let again = tmp.path().join("again");
-    let model = q.join("model_int8.safetensors").display().to_string();
+}
+
+/// Same model, same bytes: exporting the int8 model of `dir` again into `again`.
+fn assert_exports_reproducible(dir: &Path, again: &Path) {
+    let model = dir.join("model_int8.safetensors").display().to_string();
     let out = again.display().to_string();
     let ran = textzoo(&["export", &model, "-f", "onnx,tflite", "-o", &out]);
     assert_eq!(ran.code, 0, "{}", ran.all());
     for f in ["model_qdq.onnx", "model_int8.tflite"] {
         assert!(
-            std::fs::read(q.join(f)).unwrap() == std::fs::read(again.join(f)).unwrap(),
+            std::fs::read(dir.join(f)).unwrap() == std::fs::read(again.join(f)).unwrap(),
             "{f} differs between two exports of the same model"
         );
     }
+}
+
+#[test]
+fn tiny_gpt_exports_agree_with_textzoo_in_onnxruntime_and_litert() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = trained(tmp.path(), "tiny_gpt", &[]);
+    let m = measure(&run, 16);
+    assert_agreement("tiny_gpt", &m);
+    // `textzoo check` on textzoo's own files.
+    let q = run.join("quantized_models");
+    assert_checks_pass(
+        &q,
+        &[
+            ("model_int8.tflite", "inputs: input_ids int32[1, 8]"),
+            (
+                "model_int8_no_embedding.tflite",
+                "inputs: x0 int8[1, 8, 16]",
+            ),
+            ("model_qdq.onnx", "quantization: QDQ"),
+            ("model_float.onnx", "LayerNormalization ×3"),
+            ("model_int8.safetensors", "exportable to ONNX QDQ / TFLite"),
+        ],
+    );
+    assert_exports_reproducible(&q, &tmp.path().join("again"));
 }
 
 #[test]
@@ -546,33 +557,20 @@ fn gru_and_lstm_exports_agree_with_textzoo_in_onnxruntime_and_litert() {
         let qdq_max = f(&m, &["onnx_qdq", "max_abs_error"]);
         assert!(qdq_max < 2e-3 * logit, "{kind}: QDQ error {qdq_max}: {m}");
         let q = run.join("quantized_models");
-        for (file, expect) in [
-            ("model_int8.tflite", "inputs: input_ids int32[1, 8]"),
-            (
-                "model_int8_no_embedding.tflite",
-                "inputs: x0 int8[1, 8, 16]",
-            ),
-            ("model_int8.tflite", "note: int16 activations"),
-            ("model_qdq.onnx", "quantization: QDQ"),
-        ] {
-            let path = q.join(file).display().to_string();
-            let ran = textzoo(&["check", &path, "--board", "STM32H7"]);
-            assert_eq!(ran.code, 0, "{file}: {}", ran.all());
-            assert!(ran.stdout.contains(expect), "{file}: {}", ran.all());
-        }
+        assert_checks_pass(
+            &q,
+            &[
+                ("model_int8.tflite", "inputs: input_ids int32[1, 8]"),
+                (
+                    "model_int8_no_embedding.tflite",
+                    "inputs: x0 int8[1, 8, 16]",
+                ),
+                ("model_int8.tflite", "note: int16 activations"),
+                ("model_qdq.onnx", "quantization: QDQ"),
+            ],
+        );
         let header = std::fs::read_to_string(q.join("embedding.h")).unwrap();
         assert!(header.contains("tok_emb[id_t][c]"), "{header}");
-        // Same model, same bytes.
-        let again = tmp.path().join(format!("{kind}.again"));
-        let model = q.join("model_int8.safetensors").display().to_string();
-        let out = again.display().to_string();
-        let ran = textzoo(&["export", &model, "-f", "onnx,tflite", "-o", &out]);
-        assert_eq!(ran.code, 0, "{}", ran.all());
-        for f in ["model_qdq.onnx", "model_int8.tflite"] {
-            assert!(
-                std::fs::read(q.join(f)).unwrap() == std::fs::read(again.join(f)).unwrap(),
-                "{kind}: {f} differs between two exports of the same model"
-            );
-        }
+        assert_exports_reproducible(&q, &tmp.path().join(format!("{kind}.again")));
     }
 }
