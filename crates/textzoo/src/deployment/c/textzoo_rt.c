@@ -269,7 +269,7 @@ static TZ_INLINE int8_t tz_add2(int32_t a, tz_requant ra, int32_t b, tz_requant 
 
 /* round(x) half away from zero, saturated to int8 (quant::round_f32_to_i8). Single precision
  * throughout: 0.5f, never 0.5. */
-#if defined(__GNUC__) && defined(__ARM_FP) && (__ARM_FP & 4)
+#if defined(__GNUC__) && defined(__ARM_FP) && (__ARM_FP & 4) && defined(__ARM_PCS_VFP)
 /* With a single-precision FPU: VCVT.S32.F32 truncates like the C conversion, saturates out
  * of range and gives 0 for NaN, so the clamp to +-200 (which only keeps the C conversion
  * defined) is not needed: above 127.5 or below -128.5 both saturate, NaN gives 0 + 0.5 -> 0
@@ -349,7 +349,7 @@ float tz_sqrtf(float x) {
  * correctly rounded: the same bits as tz_sqrtf for every input but a NaN, which the layer
  * norm's finite, checked constants never produce), else tz_sqrtf. */
 static TZ_INLINE float tz_sqrt_fast(float x) {
-#if defined(__GNUC__) && defined(__ARM_FP) && (__ARM_FP & 4)
+#if defined(__GNUC__) && defined(__ARM_FP) && (__ARM_FP & 4) && defined(__ARM_PCS_VFP)
     float r;
     __asm__("vsqrt.f32 %0, %1" : "=t"(r) : "t"(x));
     return r;
@@ -792,7 +792,7 @@ static void tz_dot4p_unrolled_mixed(const int16_t *xs, const int8_t *w, const in
     if (m4 > 0) tz_dot4p_unrolled(xs, w, bias, m4, out);
 }
 
-#if defined(__ARM_FP) && (__ARM_FP & 4) && defined(TZ_SIX)
+#if defined(__ARM_FP) && (__ARM_FP & 4) && defined(__ARM_PCS_VFP) && defined(TZ_SIX)
 /* The head in sixes, with tz_dot4p_unrolled_logits's float epilogue for six. */
 #define TZ_HEAD_SIX 1
 static TZ_NOINLINE void tz_dot6p_unrolled_logits(const int16_t *xs, const int8_t *w,
@@ -857,7 +857,7 @@ static TZ_NOINLINE void tz_dot4p_unrolled_logits(const int16_t *xs, const int8_t
     pw = w;
     for (; bias != bias_end; pw += 4 * TZ_UNROLL_K, bias += 4) {
         TZ_DOT4P_GROUP(pw, bias);
-#if defined(__ARM_FP) && (__ARM_FP & 4)
+#if defined(__ARM_FP) && (__ARM_FP & 4) && defined(__ARM_PCS_VFP)
         /* The four logits (float)d * scale as the C below computes them (VCVT.F32.S32 rounds
          * to nearest like the C conversion, VMUL is the C product), in 18 instructions
          * instead of the ~30 gcc makes of it: paired VMOVs, one VLDM of the scales, one VSTM. */
