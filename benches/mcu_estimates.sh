@@ -11,6 +11,8 @@
 # (TZ_PAIRED_WEIGHTS); for each STM32H7 run the script also counts the same firmware built
 # with -DTZ_PLAIN_WEIGHTS, the plain-row kernels used before, and prints both per-token
 # forward counts with the dual-MAC bound (MACC per token / 2) they compare against.
+# "before" is the same firmware with the runtime of commit f7dbf40 (textzoo_rt.c before the
+# smaller-steps work of issue 21), taken from git, so both figures come from one run.
 #
 #   benches/mcu_estimates.sh [OUT_DIR]      (default: target/mcu_estimates)
 set -eu
@@ -46,8 +48,15 @@ for name in reference small; do
       flags="-DTZ_MAX_TOKENS=9 -DTZ_GREEDY=1"
       paired=$(make -s -C "$run/benchmark/c_board" count-qemu EXTRA_CFLAGS="$flags" | per_token)
       plain=$(make -s -C "$run/benchmark/c_board" count-qemu EXTRA_CFLAGS="$flags -DTZ_PLAIN_WEIGHTS" | per_token)
-      echo "instructions/token (forward): plain rows $plain, row pairs $paired;" \
-        "dual-MAC bound $((macc / 2)) ($macc MACC/token)"
+      before=n/a
+      if git cat-file -e f7dbf40:crates/textzoo/src/deployment/c/textzoo_rt.c 2>/dev/null; then
+        old="$out/$name/c_board_before"
+        rm -rf "$old" && cp -r "$run/benchmark/c_board" "$old" && rm -rf "$old/build"
+        git show f7dbf40:crates/textzoo/src/deployment/c/textzoo_rt.c > "$old/src/textzoo_rt.c"
+        before=$(make -s -C "$old" count-qemu EXTRA_CFLAGS="$flags" | per_token)
+      fi
+      echo "instructions/token (forward): plain rows $plain, row pairs $paired" \
+        "(before: $before); dual-MAC bound $((macc / 2)) ($macc MACC/token)"
     fi
   done
 done

@@ -166,37 +166,122 @@ static TZ_NOINLINE int32_t tz_mbqm_left(int32_t x, int32_t mult, int32_t shift) 
     return tz_srdhm(x, mult);
 }
 
-/* TFLite MultiplyByQuantizedMultiplier (double rounding; the left shift saturates). For
- * shift < 0 it is tz_rdbp by e = -shift in 1..31, with the remainder's bits moved to the
- * top of a word, lo = (y mod 2^e) * 2^(32 - e) (even): lo + (y >= 0) > 2^31 is gemmlowp's
- * test remainder > (2^e - 1) / 2 + (y < 0). */
+/* hi:lo = V = x mult + 2^30 - [x < 0] 2^31 (tz_mbqm's sum; one SMLAL from a start gcc would
+ * not fold into it). */
+static TZ_INLINE int32_t tz_mbqm_v(int32_t x, int32_t mult, uint32_t *lo_out) {
+#if defined(TZ_DSP) && defined(__GNUC__)
+    int32_t hi = x >> 31;
+    uint32_t lo = ((uint32_t)hi << 31) | 0x40000000u;
+    __asm__("smlal %0, %1, %2, %3" : "+r"(lo), "+r"(hi) : "r"(x), "r"(mult));
+    *lo_out = lo;
+    return hi;
+#else
+    int64_t v = (int64_t)x * mult + (x < 0 ? -((int64_t)1 << 30) : ((int64_t)1 << 30));
+    *lo_out = (uint32_t)v;
+    return (int32_t)(v >> 32);
+#endif
+}
+
+/* TFLite MultiplyByQuantizedMultiplier (double rounding; the left shift saturates) for
+ * mult >= 0 (the model file's check: every multiplier is a QuantizeMultiplier output, never
+ * negative), computed with one rounding of a 64-bit product (SMLAL, then the high word).
+ * shift = -e < 0: RoundingDivideByPOT(SRDHM(x, mult), e). With y = floor((xm + 2^30) / 2^31)
+ * (tz_srdhm; its saturating case needs mult < 0), the result
+ * floor((y + 2^(e-1) - [y < 0]) / 2^e) is floor((V + 2^(e+30)) / 2^(31+e)) with
+ * V = xm + 2^30 - [y < 0] 2^31 (nested floors of powers of two). [y < 0] may be read as
+ * [x < 0]: they differ only when y = 0 (mult >= 0), where the tie term never decides
+ * (2^(e-1) - 1 and 2^(e-1) both floor to 0). shift >= 0 without saturation:
+ * SRDHM(x 2^shift, mult) = floor((xm + 2^(30-shift)) / 2^(31-shift)). */
 static TZ_INLINE int32_t tz_mbqm(int32_t x, int32_t mult, int32_t shift) {
-    int32_t y;
-    uint32_t lo;
-    if (shift >= 0) return tz_mbqm_left(x, mult, shift);
-    y = tz_srdhm(x, mult);
-    lo = (uint32_t)y << (32 + shift);
-    return (y >> -shift) + (lo + ((uint32_t)~y >> 31) > 0x80000000u ? 1 : 0);
+    if (shift < 0) {
+        /* e = 1: floor((V + 2^31) / 2^32); e >= 2: (hi + 2^(e-2)) >> (e - 1), written as
+         * ((hi >> (e - 2)) + 1) >> 1 (nested floors again) */
+        uint32_t lo;
+        int32_t hi = tz_mbqm_v(x, mult, &lo);
+        if (shift == -1) return hi + (int32_t)(lo >> 31);
+        return ((hi >> (-shift - 2)) + 1) >> 1;
+    }
+#if defined(TZ_DSP) && defined(__GNUC__)
+    /* x 2^shift in range (the common case): a funnel shift of the SMLAL sum */
+    if (((int32_t)((uint32_t)x << shift) >> shift) == x) {
+        uint32_t lo = 1u << (30 - shift);
+        int32_t hi = 0;
+        __asm__("smlal %0, %1, %2, %3" : "+r"(lo), "+r"(hi) : "r"(x), "r"(mult));
+        return (int32_t)((lo >> (31 - shift)) | ((uint32_t)hi << (shift + 1)));
+    }
+#endif
+    return tz_mbqm_left(x, mult, shift);
 }
 
 static TZ_INLINE int32_t tz_rq(int32_t x, tz_requant r) { return tz_mbqm(x, r.mult, r.shift); }
 
+/* One requantization applied to many values (attention's softmax steps and p.v outputs, a
+ * layer's residual term): tz_mbqm with the shift's branch taken once.
+ * e2 = e - 2 for shift = -e <= -2; -1 sends every other shift to tz_mbqm. */
+typedef struct {
+    int32_t mult, shift, e2;
+} tz_rqk;
+
+static TZ_INLINE tz_rqk tz_rqk_of(tz_requant r) {
+    tz_rqk k;
+    k.mult = r.mult;
+    k.shift = r.shift;
+    k.e2 = r.shift <= -2 ? -r.shift - 2 : -1;
+    return k;
+}
+
+static TZ_INLINE int32_t tz_rqk_apply(int32_t x, const tz_rqk *k) {
+    uint32_t lo;
+    if (k->e2 < 0) return tz_mbqm(x, k->mult, k->shift);
+    return ((tz_mbqm_v(x, k->mult, &lo) >> k->e2) + 1) >> 1;
+}
+
 /* sat8(zp + requant(acc)), the requantized value clamped to +-1024 first (no overflow). */
 static TZ_INLINE int8_t tz_requant_i8(int32_t acc, int32_t mult, int32_t shift, int32_t zp) {
+#if defined(TZ_DSP)
+    /* SSAT to [-1024, 1023]: zero points are int8 (the model file's check), so zp + 1023 and
+     * zp + 1024 both saturate to 127. */
+    return tz_sat8(zp + __ssat(tz_mbqm(acc, mult, shift), 11));
+#else
     return tz_sat8(zp + tz_clamp32(tz_mbqm(acc, mult, shift), -1024, 1024));
+#endif
 }
 
 /* Extra fraction bits of two-term sums (kernels::FRAC_BITS). */
 #define TZ_FRAC_BITS 8
 
+/* tz_rdbp(x, TZ_FRAC_BITS) for a value then saturated to int8 with an int8 zero point:
+ * floor((x + 2^7 - [x < 0]) / 2^8), the addition saturating (QADD), which changes only
+ * results of 2^23 - 1 and more, where the int8 saturation gives 127 either way. */
+static TZ_INLINE int32_t tz_rdbp_frac(int32_t x) {
+#if defined(TZ_DSP)
+    return __qadd(x, (1 << (TZ_FRAC_BITS - 1)) + (x >> 31)) >> TZ_FRAC_BITS;
+#else
+    return tz_rdbp(x, TZ_FRAC_BITS);
+#endif
+}
+
 /* Two requantized terms summed with TZ_FRAC_BITS extra bits, rounded once. */
 static TZ_INLINE int8_t tz_add2(int32_t a, tz_requant ra, int32_t b, tz_requant rb, int32_t zp) {
     int32_t sum = tz_sat_add32(tz_rq(a, ra), tz_rq(b, rb));
-    return tz_sat8(zp + tz_rdbp(sum, TZ_FRAC_BITS));
+    return tz_sat8(zp + tz_rdbp_frac(sum));
 }
 
 /* round(x) half away from zero, saturated to int8 (quant::round_f32_to_i8). Single precision
  * throughout: 0.5f, never 0.5. */
+#if defined(__GNUC__) && defined(__ARM_FP) && (__ARM_FP & 4) && defined(__ARM_PCS_VFP)
+/* With a single-precision FPU: VCVT.S32.F32 truncates like the C conversion, saturates out
+ * of range and gives 0 for NaN, so the clamp to +-200 (which only keeps the C conversion
+ * defined) is not needed: above 127.5 or below -128.5 both saturate, NaN gives 0 + 0.5 -> 0
+ * there and NaN - 0.5 -> 0 here. */
+static TZ_INLINE int8_t tz_round_f32_to_i8(float x) {
+    float r = x >= 0.0f ? x + 0.5f : x - 0.5f, t;
+    int32_t i;
+    __asm__("vcvt.s32.f32 %0, %1" : "=t"(t) : "t"(r));
+    memcpy(&i, &t, sizeof i);
+    return tz_sat8(i);
+}
+#else
 static int8_t tz_round_f32_to_i8(float x) {
     float r;
     if (x > 200.0f) {
@@ -209,6 +294,7 @@ static int8_t tz_round_f32_to_i8(float x) {
     r = x >= 0.0f ? x + 0.5f : x - 0.5f;
     return tz_sat8((int32_t)r);
 }
+#endif
 
 float tz_sqrtf(float x) {
     uint32_t u, r, bit;
@@ -257,6 +343,19 @@ float tz_sqrtf(float x) {
     u = ((uint32_t)(e / 2 + 127) << 23) | (r & 0x7fffffu);
     memcpy(&x, &u, sizeof u);
     return x;
+}
+
+/* The layer norms' square root: VSQRT.F32 where there is a single-precision FPU (IEEE,
+ * correctly rounded: the same bits as tz_sqrtf for every input but a NaN, which the layer
+ * norm's finite, checked constants never produce), else tz_sqrtf. */
+static TZ_INLINE float tz_sqrt_fast(float x) {
+#if defined(__GNUC__) && defined(__ARM_FP) && (__ARM_FP & 4) && defined(__ARM_PCS_VFP)
+    float r;
+    __asm__("vsqrt.f32 %0, %1" : "=t"(r) : "t"(x));
+    return r;
+#else
+    return tz_sqrtf(x);
+#endif
 }
 
 /* ==========================================================================================
@@ -496,16 +595,28 @@ static void tz_pair_row(int8_t *out, const int8_t *w, int k, int row) {
     const int8_t *wp = w + (size_t)(row / 2) * 2 * k;
     int i;
     if (row & 1) {
-        for (i = 0; i < k; i++) out[i] = (int8_t)((tz_pair_v(wp, i) - wp[2 * i]) / 256);
+        /* (v - a) / 256 is the high byte plus the borrow a negative a took from it */
+        for (i = 0; i < k; i++) out[i] = (int8_t)(wp[2 * i + 1] + (wp[2 * i] < 0));
     } else {
         for (i = 0; i < k; i++) out[i] = wp[2 * i];
     }
 }
 
-/* x as int16 (the activations SMLAD pairs with v's halfwords). */
+/* x as int16 (the activations SMLAD pairs with v's halfwords); xs is word-aligned. With
+ * SMLAD, four at a time: SXTB16 gives x0, x2 and x1, x3, two halfword packs (PKHBT, PKHTB)
+ * put them in order. */
 static void tz_widen(int16_t *xs, const int8_t *x, int k) {
-    int i;
-    for (i = 0; i < k; i++) xs[i] = x[i];
+    int i = 0;
+#if defined(TZ_SMLAD)
+    uint32_t *xw = (uint32_t *)(void *)xs;
+    for (; i + 4 <= k; i += 4) {
+        uint32_t w = tz_load4(x + i);
+        uint32_t e = __sxtb16(w), o = tz_sxtb16_ror8(w);
+        *xw++ = (e & 0xffffu) | (o << 16);
+        *xw++ = (o & 0xffff0000u) | (e >> 16);
+    }
+#endif
+    for (; i < k; i++) xs[i] = x[i];
 }
 
 #if defined(TZ_SMLAD_ASM)
@@ -564,6 +675,233 @@ static void tz_widen(int16_t *xs, const int8_t *x, int k) {
         }                                                                                    \
     } while (0)
 
+/* Thumb-2 with k = TZ_EMBED_DIM (the head, q/k/v, proj and up; compile-time, a multiple of 4
+ * up to 252): the inputs are not looped over but unrolled (.rept), x and both pairs read at
+ * immediate offsets from fixed bases (xs, and pw for the group: pair A at pw, pair B at
+ * pw + 2k), so a group spends 15 instructions per four inputs and nothing on loop control. */
+#if defined(__thumb2__) && TZ_EMBED_DIM % 4 == 0 && TZ_EMBED_DIM >= 4 && TZ_EMBED_DIM <= 252
+#define TZ_UNROLL_K TZ_EMBED_DIM
+#define TZ_PASM_UPAIR(s, t, off)                          \
+    "ldrd %[w0], %[w1], [%[pw], #" off "]\n\t"           \
+    "smlad %[" s "], %[xa], %[w0], %[" s "]\n\t"         \
+    "sxtb16 %[w0], %[w0]\n\t"                            \
+    "smlad %[" t "], %[xa], %[w0], %[" t "]\n\t"         \
+    "smlad %[" s "], %[xb], %[w1], %[" s "]\n\t"         \
+    "sxtb16 %[w1], %[w1]\n\t"                            \
+    "smlad %[" t "], %[xb], %[w1], %[" t "]\n\t"
+#define TZ_PASM_UNROLLED                                                        \
+    ".set .Ltz_off, 0\n\t"                                                      \
+    ".rept %c[steps]\n\t"                                                       \
+    "ldrd %[xa], %[xb], [%[xs], #.Ltz_off]\n\t"                                 \
+    TZ_PASM_UPAIR("s0", "t0", ".Ltz_off") TZ_PASM_UPAIR("s1", "t1", ".Ltz_off + %c[k2]") \
+    ".set .Ltz_off, .Ltz_off + 8\n\t"                                           \
+    ".endr"
+/* One group: s0/t0 (pair A), s1/t1 (pair B) from the biases, then the unrolled sums. */
+#define TZ_DOT4P_GROUP(pw_, bias_) TZ_DOT4P_GROUP_K(pw_, bias_, TZ_UNROLL_K)
+#define TZ_DOT4P_GROUP_K(pw_, bias_, K)                                                   \
+    uint32_t s0 = (uint32_t)(bias_)[0], t0 = s0, s1 = (uint32_t)(bias_)[2], t1 = s1;       \
+    do {                                                                                  \
+        uint32_t xa, xb, w0, w1;                                                          \
+        __asm__(TZ_PASM_UNROLLED                                                          \
+                : [s0] "+r"(s0), [t0] "+r"(t0), [s1] "+r"(s1), [t1] "+r"(t1), [xa] "=&r"(xa), \
+                  [xb] "=&r"(xb), [w0] "=&r"(w0), [w1] "=&r"(w1)                          \
+                : [xs] "r"(xs), [pw] "r"(pw_), [steps] "i"((K) / 4), [k2] "i"(2 * (K))      \
+                : "memory");                                                              \
+    } while (0)
+
+/* The int32 sums of groups of four outputs for k = K (tz_dot4p_unrolled: the embedding
+ * width; tz_dot4p_unrolled_ffn: the FFN width, down's input, when it qualifies too). */
+#define TZ_DOT4P_UNROLLED_BODY(K)                                              \
+    const int8_t *pw = w;                                                      \
+    const int32_t *bias_end = bias + m4;                                       \
+    for (; bias != bias_end; pw += 4 * (K), bias += 4, out += 4) {             \
+        TZ_DOT4P_GROUP_K(pw, bias, K);                                         \
+        out[0] = (int32_t)t0;                                                  \
+        out[1] = bias[1] + ((int32_t)(s0 - t0) >> 8);                          \
+        out[2] = (int32_t)t1;                                                  \
+        out[3] = bias[3] + ((int32_t)(s1 - t1) >> 8);                          \
+    }
+
+static TZ_NOINLINE void tz_dot4p_unrolled(const int16_t *xs, const int8_t *w,
+                                          const int32_t *bias, int m4, int32_t *out) {
+    TZ_DOT4P_UNROLLED_BODY(TZ_UNROLL_K)
+}
+
+#if TZ_FFN_DIM != TZ_EMBED_DIM && TZ_FFN_DIM % 4 == 0 && TZ_FFN_DIM >= 4 && TZ_FFN_DIM <= 252
+#define TZ_UNROLL_K_FFN TZ_FFN_DIM
+static TZ_NOINLINE void tz_dot4p_unrolled_ffn(const int16_t *xs, const int8_t *w,
+                                              const int32_t *bias, int m4, int32_t *out) {
+    TZ_DOT4P_UNROLLED_BODY(TZ_UNROLL_K_FFN)
+}
+#endif
+
+#if TZ_UNROLL_K <= 128
+/* Groups of six outputs (three pairs: pw, pw + 2k, pw + 4k, in reach of LDRD's offset for
+ * k <= 128): x is loaded once per six outputs instead of once per four, 22 instructions per
+ * four inputs instead of 15 for four outputs. Each pair is tz_dot4p's: T from the first
+ * row's bias is that row's output, S - T is 256 times the second row's dot product. */
+#define TZ_PASM_UNROLLED6                                                       \
+    ".set .Ltz_off, 0\n\t"                                                      \
+    ".rept %c[steps]\n\t"                                                       \
+    "ldrd %[xa], %[xb], [%[xs], #.Ltz_off]\n\t"                                 \
+    TZ_PASM_UPAIR("s0", "t0", ".Ltz_off") TZ_PASM_UPAIR("s1", "t1", ".Ltz_off + %c[k2]") \
+    TZ_PASM_UPAIR("s2", "t2", ".Ltz_off + %c[k4]")                              \
+    ".set .Ltz_off, .Ltz_off + 8\n\t"                                           \
+    ".endr"
+#define TZ_DOT6P_GROUP(pw_, bias_)                                                        \
+    uint32_t s0 = (uint32_t)(bias_)[0], t0 = s0, s1 = (uint32_t)(bias_)[2], t1 = s1;       \
+    uint32_t s2 = (uint32_t)(bias_)[4], t2 = s2;                                          \
+    uint32_t xa, xb, w0, w1;                                                              \
+    __asm__(TZ_PASM_UNROLLED6                                                             \
+            : [s0] "+r"(s0), [t0] "+r"(t0), [s1] "+r"(s1), [t1] "+r"(t1), [s2] "+r"(s2),  \
+              [t2] "+r"(t2), [xa] "=&r"(xa), [xb] "=&r"(xb), [w0] "=&r"(w0), [w1] "=&r"(w1) \
+            : [xs] "r"(xs), [pw] "r"(pw_), [steps] "i"(TZ_UNROLL_K / 4),                  \
+              [k2] "i"(2 * TZ_UNROLL_K), [k4] "i"(4 * TZ_UNROLL_K)                        \
+            : "memory")
+
+static TZ_NOINLINE void tz_dot6p_unrolled(const int16_t *xs, const int8_t *w,
+                                          const int32_t *bias, int m6, int32_t *out) {
+    const int8_t *pw = w;
+    const int32_t *bias_end = bias + m6;
+    for (; bias != bias_end; pw += 6 * TZ_UNROLL_K, bias += 6, out += 6) {
+        TZ_DOT6P_GROUP(pw, bias);
+        (void)w1;
+        out[0] = (int32_t)t0;
+        out[1] = bias[1] + ((int32_t)(s0 - t0) >> 8);
+        out[2] = (int32_t)t1;
+        out[3] = bias[3] + ((int32_t)(s1 - t1) >> 8);
+        out[4] = (int32_t)t2;
+        out[5] = bias[5] + ((int32_t)(s2 - t2) >> 8);
+    }
+}
+#define TZ_SIX 1
+#endif
+
+/* tz_dot4p_unrolled in sixes where it can (the largest multiple of 12; the rest, 0, 4 or 8,
+ * in fours). */
+static void tz_dot4p_unrolled_mixed(const int16_t *xs, const int8_t *w, const int32_t *bias,
+                                    int m4, int32_t *out) {
+#if defined(TZ_SIX)
+    int m12 = m4 / 12 * 12;
+    tz_dot6p_unrolled(xs, w, bias, m12, out);
+    w += (size_t)m12 * TZ_UNROLL_K;
+    bias += m12;
+    out += m12;
+    m4 -= m12;
+#endif
+    if (m4 > 0) tz_dot4p_unrolled(xs, w, bias, m4, out);
+}
+
+#if defined(__ARM_FP) && (__ARM_FP & 4) && defined(__ARM_PCS_VFP) && defined(TZ_SIX)
+/* The head in sixes, with tz_dot4p_unrolled_logits's float epilogue for six. */
+#define TZ_HEAD_SIX 1
+static TZ_NOINLINE void tz_dot6p_unrolled_logits(const int16_t *xs, const int8_t *w,
+                                                 const int32_t *bias, int m6,
+                                                 const float *scale, float *fout) {
+    const int8_t *pw = w;
+    const int32_t *bias_end = bias + m6;
+    for (; bias != bias_end; pw += 6 * TZ_UNROLL_K, bias += 6) {
+        TZ_DOT6P_GROUP(pw, bias);
+        /* as in tz_dot4p_unrolled_logits, for six */
+        __asm__ volatile("ldr %[xa], [%[bias], #4]\n\t"
+                         "ldr %[xb], [%[bias], #12]\n\t"
+                         "ldr %[w0], [%[bias], #20]\n\t"
+                         "sub %[s0], %[s0], %[t0]\n\t"
+                         "add %[xa], %[xa], %[s0], asr #8\n\t"
+                         "sub %[s1], %[s1], %[t1]\n\t"
+                         "add %[xb], %[xb], %[s1], asr #8\n\t"
+                         "sub %[s2], %[s2], %[t2]\n\t"
+                         "add %[w0], %[w0], %[s2], asr #8\n\t"
+                         "vmov s0, s1, %[t0], %[xa]\n\t"
+                         "vmov s2, s3, %[t1], %[xb]\n\t"
+                         "vmov s4, s5, %[t2], %[w0]\n\t"
+                         "vcvt.f32.s32 s0, s0\n\t"
+                         "vcvt.f32.s32 s1, s1\n\t"
+                         "vcvt.f32.s32 s2, s2\n\t"
+                         "vcvt.f32.s32 s3, s3\n\t"
+                         "vcvt.f32.s32 s4, s4\n\t"
+                         "vcvt.f32.s32 s5, s5\n\t"
+                         "vldmia %[scale]!, {s6-s11}\n\t"
+                         "vmul.f32 s0, s0, s6\n\t"
+                         "vmul.f32 s1, s1, s7\n\t"
+                         "vmul.f32 s2, s2, s8\n\t"
+                         "vmul.f32 s3, s3, s9\n\t"
+                         "vmul.f32 s4, s4, s10\n\t"
+                         "vmul.f32 s5, s5, s11\n\t"
+                         "vstmia %[fout]!, {s0-s5}"
+                         : [s0] "+r"(s0), [s1] "+r"(s1), [s2] "+r"(s2), [xa] "=&r"(xa),
+                           [xb] "=&r"(xb), [w0] "=&r"(w0), [scale] "+r"(scale),
+                           [fout] "+r"(fout)
+                         : [t0] "r"(t0), [t1] "r"(t1), [t2] "r"(t2), [bias] "r"(bias)
+                         : "s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7", "s8", "s9", "s10",
+                           "s11", "memory");
+        (void)w1;
+    }
+}
+#endif
+
+static TZ_NOINLINE void tz_dot4p_unrolled_logits(const int16_t *xs, const int8_t *w,
+                                                 const int32_t *bias, int m4, const float *scale,
+                                                 float *fout) {
+    const int8_t *pw;
+    const int32_t *bias_end = bias + m4;
+#if defined(TZ_HEAD_SIX)
+    /* Sixes over the largest multiple of 12 (the rest, 0, 4 or 8, in fours). */
+    int m12 = m4 / 12 * 12;
+    tz_dot6p_unrolled_logits(xs, w, bias, m12, scale, fout);
+    w += (size_t)m12 * TZ_UNROLL_K;
+    bias += m12;
+    scale += m12;
+    fout += m12;
+#endif
+    pw = w;
+    for (; bias != bias_end; pw += 4 * TZ_UNROLL_K, bias += 4) {
+        TZ_DOT4P_GROUP(pw, bias);
+#if defined(__ARM_FP) && (__ARM_FP & 4) && defined(__ARM_PCS_VFP)
+        /* The four logits (float)d * scale as the C below computes them (VCVT.F32.S32 rounds
+         * to nearest like the C conversion, VMUL is the C product), in 18 instructions
+         * instead of the ~30 gcc makes of it: paired VMOVs, one VLDM of the scales, one VSTM. */
+        {
+            uint32_t b1, b3;
+            __asm__ volatile("ldr %[b1], [%[bias], #4]\n\t"
+                             "ldr %[b3], [%[bias], #12]\n\t"
+                             "sub %[s0], %[s0], %[t0]\n\t"
+                             "add %[b1], %[b1], %[s0], asr #8\n\t"
+                             "sub %[s1], %[s1], %[t1]\n\t"
+                             "add %[b3], %[b3], %[s1], asr #8\n\t"
+                             "vmov s0, s1, %[t0], %[b1]\n\t"
+                             "vmov s2, s3, %[t1], %[b3]\n\t"
+                             "vcvt.f32.s32 s0, s0\n\t"
+                             "vcvt.f32.s32 s1, s1\n\t"
+                             "vcvt.f32.s32 s2, s2\n\t"
+                             "vcvt.f32.s32 s3, s3\n\t"
+                             "vldmia %[scale]!, {s4-s7}\n\t"
+                             "vmul.f32 s0, s0, s4\n\t"
+                             "vmul.f32 s1, s1, s5\n\t"
+                             "vmul.f32 s2, s2, s6\n\t"
+                             "vmul.f32 s3, s3, s7\n\t"
+                             "vstmia %[fout]!, {s0-s3}"
+                             : [s0] "+r"(s0), [s1] "+r"(s1), [b1] "=&r"(b1), [b3] "=&r"(b3),
+                               [scale] "+r"(scale), [fout] "+r"(fout)
+                             : [t0] "r"(t0), [t1] "r"(t1), [bias] "r"(bias)
+                             : "s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7", "memory");
+        }
+#else
+        {
+            int32_t d1 = bias[1] + ((int32_t)(s0 - t0) >> 8);
+            int32_t d3 = bias[3] + ((int32_t)(s1 - t1) >> 8);
+            fout[0] = (float)(int32_t)t0 * scale[0];
+            fout[1] = (float)d1 * scale[1];
+            fout[2] = (float)(int32_t)t1 * scale[2];
+            fout[3] = (float)d3 * scale[3];
+            scale += 4;
+            fout += 4;
+        }
+#endif
+    }
+}
+#endif
+
 static void tz_dot4p_fast(const int16_t *xs, const int8_t *w, int k, const int32_t *bias,
                           int m4, int32_t *out) {
     TZ_DOT4P_FAST((out[o] = d0, out[o + 1] = d1, out[o + 2] = d2, out[o + 3] = d3));
@@ -588,6 +926,22 @@ static void tz_dot4p(const int16_t *xs, const int8_t *w, int k, const int32_t *b
                      int32_t *out, const float *scale, float *fout) {
     int o;
 #if defined(TZ_SMLAD_ASM)
+#if defined(TZ_UNROLL_K_FFN)
+    if (k == TZ_UNROLL_K_FFN && scale == NULL) {
+        tz_dot4p_unrolled_ffn(xs, w, bias, m4, out);
+        return;
+    }
+#endif
+#if defined(TZ_UNROLL_K)
+    if (k == TZ_UNROLL_K) {
+        if (scale != NULL) {
+            tz_dot4p_unrolled_logits(xs, w, bias, m4, scale, fout);
+        } else {
+            tz_dot4p_unrolled_mixed(xs, w, bias, m4, out);
+        }
+        return;
+    }
+#endif
     if ((k & 15) == 0 && k <= TZ_PAIR_RUN) {
         if (scale != NULL) {
             tz_dot4p_fast_logits(xs, w, k, bias, m4, scale, fout);
@@ -660,14 +1014,14 @@ static void tz_epi_run(const tz_epi *e, const tz_linear *l, int8_t *orow, const 
         break;
     }
     case TZ_EPI_RESIDUAL: {
+        /* tz_add2, the residual's requantization (one for the layer) worked out once. */
         int32_t res_zp = e->res_zp;
-        tz_requant rr = e->res_rq;
+        tz_rqk rr = tz_rqk_of(e->res_rq);
         res += o;
         for (j = 0; j < cnt; j++) {
-            tz_requant ro;
-            ro.mult = mult[j];
-            ro.shift = shift[j];
-            orow[j] = tz_add2(acc[j], ro, (int32_t)res[j] - res_zp, rr, zp);
+            int32_t sum = tz_sat_add32(tz_mbqm(acc[j], mult[j], shift[j]),
+                                       tz_rqk_apply((int32_t)res[j] - res_zp, &rr));
+            orow[j] = tz_sat8(zp + tz_rdbp_frac(sum));
         }
         break;
     }
@@ -677,7 +1031,7 @@ static void tz_epi_run(const tz_epi *e, const tz_linear *l, int8_t *orow, const 
 }
 
 /* Outputs per tz_dot4 call (a multiple of 4; int32 accumulators on the stack). */
-#define TZ_CHUNK 32
+#define TZ_CHUNK 64
 
 /* out[n][m] = epilogue(bias + x[n][k] . w[m][k]^T). */
 static void tz_fc(int8_t *out, const int8_t *x, const tz_linear *l, int n, const tz_epi *e) {
@@ -770,24 +1124,39 @@ static void tz_fc_logits(float *out, const int8_t *x, const int8_t *w, const int
 }
 
 /* Layer norm of n rows of c int8 values (kernels::layernorm): integer statistics, then
- * r = 1 / sqrt(ss * var_scale + eps) and y = (d * r) * a + b in f32, in this order. */
+ * r = 1 / sqrt(ss * var_scale + eps) and y = (d * r) * a + b in f32, in this order.
+ * ss = sum (c x - S)^2 (S = sum x) is the same integer as c (c sum x^2 - S^2), so one pass
+ * over the row gives it (sum x^2 < 2^31 for c < 2^17). */
 static void tz_layernorm_rows(int8_t *out, const int8_t *x, const tz_layernorm *ln, int n, int c) {
+    const float *a = ln->a, *b = ln->b;
     int r, i;
     for (r = 0; r < n; r++) {
         const int8_t *xr = x + (size_t)r * c;
         int8_t *orow = out + (size_t)r * c;
-        int32_t sum = 0;
-        int64_t ss = 0;
+        int32_t sum = 0, sq = 0;
+        int64_t ss;
         float rstd;
-        for (i = 0; i < c; i++) sum += xr[i];
-        for (i = 0; i < c; i++) {
-            int32_t d = c * (int32_t)xr[i] - sum;
-            ss += (int64_t)d * d;
+        i = 0;
+#if defined(TZ_SMLAD)
+        for (; i + 4 <= c; i += 4) {
+            uint32_t w = tz_load4(xr + i);
+            uint32_t e = __sxtb16(w), o = tz_sxtb16_ror8(w);
+            sum = __smlad(e, 0x00010001u, sum);
+            sum = __smlad(o, 0x00010001u, sum);
+            sq = __smlad(e, e, sq);
+            sq = __smlad(o, o, sq);
         }
-        rstd = 1.0f / tz_sqrtf((float)ss * ln->var_scale + ln->eps);
+#endif
+        for (; i < c; i++) {
+            sum += xr[i];
+            sq += (int32_t)xr[i] * xr[i];
+        }
+        ss = (int64_t)c * ((int64_t)c * sq - (int64_t)sum * sum);
+        rstd = 1.0f / tz_sqrt_fast((float)ss * ln->var_scale + ln->eps);
+        /* a and b in locals: the int8 stores may alias *ln, which would reload them */
         for (i = 0; i < c; i++) {
             float d = (float)(c * (int32_t)xr[i] - sum);
-            orow[i] = tz_round_f32_to_i8(d * rstd * ln->a[i] + ln->b[i]);
+            orow[i] = tz_round_f32_to_i8(d * rstd * a[i] + b[i]);
         }
     }
 }
@@ -803,60 +1172,143 @@ static uint32_t tz_div_round(uint64_t num, uint64_t den, uint64_t inv) {
     return (uint32_t)(q + (nn - q * den >= den ? 1 : 0));
 }
 
-/* Softmax of n int32 scores through the exponential table into u8 probabilities; scores
- * are overwritten with the table values. */
-static void tz_softmax_lut(uint8_t *probs, int32_t *scores, int n, tz_requant rq,
+/* Softmax of n int32 scores (their maximum given) through the exponential table into u8
+ * probabilities; scores are overwritten with the table values. The table's entries are in
+ * [0, 2^16] with a positive first one (the model file's check), so the sum is at least 1;
+ * while it is below 2^31, num + den / 2 < 2^32 and tz_div_round is the quotient
+ * floor(num + den / 2) / den (its estimate from inv is corrected to exactly that), which a
+ * 32-bit division gives directly. */
+static void tz_softmax_lut(uint8_t *probs, int32_t *scores, int n, int32_t max, tz_requant rq,
                            const int32_t *exp_lut) {
-    int32_t max = INT32_MIN;
     uint64_t sum = 0, inv;
+    tz_rqk k = tz_rqk_of(rq);
     int j;
-    for (j = 0; j < n; j++)
-        if (scores[j] > max) max = scores[j];
     for (j = 0; j < n; j++) {
-        int32_t idx = tz_clamp32(tz_rq(max - scores[j], rq), 0, TZ_EXP_LUT_LEN - 1);
+#if defined(TZ_DSP)
+        int32_t idx = __usat(tz_rqk_apply(max - scores[j], &k), 10); /* TZ_EXP_LUT_LEN = 2^10 */
+#else
+        int32_t idx = tz_clamp32(tz_rqk_apply(max - scores[j], &k), 0, TZ_EXP_LUT_LEN - 1);
+#endif
         scores[j] = exp_lut[idx];
         sum += (uint64_t)scores[j];
+    }
+    if (sum >= 1 && sum < ((uint64_t)1 << 31)) {
+        uint32_t den = (uint32_t)sum, half = den / 2;
+        for (j = 0; j < n; j++)
+            probs[j] = (uint8_t)(((uint32_t)scores[j] * TZ_PROB_ONE + half) / den);
+        return;
     }
     inv = ((uint64_t)1 << 32) / (sum > 0 ? sum : 1);
     for (j = 0; j < n; j++)
         probs[j] = (uint8_t)tz_div_round((uint64_t)scores[j] * TZ_PROB_ONE, sum, inv);
 }
 
-/* Attention scratch (arena slots). */
+/* Attention scratch (arena slots; the plan's ksum slot is textzoo-rt's: the scores here need
+ * no key sums). */
 typedef struct {
     int32_t *scores;
     uint8_t *probs;
-    int32_t *ksum;
     int32_t *acc;
 } tz_attn_scratch;
 
+#if defined(TZ_SMLAD) && TZ_HEAD_DIM % 4 == 0 && TZ_HEAD_DIM >= 4 && TZ_HEAD_DIM <= 32
+/* SMLAD targets, heads of a multiple of 4: the words of a head (compile-time, so the loops
+ * over them unroll and q - q_zp's pairs stay in registers). */
+#define TZ_HEAD_WORDS (TZ_HEAD_DIM / 4)
+
+/* One query row of one head (hd = TZ_HEAD_DIM) over keys/values kj, vj (stride c, `seen`
+ * of them), tz_attention's steps: q - q_zp as int16 pairs matching a key word's SXTB16
+ * halves (SSUB16), the scores with their maximum, the softmax, then the p.v sums four
+ * outputs at a time in registers (each key's word of v read once) and their requantization
+ * with the constants worked out once. */
+static void tz_attention_row(int8_t *orow, const int8_t *qi, const int8_t *kj, const int8_t *vj,
+                             int seen, int c, const tz_attn *p, const int32_t *exp_lut,
+                             const tz_attn_scratch *s) {
+    uint32_t qe[TZ_HEAD_WORDS], qo[TZ_HEAD_WORDS];
+    uint32_t zz = (uint32_t)(uint16_t)p->q_zp * 0x10001u;
+    int32_t qsum = 0, corr, psum = 0, zfix, max = INT32_MIN;
+    tz_rqk pv = tz_rqk_of(p->pv);
+    int32_t *scores = s->scores, out_zp = p->out_zp;
+    uint8_t *probs = s->probs;
+    int j, g;
+    for (g = 0; g < TZ_HEAD_WORDS; g++) {
+        uint32_t w = tz_load4(qi + 4 * g);
+        qe[g] = __ssub16(__sxtb16(w), zz);
+        qo[g] = __ssub16(tz_sxtb16_ror8(w), zz);
+        qsum += (int32_t)qi[4 * g] + qi[4 * g + 1] + qi[4 * g + 2] + qi[4 * g + 3];
+    }
+    corr = -p->k_zp * (qsum - TZ_HEAD_DIM * p->q_zp);
+    for (j = 0; j < seen; j++, kj += c) {
+        int32_t sc = corr;
+        for (g = 0; g < TZ_HEAD_WORDS; g++) {
+            uint32_t w = tz_load4(kj + 4 * g);
+            sc = __smlad(qe[g], __sxtb16(w), sc);
+            sc = __smlad(qo[g], tz_sxtb16_ror8(w), sc);
+        }
+        scores[j] = sc;
+        if (sc > max) max = sc;
+    }
+    tz_softmax_lut(probs, scores, seen, max, p->softmax, exp_lut);
+    for (j = 0; j < seen; j++) psum += probs[j];
+    zfix = p->v_zp * psum;
+    for (g = 0; g < TZ_HEAD_WORDS; g++) {
+        const int8_t *vp = vj + 4 * g;
+        int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+        for (j = 0; j < seen; j++, vp += c) {
+            int32_t pj = probs[j];
+            uint32_t w = tz_load4(vp);
+            uint32_t e = __sxtb16(w), o = tz_sxtb16_ror8(w);
+            a0 = __smlabb((int32_t)e, pj, a0);
+            a2 = __smlatb((int32_t)e, pj, a2);
+            a1 = __smlabb((int32_t)o, pj, a1);
+            a3 = __smlatb((int32_t)o, pj, a3);
+        }
+        /* tz_requant_i8's SSAT form */
+        orow[4 * g] = tz_sat8(out_zp + __ssat(tz_rqk_apply(a0 - zfix, &pv), 11));
+        orow[4 * g + 1] = tz_sat8(out_zp + __ssat(tz_rqk_apply(a1 - zfix, &pv), 11));
+        orow[4 * g + 2] = tz_sat8(out_zp + __ssat(tz_rqk_apply(a2 - zfix, &pv), 11));
+        orow[4 * g + 3] = tz_sat8(out_zp + __ssat(tz_rqk_apply(a3 - zfix, &pv), 11));
+    }
+}
+#endif
+
 /* Attention for query rows q[rows][C] at positions pos0.. over keys/values k, v (rows 0.. of
- * a cache or window). causal: row i sees keys 0..=pos0 + i; otherwise all n_keys. */
+ * a cache or window). causal: row i sees keys 0..=pos0 + i; otherwise all n_keys.
+ *
+ * kernels::attention's score is dot(q, k) + corr - q_zp ksum(k); the same integer is
+ * sum (q - q_zp) k - k_zp sum (q - q_zp), which needs no key sums, and the running maximum
+ * is kept while the scores are made, so the softmax starts at its second pass. Keys with
+ * p = 0 add nothing to the p.v sums or to psum, so they need not be skipped. */
 static void tz_attention(int8_t *out, const int8_t *q, const int8_t *k, const int8_t *v,
                          int rows, int pos0, int n_keys, int causal, const tz_attn *p,
                          int heads, int hd, const int32_t *exp_lut, const tz_attn_scratch *s) {
     int c = heads * hd;
     int h, i, j, d;
+    int32_t q_zp = p->q_zp, k_zp = p->k_zp;
     if (causal && n_keys > pos0 + rows) n_keys = pos0 + rows;
     for (h = 0; h < heads; h++) {
         int h0 = h * hd;
-        for (j = 0; j < n_keys; j++) {
-            const int8_t *kj = k + (size_t)j * c + h0;
-            int32_t ks = 0;
-            for (d = 0; d < hd; d++) ks += kj[d];
-            s->ksum[j] = ks;
-        }
         for (i = 0; i < rows; i++) {
             int seen = causal ? pos0 + i + 1 : n_keys;
             const int8_t *qi = q + (size_t)i * c + h0;
-            int32_t qsum = 0, corr, psum = 0, zfix;
+            const int8_t *kj = k + h0;
+            int32_t qsum = 0, corr, psum = 0, zfix, max = INT32_MIN;
             int8_t *orow = out + (size_t)i * c + h0;
+#if defined(TZ_HEAD_WORDS)
+            if (hd == TZ_HEAD_DIM) {
+                tz_attention_row(orow, qi, kj, v + h0, seen, c, p, exp_lut, s);
+                continue;
+            }
+#endif
             for (d = 0; d < hd; d++) qsum += qi[d];
-            corr = hd * p->q_zp * p->k_zp - p->k_zp * qsum;
-            for (j = 0; j < seen; j++)
-                s->scores[j] =
-                    tz_dot(qi, k + (size_t)j * c + h0, hd) + corr - p->q_zp * s->ksum[j];
-            tz_softmax_lut(s->probs, s->scores, seen, p->softmax, exp_lut);
+            corr = -k_zp * (qsum - hd * q_zp);
+            for (j = 0; j < seen; j++, kj += c) {
+                int32_t sc = corr;
+                for (d = 0; d < hd; d++) sc += ((int32_t)qi[d] - q_zp) * kj[d];
+                s->scores[j] = sc;
+                if (sc > max) max = sc;
+            }
+            tz_softmax_lut(s->probs, s->scores, seen, max, p->softmax, exp_lut);
             for (d = 0; d < hd; d++) s->acc[d] = 0;
             for (j = 0; j < seen; j++) {
                 int32_t pj = s->probs[j];
@@ -940,7 +1392,6 @@ static void tz_block_run(const tz_model *m, int layer, int rows, int kv0, int ca
 
     sc.scores = tz_a32(ls->scores);
     sc.probs = (uint8_t *)tz_a8(ls->probs);
-    sc.ksum = tz_a32(ls->ksum);
     sc.acc = tz_a32(ls->pv_acc);
     tz_attention(tz_a8(ls->att), tz_a8(ls->q), kc, vc, q_rows, kv0 + first, kv0 + rows, causal,
                  &b->attn, m->num_heads, hd, t->exp_lut, &sc);
