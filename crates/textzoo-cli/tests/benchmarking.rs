@@ -254,3 +254,49 @@ fn a_board_log_joins_the_report_and_a_log_without_timing_is_refused() {
     );
     assert!(is_absent_or_empty(&refused_run));
 }
+
+/// Issue 21's budget for the board-size `tiny_gpt` (embed 48, ffn 192, tied, the reference
+/// run's 4 096-word tokenizer): at most 320 000 instructions per decoded token on the
+/// Cortex-M7 stand-in, 40 % of the dual-MAC bound. QEMU's counts are exact, so this is a
+/// deterministic assertion, not a timing; `benches/mcu_estimates.sh` prints the same figure
+/// beside the runtime's count before the work.
+#[test]
+fn the_board_size_tiny_gpt_stays_within_its_instruction_budget_on_cortex_m7() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("board_size");
+    let dir = format!("hydra.run.dir={}", run.display());
+    let mlruns = Path::new(env!("CARGO_TARGET_TMPDIR")).join("mlruns");
+    let mlflow = format!("mlflow.uri={}", mlruns.display());
+    let ran = textzoo(&[
+        "--config-path",
+        "config_file_examples",
+        "--config-name",
+        "reference_training.yaml",
+        "operation_mode=chain_tqeb",
+        "model.name=tiny_gpt",
+        "model.embed_dim=48",
+        "model.ffn_dim=192",
+        "model.tie_embeddings=true",
+        "training.max_minutes=null",
+        "training.max_steps=2",
+        "training.eval_interval=1",
+        "training.eval_windows=16",
+        "evaluation.max_windows=16",
+        "deployment.hardware_setup.board=STM32H7",
+        "benchmarking.repeats=1",
+        "benchmarking.num_tokens=8",
+        &dir,
+        &mlflow,
+    ]);
+    assert_eq!(ran.code, 0, "{}", ran.all());
+    let report = json(&run.join("benchmark.json"));
+    let e = &report["emulated"];
+    assert_eq!(e["repeatable"], true, "{report}");
+    let per_token = e["instructions_per_token"].as_f64().unwrap();
+    let macc = report["analysis"]["macc_decode"].as_f64().unwrap();
+    eprintln!(
+        "board-size tiny_gpt: {per_token:.0} instructions/token, {:.1} % of the dual-MAC bound",
+        100.0 * macc / 2.0 / per_token
+    );
+    assert!(per_token <= 320_000.0, "{per_token} instructions/token");
+}
