@@ -194,6 +194,16 @@ fn assert_int8_agreement(kind: &str, m: &Value) {
     }
 }
 
+/// What `textzoo check` says of the two TFLite flavours' inputs at the tests' size (window 8,
+/// width 16): token ids, or the embedded window.
+const TFLITE_INPUTS: [(&str, &str); 2] = [
+    ("model_int8.tflite", "inputs: input_ids int32[1, 8]"),
+    (
+        "model_int8_no_embedding.tflite",
+        "inputs: x0 int8[1, 8, 16]",
+    ),
+];
+
 /// `textzoo check` on the files of `dir` says OK for STM32H7, each with its expected line.
 fn assert_checks_pass(dir: &Path, files: &[(&str, &str)]) {
     for (file, expect) in files {
@@ -234,11 +244,8 @@ fn tiny_gpt_exports_agree_with_textzoo_in_onnxruntime_and_litert() {
     assert_checks_pass(
         &q,
         &[
-            ("model_int8.tflite", "inputs: input_ids int32[1, 8]"),
-            (
-                "model_int8_no_embedding.tflite",
-                "inputs: x0 int8[1, 8, 16]",
-            ),
+            TFLITE_INPUTS[0],
+            TFLITE_INPUTS[1],
             ("model_qdq.onnx", "quantization: QDQ"),
             ("model_float.onnx", "LayerNormalization ×3"),
             ("model_int8.safetensors", "exportable to ONNX QDQ / TFLite"),
@@ -560,11 +567,8 @@ fn gru_and_lstm_exports_agree_with_textzoo_in_onnxruntime_and_litert() {
         assert_checks_pass(
             &q,
             &[
-                ("model_int8.tflite", "inputs: input_ids int32[1, 8]"),
-                (
-                    "model_int8_no_embedding.tflite",
-                    "inputs: x0 int8[1, 8, 16]",
-                ),
+                TFLITE_INPUTS[0],
+                TFLITE_INPUTS[1],
                 ("model_int8.tflite", "note: int16 activations"),
                 ("model_qdq.onnx", "quantization: QDQ"),
             ],

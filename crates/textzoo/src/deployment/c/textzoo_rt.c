@@ -629,14 +629,16 @@ static void tz_widen(int16_t *xs, const int8_t *x, int k) {
 #define TZ_PASM_LOADW(ptr) "ldr %[w0], [%[" ptr "]], #4\n\tldr %[w1], [%[" ptr "]], #4\n\t"
 #define TZ_PASM_LOADX "ldr %[xa], [%[xp]], #4\n\tldr %[xb], [%[xp]], #4\n\t"
 #endif
-#define TZ_PASM_PAIR(s, t, ptr)                          \
-    TZ_PASM_LOADW(ptr)                                   \
+/* One pair's products for four inputs (xa, xb) once its word w0, w1 is loaded: S takes the
+ * 16-bit pair sums, T the low rows' (SXTB16). */
+#define TZ_PASM_MACS(s, t)                               \
     "smlad %[" s "], %[xa], %[w0], %[" s "]\n\t"         \
     "sxtb16 %[w0], %[w0]\n\t"                            \
     "smlad %[" t "], %[xa], %[w0], %[" t "]\n\t"         \
     "smlad %[" s "], %[xb], %[w1], %[" s "]\n\t"         \
     "sxtb16 %[w1], %[w1]\n\t"                            \
     "smlad %[" t "], %[xb], %[w1], %[" t "]\n\t"
+#define TZ_PASM_PAIR(s, t, ptr) TZ_PASM_LOADW(ptr) TZ_PASM_MACS(s, t)
 /* Four inputs for both pairs: 15 instructions for 16 products (Thumb-2). */
 #define TZ_PASM_STEP TZ_PASM_LOADX TZ_PASM_PAIR("s0", "t0", "pa") TZ_PASM_PAIR("s1", "t1", "pb")
 #define TZ_PASM_LOOP \
@@ -681,14 +683,8 @@ static void tz_widen(int16_t *xs, const int8_t *x, int k) {
  * pw + 2k), so a group spends 15 instructions per four inputs and nothing on loop control. */
 #if defined(__thumb2__) && TZ_EMBED_DIM % 4 == 0 && TZ_EMBED_DIM >= 4 && TZ_EMBED_DIM <= 252
 #define TZ_UNROLL_K TZ_EMBED_DIM
-#define TZ_PASM_UPAIR(s, t, off)                          \
-    "ldrd %[w0], %[w1], [%[pw], #" off "]\n\t"           \
-    "smlad %[" s "], %[xa], %[w0], %[" s "]\n\t"         \
-    "sxtb16 %[w0], %[w0]\n\t"                            \
-    "smlad %[" t "], %[xa], %[w0], %[" t "]\n\t"         \
-    "smlad %[" s "], %[xb], %[w1], %[" s "]\n\t"         \
-    "sxtb16 %[w1], %[w1]\n\t"                            \
-    "smlad %[" t "], %[xb], %[w1], %[" t "]\n\t"
+#define TZ_PASM_UPAIR(s, t, off) \
+    "ldrd %[w0], %[w1], [%[pw], #" off "]\n\t" TZ_PASM_MACS(s, t)
 #define TZ_PASM_UNROLLED                                                        \
     ".set .Ltz_off, 0\n\t"                                                      \
     ".rept %c[steps]\n\t"                                                       \
