@@ -265,8 +265,7 @@ fn the_board_size_tiny_gpt_stays_within_its_instruction_budget_on_cortex_m7() {
     let tmp = tempfile::tempdir().unwrap();
     let run = tmp.path().join("board_size");
     let dir = format!("hydra.run.dir={}", run.display());
-    let mlruns = Path::new(env!("CARGO_TARGET_TMPDIR")).join("mlruns");
-    let mlflow = format!("mlflow.uri={}", mlruns.display());
+    let mlflow = mlflow_uri();
     let ran = textzoo(&[
         "--config-path",
         "config_file_examples",

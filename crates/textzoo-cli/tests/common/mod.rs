@@ -49,6 +49,17 @@ pub fn textzoo(args: &[&str]) -> Ran {
     textzoo_in(&workspace_root(), args)
 }
 
+/// The `mlflow.uri` override of test runs: a store under cargo's test scratch directory,
+/// keeping them out of the workspace's ./experiments_outputs/mlruns.
+pub fn mlflow_uri() -> String {
+    format!(
+        "mlflow.uri={}",
+        Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join("mlruns")
+            .display()
+    )
+}
+
 /// A small, fast configuration on a short corpus, as overrides.
 pub fn tiny(run_dir: &Path) -> Vec<String> {
     vec![
@@ -66,13 +77,7 @@ pub fn tiny(run_dir: &Path) -> Vec<String> {
         "training.eval_interval=2".into(),
         "training.eval_windows=16".into(),
         "evaluation.max_windows=32".into(),
-        // Keep test runs out of the workspace's ./experiments_outputs/mlruns.
-        format!(
-            "mlflow.uri={}",
-            Path::new(env!("CARGO_TARGET_TMPDIR"))
-                .join("mlruns")
-                .display()
-        ),
+        mlflow_uri(),
     ]
 }
 

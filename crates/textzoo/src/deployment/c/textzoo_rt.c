@@ -236,15 +236,20 @@ static TZ_INLINE int32_t tz_rqk_apply(int32_t x, const tz_rqk *k) {
     return ((tz_mbqm_v(x, k->mult, &lo) >> k->e2) + 1) >> 1;
 }
 
-/* sat8(zp + requant(acc)), the requantized value clamped to +-1024 first (no overflow). */
-static TZ_INLINE int8_t tz_requant_i8(int32_t acc, int32_t mult, int32_t shift, int32_t zp) {
+/* sat8(zp + v) for a requantized v, clamped to +-1024 first (no overflow). */
+static TZ_INLINE int8_t tz_zp_sat8(int32_t v, int32_t zp) {
 #if defined(TZ_DSP)
     /* SSAT to [-1024, 1023]: zero points are int8 (the model file's check), so zp + 1023 and
      * zp + 1024 both saturate to 127. */
-    return tz_sat8(zp + __ssat(tz_mbqm(acc, mult, shift), 11));
+    return tz_sat8(zp + __ssat(v, 11));
 #else
-    return tz_sat8(zp + tz_clamp32(tz_mbqm(acc, mult, shift), -1024, 1024));
+    return tz_sat8(zp + tz_clamp32(v, -1024, 1024));
 #endif
+}
+
+/* sat8(zp + requant(acc)). */
+static TZ_INLINE int8_t tz_requant_i8(int32_t acc, int32_t mult, int32_t shift, int32_t zp) {
+    return tz_zp_sat8(tz_mbqm(acc, mult, shift), zp);
 }
 
 /* Extra fraction bits of two-term sums (kernels::FRAC_BITS). */
@@ -1259,11 +1264,10 @@ static void tz_attention_row(int8_t *orow, const int8_t *qi, const int8_t *kj, c
             a1 = __smlabb((int32_t)o, pj, a1);
             a3 = __smlatb((int32_t)o, pj, a3);
         }
-        /* tz_requant_i8's SSAT form */
-        orow[4 * g] = tz_sat8(out_zp + __ssat(tz_rqk_apply(a0 - zfix, &pv), 11));
-        orow[4 * g + 1] = tz_sat8(out_zp + __ssat(tz_rqk_apply(a1 - zfix, &pv), 11));
-        orow[4 * g + 2] = tz_sat8(out_zp + __ssat(tz_rqk_apply(a2 - zfix, &pv), 11));
-        orow[4 * g + 3] = tz_sat8(out_zp + __ssat(tz_rqk_apply(a3 - zfix, &pv), 11));
+        orow[4 * g] = tz_zp_sat8(tz_rqk_apply(a0 - zfix, &pv), out_zp);
+        orow[4 * g + 1] = tz_zp_sat8(tz_rqk_apply(a1 - zfix, &pv), out_zp);
+        orow[4 * g + 2] = tz_zp_sat8(tz_rqk_apply(a2 - zfix, &pv), out_zp);
+        orow[4 * g + 3] = tz_zp_sat8(tz_rqk_apply(a3 - zfix, &pv), out_zp);
     }
 }
 #endif
